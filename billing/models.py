@@ -1,0 +1,179 @@
+"""Money: budgets and their holds, the ledger (one row per generation) and the daily rollup.
+
+Every amount is a Decimal of USD. Invariant kept by billing.holds under row locks:
+for every budget period, spent + held <= limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+
+USD = {"max_digits": 20, "decimal_places": 10}
+
+
+class Period(models.TextChoices):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class Budget(models.Model):
+    """A spending cap for one user or one group, renewed every period."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="budget"
+    )
+    group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="budget")
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
+    alert_percent = models.PositiveSmallIntegerField(default=80)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False)),
+                name="budget_has_one_owner",
+            ),
+            models.CheckConstraint(condition=Q(limit_usd__gte=0), name="budget_limit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        owner = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{self.period}ly budget of {owner}"
+
+
+class BudgetPeriod(models.Model):
+    """Running totals of one budget for one period; the row locked while holding and settling."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="periods")
+    start = models.DateField()
+    spent = models.DecimalField(**USD, default=Decimal(0))
+    held = models.DecimalField(**USD, default=Decimal(0))
+    alerted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "start"], name="one_period_per_budget_start"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="held_not_negative"),
+        ]
+
+
+class Hold(models.Model):
+    """Worst-case cost reserved for one call in flight, against every budget that applies."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="holds")
+    amount = models.DecimalField(**USD)
+    periods = models.ManyToManyField(BudgetPeriod, related_name="holds", blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["released_at", "expires_at"])]
+
+
+class Source(models.TextChoices):
+    CHAT = "chat"
+    API = "api"
+    BATCH = "batch"
+    SYSTEM = "system"
+
+
+class LedgerEntry(models.Model):
+    """One upstream call's outcome. Unique on the generation id: a generation is charged once."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+        CANCELLED = "cancelled"
+        INCOMPLETE = "incomplete"
+
+    class CostSource(models.TextChoices):
+        REPORTED = "reported"
+        ESTIMATED = "estimated"
+        RECONCILED = "reconciled"
+        NONE = "none"
+
+    call_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    generation_id = models.CharField(max_length=120, unique=True, null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    api_key = models.ForeignKey("gateway.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    requested_model = models.CharField(max_length=200)
+    served_model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=100, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.CharField(max_length=300, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["user", "created"]),
+            models.Index(fields=["cost_source"], condition=Q(cost_source="estimated"), name="ledger_estimated"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(cost__gte=0), name="ledger_cost_not_negative")]
+
+
+class DailyUsage(models.Model):
+    """The ledger rolled up per day, user, served model and source, for fast spend pages."""
+
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_usage")
+    model = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "user", "model", "source"], name="one_rollup_row"),
+        ]
+
+
+class RateLimit(models.Model):
+    """Per-minute request and token limits and concurrent streams, for a user or a group.
+
+    A user's own row wins over their groups'; among groups the most generous value applies.
+    An empty field means "no limit from this row".
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="rate_limit"
+    )
+    group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="rate_limit")
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False)),
+                name="rate_limit_has_one_owner",
+            ),
+        ]

@@ -1,0 +1,58 @@
+"""What goes into and comes out of the metered path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+AUTO_MODELS = ("orweb/auto", "orweb/auto:cost", "orweb/auto:speed", "orweb/auto:quality")
+
+
+@dataclass
+class ChatRequest:
+    """An OpenAI-style chat request, as the gateway accepts it from every source.
+
+    `params` carries the pass-through fields (temperature, top_p, stop, seed, tools, tool_choice,
+    response_format, reasoning, ...); the gateway strips anything that would change who pays or where the
+    request goes.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
+    fallback_models: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallResult:
+    """How a call ended, as settled in the ledger."""
+
+    ledger_id: int | None
+    status: str  # ok / error / cancelled / incomplete
+    requested_model: str
+    served_model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    cost_source: str
+    ttft_ms: int | None
+    latency_ms: int
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) for fallbacks and auto
+
+
+@dataclass
+class Completion:
+    """A finished non-streaming call."""
+
+    content: str
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str
+    result: CallResult
+    raw: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OrwebConfig(AppConfig):
+    name = "orweb"
+    verbose_name = "orweb"

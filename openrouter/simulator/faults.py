@@ -100,7 +100,9 @@ class FaultSpec:
         return dataclasses.replace(base, **changes)
 
     def __str__(self) -> str:
-        return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
+        return " ".join(
+            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None
+        )
 
 
 def _convert(type_name: str, raw: str) -> Any:
@@ -146,12 +148,20 @@ def fault_error(
 ) -> SimError:
     """The error OpenRouter answers for ``status``, with its real message and metadata."""
     headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
-    message, metadata = _fault_body(status, model, provider, prompt, prompt_tokens, max_tokens, context_length)
+    message, metadata = _fault_body(
+        status, model, provider, prompt, prompt_tokens, max_tokens, context_length
+    )
     return SimError(status, message, metadata, headers=headers)
 
 
 def _fault_body(
-    status: int, model: str, provider: str, prompt: str, prompt_tokens: int, max_tokens: int, context_length: int
+    status: int,
+    model: str,
+    provider: str,
+    prompt: str,
+    prompt_tokens: int,
+    max_tokens: int,
+    context_length: int,
 ) -> tuple[str, dict[str, Any] | None]:
     if status == 400:
         return context_length_message(context_length, prompt_tokens, max_tokens), {
@@ -165,7 +175,12 @@ def _fault_body(
         return (
             f'{model} requires moderation on {provider}. Your input was flagged for "harassment". '
             "No credits were charged.",
-            {"reasons": ["harassment"], "flagged_input": prompt[:100], "provider_name": provider, "model_slug": model},
+            {
+                "reasons": ["harassment"],
+                "flagged_input": prompt[:100],
+                "provider_name": provider,
+                "model_slug": model,
+            },
         )
     if status == 404:
         return f"No endpoints found for {model}.", None

@@ -1,0 +1,370 @@
+"""The async OpenRouter client: every request orweb makes to OpenRouter goes through `OpenRouterClient`.
+
+It adds what each call needs and callers shouldn't have to remember: the attribution headers, a
+`max_tokens` on every completion, retries of transient failures, a client-side fallback across models,
+exact (Decimal) money, a content-idle timeout for streams, and an API key that never shows up in an
+error or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from typing import Any, TypeVar
+
+import httpx
+
+from openrouter.errors import (
+    ConnectionFailed,
+    IdleTimeout,
+    IncompleteStream,
+    InvalidResponse,
+    NotFound,
+    OpenRouterError,
+    Overloaded,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    error_from_payload,
+    error_from_response,
+)
+from openrouter.events import Event, StreamError, Usage, usage_from_json
+from openrouter.retry import RetryPolicy
+from openrouter.sse import ChunkDecoder, aiter_data, json_decoder
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Attempts = list[tuple[str, OpenRouterError]]
+"""Every failed try of a call, in order, as (model, error); the model is "" for calls without one."""
+
+# Errors another model might not have: no endpoint, a down or overloaded provider, a rate limit.
+_FALLBACK_ERRORS = (NotFound, UpstreamError, Overloaded, RateLimited, RequestTimeout, IncompleteStream)
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A finished non-streaming completion; `model` is the model that answered."""
+
+    generation_id: str
+    model: str
+    provider: str | None
+    content: str
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    native_finish_reason: str | None
+    usage: Usage | None
+    raw: dict[str, Any]
+    attempts: Attempts = field(default_factory=list)
+
+
+class EventStream:
+    """The events of one streamed completion, read lazily from the open response.
+
+    Each read waits at most `idle_timeout` for the next SSE event that carries data: comments are
+    consumed inside that wait, so keep-alives cannot keep a stalled stream alive.
+    """
+
+    def __init__(
+        self, response: httpx.Response, model: str, idle_timeout: float, api_key: str, attempts: Attempts
+    ) -> None:
+        self.attempts = attempts
+        self._response = response
+        self._data = aiter_data(response)
+        self._decoder = ChunkDecoder(model, response.headers.get("x-generation-id"))
+        self._idle_timeout = idle_timeout
+        self._api_key = api_key
+        self._pending: deque[Event] = deque()
+
+    @property
+    def model(self) -> str:
+        """The model that answers (from the first chunk; the requested one until then)."""
+        return self._decoder.model
+
+    @property
+    def provider(self) -> str | None:
+        return self._decoder.provider
+
+    @property
+    def generation_id(self) -> str | None:
+        return self._decoder.generation_id
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._pending:
+            if self._decoder.over:
+                raise StopAsyncIteration
+            self._pending.extend(await self._read())
+        return self._pending.popleft()
+
+    async def aclose(self) -> None:
+        """Close the connection: how a stopped stream stops the provider generating (and billing)."""
+        await self._data.aclose()
+        await self._response.aclose()
+
+    async def _start(self) -> None:
+        """Read until the first events; a failure before any chunk is raised, so it can be retried."""
+        while not self._pending and not self._decoder.over:
+            self._pending.extend(await self._read())
+        last = self._pending[-1] if self._pending else None
+        if isinstance(last, StreamError) and not self._decoder.started:
+            raise last.error
+
+    async def _read(self) -> list[Event]:
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                data = await anext(self._data)
+        except StopAsyncIteration:
+            events = self._decoder.end()
+        except TimeoutError:
+            events = self._decoder.end(IdleTimeout(f"No content for {self._idle_timeout:g} seconds"))
+        except httpx.TimeoutException:
+            events = self._decoder.end(IdleTimeout("The stream timed out"))
+        except httpx.TransportError as exc:
+            events = self._decoder.end(IncompleteStream(f"The stream broke off: {exc}"))
+        else:
+            events = self._decoder.feed(data)
+        if self._decoder.over and events and isinstance(events[-1], StreamError):
+            events[-1].error.redact(self._api_key)
+        return events
+
+
+class OpenRouterClient:
+    """One shared connection pool to OpenRouter; safe to use from many tasks at once."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://openrouter.ai/api/v1",
+        *,
+        app_url: str | None = None,
+        app_title: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout: float = 10,
+        idle_timeout: float = 60,
+        default_max_tokens: int = 1024,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if app_url:
+            headers["HTTP-Referer"] = app_url
+        if app_title:
+            headers["X-Title"] = app_title
+            headers["X-OpenRouter-Title"] = app_title
+        self._api_key = api_key
+        self._idle_timeout = idle_timeout
+        self._default_max_tokens = default_max_tokens
+        self._retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(idle_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenRouterClient(base_url={str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> OpenRouterClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat(self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()) -> ChatResult:
+        """A non-streaming completion, retried and then tried on each of `fallback_models` in turn."""
+        attempts: Attempts = []
+        result = await self._with_fallback(
+            self._completion_body(body, stream=False), fallback_models, self._chat_once, attempts
+        )
+        result.attempts = attempts
+        return result
+
+    @asynccontextmanager
+    async def stream(
+        self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()
+    ) -> AsyncIterator[EventStream]:
+        """A streamed completion: `async with client.stream(body) as events: async for ev in events`.
+
+        Until the first chunk arrives, failures are retried and fall back like `chat`, and the last one
+        is raised from `async with`. After that, nothing is raised: a failure is the final event,
+        a StreamError. Leaving the block closes the connection at once, even mid-stream.
+        """
+        attempts: Attempts = []
+        events = await self._with_fallback(
+            self._completion_body(body, stream=True),
+            fallback_models,
+            lambda attempt_body: self._open_stream(attempt_body, attempts),
+            attempts,
+        )
+        try:
+            yield events
+        finally:
+            await events.aclose()
+
+    async def models(self) -> list[dict[str, Any]]:
+        """The whole model catalog (`data` of GET /models)."""
+        return _data(await self._retrying(lambda: self._get("models"), "", []), list)
+
+    async def generation(self, generation_id: str) -> dict[str, Any]:
+        """The billed record of one generation; NotFound for a while after it ends, so retry later."""
+        payload = await self._retrying(lambda: self._get("generation", {"id": generation_id}), "", [])
+        return _data(payload, dict)
+
+    async def key(self) -> dict[str, Any]:
+        """Limit and usage of the server key (`data` of GET /key)."""
+        return _data(await self._retrying(lambda: self._get("key"), "", []), dict)
+
+    def _completion_body(self, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        body = {**body, "stream": stream}
+        if body.get("max_tokens") is None:
+            body["max_tokens"] = body.pop("max_completion_tokens", None) or self._default_max_tokens
+        return body
+
+    async def _with_fallback(
+        self,
+        body: dict[str, Any],
+        fallback_models: Sequence[str],
+        call: Callable[[dict[str, Any]], Awaitable[T]],
+        attempts: Attempts,
+    ) -> T:
+        *earlier, last = [body["model"], *fallback_models]
+        try:
+            for model in earlier:
+                try:
+                    return await self._retrying(partial(call, {**body, "model": model}), model, attempts)
+                except _FALLBACK_ERRORS as error:
+                    logger.warning("Falling back from %s after %r", model, error)
+            return await self._retrying(partial(call, {**body, "model": last}), last, attempts)
+        except OpenRouterError as error:
+            error.attempts = attempts
+            raise
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], model: str, attempts: Attempts) -> T:
+        async for attempt in self._retry.attempts():
+            with attempt:
+                try:
+                    return await call()
+                except OpenRouterError as error:
+                    attempts.append((model, error.redact(self._api_key)))
+                    raise
+        raise AssertionError("stamina either returns or raises")
+
+    async def _chat_once(self, body: dict[str, Any]) -> ChatResult:
+        payload, headers = await self._send("POST", "chat/completions", body=body)
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not choices or not isinstance(choices[0], dict):
+            raise InvalidResponse("The completion has no choices")
+        choice = choices[0]
+        if choice.get("error") or choice.get("finish_reason") == "error":
+            raise error_from_payload(choice.get("error") or "The provider ended the completion with an error")
+        message = choice.get("message") or {}
+        return ChatResult(
+            generation_id=payload.get("id") or headers.get("x-generation-id") or "",
+            model=payload.get("model") or body["model"],
+            provider=payload.get("provider"),
+            content=message.get("content") or "",
+            reasoning=message.get("reasoning"),
+            tool_calls=message.get("tool_calls") or [],
+            finish_reason=choice.get("finish_reason"),
+            native_finish_reason=choice.get("native_finish_reason"),
+            usage=usage_from_json(payload["usage"]) if payload.get("usage") else None,
+            raw=payload,
+        )
+
+    async def _open_stream(self, body: dict[str, Any], attempts: Attempts) -> EventStream:
+        request = self._http.build_request(
+            "POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS
+        )
+        response = await self._transport_call(self._http.send(request, stream=True))
+        try:
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, await response.aread(), response.headers)
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                _parse(await response.aread(), response.headers)
+                raise InvalidResponse("Expected an event stream, got a JSON body")
+            events = EventStream(response, body["model"], self._idle_timeout, self._api_key, attempts)
+            await events._start()
+        except BaseException:
+            await response.aclose()
+            raise
+        return events
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        payload, _ = await self._send("GET", path, params=params)
+        return payload
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        request = self._http.build_request(
+            method,
+            path,
+            params=params,
+            content=None if body is None else _encode(body),
+            headers=_JSON_HEADERS if body is not None else None,
+        )
+        response = await self._transport_call(self._http.send(request))
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content, response.headers)
+        return _parse(response.content, response.headers), response.headers
+
+    async def _transport_call(self, call: Awaitable[httpx.Response]) -> httpx.Response:
+        try:
+            return await call
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(f"OpenRouter did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"Could not reach OpenRouter: {exc or type(exc).__name__}") from exc
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _parse(content: bytes, headers: httpx.Headers) -> Any:
+    """A successful JSON body, with an `error` inside it (OpenRouter does that) raised as such."""
+    try:
+        payload = json_decoder.decode(content.decode())
+    except ValueError as exc:
+        raise InvalidResponse(f"OpenRouter sent a body that is not JSON: {content[:200]!r}") from exc
+    if isinstance(payload, dict) and payload.get("error"):
+        raise error_from_payload(payload["error"], headers=headers)
+    return payload
+
+
+def _data(payload: Any, kind: type) -> Any:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, kind):
+        raise InvalidResponse(f"Expected a `data` {kind.__name__} in the response")
+    return data

@@ -1,0 +1,204 @@
+"""The ASGI app: OpenRouter's routes under ``/api/v1`` and test controls under ``/_sim``.
+
+``create_app()`` builds an independent simulator; its state is ``app.state.sim`` (a ``SimState``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from openrouter.simulator.chat import Completion, choose_model, parse_request, plan_reply
+from openrouter.simulator.errors import SimError
+from openrouter.simulator.faults import FaultSpecError
+from openrouter.simulator.state import SimState, SimulatorConfig
+from openrouter.simulator.streaming import EventStream
+
+
+def create_app(config: SimulatorConfig | None = None) -> Starlette:
+    """A fresh simulator; without a config, defaults plus ``SIM_API_KEYS`` from the environment."""
+    routes = [
+        Route("/api/v1/models", list_models, methods=["GET"]),
+        Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/api/v1/generation", get_generation, methods=["GET"]),
+        Route("/api/v1/key", get_key, methods=["GET"]),
+        Route("/_sim/models", replace_models, methods=["PUT"]),
+        Route("/_sim/models", upsert_model, methods=["POST"]),
+        Route("/_sim/models/{model_id:path}", delete_model, methods=["DELETE"]),
+        Route("/_sim/config", get_config, methods=["GET"]),
+        Route("/_sim/config", patch_config, methods=["PATCH"]),
+        Route("/_sim/faults", add_fault, methods=["POST"]),
+        Route("/_sim/faults", clear_faults, methods=["DELETE"]),
+        Route("/_sim/stats", get_stats, methods=["GET"]),
+        Route("/_sim/requests", get_requests, methods=["GET"]),
+        Route("/_sim/reset", reset, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            SimError: _sim_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.sim = SimState(config or SimulatorConfig.from_env())
+    return app
+
+
+def _state(request: Request) -> SimState:
+    return request.app.state.sim
+
+
+def _authenticate(request: Request) -> str:
+    """Any ``sk-or-`` key, or only the configured ones; OpenRouter's 401 messages otherwise."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise SimError(401, "No auth credentials found")
+    keys = _state(request).config.keys
+    if (keys and key not in keys) or (not keys and not key.startswith("sk-or-")):
+        raise SimError(401, "User not found.")
+    return key
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SimError(400, "Invalid JSON body") from exc
+
+
+async def _sleep(seconds: float | None) -> None:
+    if seconds:
+        await asyncio.sleep(seconds)
+
+
+async def list_models(request: Request) -> Response:
+    return JSONResponse({"data": [m.info for m in _state(request).models.values()]})
+
+
+async def chat_completions(request: Request) -> Response | EventStream:
+    state = _state(request)
+    _authenticate(request)
+    body = await _json(request)
+    headers = {k: v for k, v in request.headers.items() if k != "authorization"}
+    state.received.append({"path": request.url.path, "headers": headers, "body": body})
+    state.chat_requests += 1
+    chat = parse_request(body, request.headers.get("x-sim-fault"))
+    await _sleep(chat.spec.first_byte_delay)
+    model, spec = choose_model(state, chat)
+    if chat.spec.first_byte_delay is None:
+        await _sleep(spec.first_byte_delay)
+    completion = Completion(state, chat, model, spec, plan_reply(state, chat, model, spec))
+    if chat.stream:
+        return EventStream(completion.events(), completion.headers, completion.cancel)
+    return Response(await completion.body(), media_type="application/json", headers=completion.headers)
+
+
+async def get_generation(request: Request) -> Response:
+    _authenticate(request)
+    generation_id = request.query_params.get("id")
+    if not generation_id:
+        raise SimError(400, "id: required")
+    generation = _state(request).find_generation(generation_id)
+    if generation is None:
+        raise SimError(404, "Generation not found")
+    return JSONResponse({"data": generation.as_json()})
+
+
+async def get_key(request: Request) -> Response:
+    key = _authenticate(request)
+    return JSONResponse({"data": _state(request).key_info(key)})
+
+
+async def replace_models(request: Request) -> Response:
+    entries = await _json(request)
+    if not isinstance(entries, list):
+        raise SimError(400, "expected a list of models")
+    try:
+        _state(request).set_models(entries)
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from exc
+    return JSONResponse({"data": list(_state(request).models)})
+
+
+async def upsert_model(request: Request) -> Response:
+    entry = await _json(request)
+    try:
+        model = _state(request).upsert_model(entry if isinstance(entry, dict) else {})
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from exc
+    return JSONResponse({"data": model.info})
+
+
+async def delete_model(request: Request) -> Response:
+    if not _state(request).remove_model(request.path_params["model_id"]):
+        raise SimError(404, "No such model")
+    return Response(status_code=204)
+
+
+async def get_config(request: Request) -> Response:
+    return JSONResponse({"data": _state(request).config.as_json()})
+
+
+async def patch_config(request: Request) -> Response:
+    changes = await _json(request)
+    try:
+        config = _state(request).update_config(**(changes if isinstance(changes, dict) else {}))
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise SimError(400, str(exc)) from exc
+    return JSONResponse({"data": config.as_json()})
+
+
+async def add_fault(request: Request) -> Response:
+    data = await _json(request)
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("model"), str)
+        or not isinstance(data.get("spec"), str)
+    ):
+        raise SimError(400, 'expected {"model": "<id>", "spec": "<fault spec>"}')
+    try:
+        _state(request).set_fault(data["model"], data["spec"])
+    except FaultSpecError as exc:
+        raise SimError(400, str(exc)) from exc
+    return JSONResponse({"data": _state(request).stats()["faults"]})
+
+
+async def clear_faults(request: Request) -> Response:
+    _state(request).clear_faults(request.query_params.get("model"))
+    return Response(status_code=204)
+
+
+async def get_stats(request: Request) -> Response:
+    return JSONResponse({"data": _state(request).stats()})
+
+
+async def get_requests(request: Request) -> Response:
+    return JSONResponse({"data": list(_state(request).received)})
+
+
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return Response(status_code=204)
+
+
+async def _sim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SimError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return SimError(exc.status_code, exc.detail).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return SimError(500, "Internal Server Error").response()

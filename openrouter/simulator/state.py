@@ -1,0 +1,296 @@
+"""Everything one simulator instance knows: config, catalog, faults, generations, account usage, stats.
+
+State lives on one object per app (``app.state.sim``), never in module globals, so every test gets
+its own world and can change it with plain method calls (or the ``/_sim/*`` endpoints).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openrouter.simulator.faults import FaultSpec
+
+CATALOG_PATH = Path(__file__).with_name("models.json")
+
+# Provider shown in responses when a catalog entry doesn't name one.
+_VENDOR_PROVIDERS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "google": "Google",
+    "meta-llama": "Together",
+    "mistralai": "Mistral",
+    "deepseek": "DeepSeek",
+    "qwen": "Alibaba",
+    "x-ai": "xAI",
+    "cohere": "Cohere",
+}
+
+
+@dataclass
+class SimulatorConfig:
+    """Knobs of one simulator. ``tps=0`` means "no pacing"; ``reply_tokens=None`` means 30–60."""
+
+    keys: tuple[str, ...] | None = None
+    ttft: float = 0.3
+    tps: float = 80.0
+    tokens_per_chunk: int = 1
+    credit_limit: Decimal | None = None
+    generation_delay: float = 0.5
+    keepalive_interval: float = 1.0
+    reply_tokens: int | None = None
+    models: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SimulatorConfig:
+        """Defaults plus ``SIM_API_KEYS`` (comma-separated) from the environment."""
+        keys = tuple(k.strip() for k in os.environ.get("SIM_API_KEYS", "").split(",") if k.strip())
+        return cls(**{"keys": keys or None, **overrides})
+
+    def updated(self, changes: dict[str, Any]) -> SimulatorConfig:
+        """A copy with ``changes`` applied, validated; raises ValueError naming a bad key or value."""
+        tunable = {f.name for f in dataclasses.fields(self)} - {"models"}
+        unknown = set(changes) - tunable
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        values = dict(changes)
+        if values.get("credit_limit") is not None:
+            values["credit_limit"] = Decimal(str(values["credit_limit"]))
+        if values.get("keys") is not None:
+            values["keys"] = tuple(values["keys"])
+        new = dataclasses.replace(self, **values)
+        if new.ttft < 0 or new.tps < 0 or new.tokens_per_chunk < 1 or new.keepalive_interval <= 0:
+            raise ValueError("ttft and tps must be >= 0, tokens_per_chunk >= 1, keepalive_interval > 0")
+        return new
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("models")
+        if self.credit_limit is not None:
+            data["credit_limit"] = float(self.credit_limit)
+        return data
+
+
+@dataclass
+class SimModel:
+    """A catalog entry: the real ``/models`` object plus what the simulator needs to serve it."""
+
+    info: dict[str, Any]
+    provider: str
+    always_reasons: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SimModel:
+        """Accept ``{"model": {...}, "provider"?, "always_reasons"?}`` or a bare model object."""
+        info = data.get("model", data)
+        if not isinstance(info, dict) or not isinstance(info.get("id"), str) or "pricing" not in info:
+            raise ValueError("a model needs at least an id and pricing")
+        vendor = info["id"].split("/", 1)[0]
+        provider = data.get("provider") or _VENDOR_PROVIDERS.get(vendor, vendor.title())
+        return cls(info=info, provider=provider, always_reasons=bool(data.get("always_reasons")))
+
+    @property
+    def id(self) -> str:
+        return self.info["id"]
+
+    def price(self, key: str) -> Decimal:
+        """A per-token (or per-request) price; a missing key means 0."""
+        return Decimal(str(self.info["pricing"].get(key, "0")))
+
+    @property
+    def is_router(self) -> bool:
+        return self.price("prompt") < 0
+
+    @property
+    def supported_parameters(self) -> list[str]:
+        return self.info.get("supported_parameters") or []
+
+    @property
+    def accepts_images(self) -> bool:
+        return "image" in (self.info.get("architecture") or {}).get("input_modalities", [])
+
+    @property
+    def context_length(self) -> int:
+        return int(self.info.get("context_length") or 0)
+
+    @property
+    def max_completion_tokens(self) -> int | None:
+        return (self.info.get("top_provider") or {}).get("max_completion_tokens")
+
+
+@dataclass
+class Generation:
+    """One finished (or cancelled) generation, as ``GET /generation`` reports it."""
+
+    id: str
+    model: str
+    provider: str
+    streamed: bool
+    created: float
+    latency: float
+    generation_time: float
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_reasoning: int
+    cost: Decimal
+    finish_reason: str | None
+    native_finish_reason: str | None
+    cancelled: bool
+    ready_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        cost = float(self.cost)
+        return {
+            "id": self.id,
+            "upstream_id": "chatcmpl-" + self.id.rsplit("-", 1)[-1],
+            "total_cost": cost,
+            "cache_discount": None,
+            "upstream_inference_cost": None,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(self.created)),
+            "model": self.model,
+            "app_id": None,
+            "streamed": self.streamed,
+            "cancelled": self.cancelled,
+            "provider_name": self.provider,
+            "latency": round(self.latency * 1000),
+            "moderation_latency": None,
+            "generation_time": round(self.generation_time * 1000),
+            "finish_reason": self.finish_reason,
+            "native_finish_reason": self.native_finish_reason,
+            "tokens_prompt": self.tokens_prompt,
+            "tokens_completion": self.tokens_completion,
+            "native_tokens_prompt": self.tokens_prompt,
+            "native_tokens_completion": self.tokens_completion,
+            "native_tokens_reasoning": self.tokens_reasoning,
+            "native_tokens_cached": 0,
+            "num_media_prompt": None,
+            "num_media_completion": None,
+            "num_search_results": None,
+            "origin": "",
+            "usage": cost,
+            "is_byok": False,
+            "api_type": "completions",
+        }
+
+
+def load_catalog(entries: list[dict[str, Any]] | None = None) -> list[SimModel]:
+    """The bundled ``models.json`` (or the given entries) as SimModels."""
+    if entries is None:
+        entries = json.loads(CATALOG_PATH.read_text())
+    return [SimModel.from_json(copy.deepcopy(e)) for e in entries]
+
+
+@dataclass
+class SimState:
+    """The simulated world of one app. Methods are what the ``/_sim/*`` endpoints call."""
+
+    initial: SimulatorConfig
+    config: SimulatorConfig = field(init=False)
+    models: dict[str, SimModel] = field(init=False)
+    faults: dict[str, FaultSpec] = field(init=False)
+    fail_counts: Counter[str] = field(init=False)
+    generations: dict[str, Generation] = field(init=False)
+    usage: Decimal = field(init=False)
+    requests: Counter[str] = field(init=False)
+    chat_requests: int = field(init=False)
+    cancelled_streams: int = field(init=False)
+    open_streams: int = field(init=False)
+    received: deque[dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the world the app was created with: config, catalog, no history."""
+        self.config = self.initial
+        self.models = {m.id: m for m in load_catalog(self.initial.models)}
+        self.faults = {}
+        self.fail_counts = Counter()
+        self.generations = {}
+        self.usage = Decimal(0)
+        self.requests = Counter()
+        self.chat_requests = 0
+        self.cancelled_streams = 0
+        self.open_streams = 0
+        self.received = deque(maxlen=200)
+
+    def update_config(self, **changes: Any) -> SimulatorConfig:
+        self.config = self.config.updated(changes)
+        return self.config
+
+    def set_models(self, entries: list[dict[str, Any]]) -> None:
+        """Replace the whole catalog."""
+        self.models = {m.id: m for m in load_catalog(entries)}
+
+    def upsert_model(self, entry: dict[str, Any]) -> SimModel:
+        model = SimModel.from_json(copy.deepcopy(entry))
+        self.models[model.id] = model
+        return model
+
+    def remove_model(self, model_id: str) -> bool:
+        return self.models.pop(model_id, None) is not None
+
+    def set_fault(self, model_id: str, spec: str) -> FaultSpec:
+        self.faults[model_id] = FaultSpec.parse(spec)
+        return self.faults[model_id]
+
+    def clear_faults(self, model_id: str | None = None) -> None:
+        if model_id is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(model_id, None)
+
+    def record(self, generation: Generation) -> None:
+        """Bill and store a generation; ``/generation`` shows it after ``generation_delay``."""
+        self.generations[generation.id] = generation
+        self.usage += generation.cost
+        if generation.cancelled:
+            self.cancelled_streams += 1
+
+    def find_generation(self, generation_id: str) -> Generation | None:
+        found = self.generations.get(generation_id)
+        if found is None or time.monotonic() < found.ready_at:
+            return None
+        return found
+
+    def remaining_credit(self) -> Decimal | None:
+        limit = self.config.credit_limit
+        return None if limit is None else limit - self.usage
+
+    def key_info(self, key: str) -> dict[str, Any]:
+        limit = self.config.credit_limit
+        remaining = self.remaining_credit()
+        usage = float(self.usage)
+        return {
+            "label": f"{key[:11]}...{key[-3:]}",
+            "limit": None if limit is None else float(limit),
+            "limit_remaining": None if remaining is None else float(remaining),
+            "limit_reset": None,
+            "include_byok_in_limit": False,
+            "usage": usage,
+            "usage_daily": usage,
+            "usage_weekly": usage,
+            "usage_monthly": usage,
+            "byok_usage": 0,
+            "is_free_tier": False,
+            "is_provisioning_key": False,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "requests_total": self.chat_requests,
+            "generations": len(self.generations),
+            "cancelled_streams": self.cancelled_streams,
+            "open_streams": self.open_streams,
+            "usage": float(self.usage),
+            "faults": {model: str(spec) for model, spec in self.faults.items()},
+        }

@@ -21,12 +21,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("ORWEB_DATA_DIR") or ROOT / ".data")
 PYTHON = sys.executable
 CHROMIUM = "/usr/bin/chromium"
 
@@ -82,6 +83,7 @@ class Stack:
         url = self.env.get("DATABASE_URL")
         if url and reachable(url):
             return
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver
 
         started = time.monotonic()

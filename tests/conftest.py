@@ -52,7 +52,7 @@ def _free_port() -> int:
 def simulator_server() -> Iterator[SimulatorServer]:
     from openrouter.simulator import SimulatorConfig, create_app
 
-    app = create_app(SimulatorConfig(ttft=0.0, tokens_per_second=0, generation_delay=0.2))
+    app = create_app(SimulatorConfig(ttft=0.0, tps=0, generation_delay=0.2, keepalive_interval=0.2))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

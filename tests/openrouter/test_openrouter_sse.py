@@ -250,16 +250,22 @@ async def test_a_failure_after_the_finish_does_not_turn_the_answer_into_an_error
     assert events[-1] == Finish("stop", None)
 
 
-async def test_it_reports_the_answering_model_and_generation_id():
+async def test_it_knows_the_answering_model_when_the_block_starts():
     client = mock_client(Replies(lambda: streaming_response([SAMPLE])))
     async with client, client.stream({**EXPECTED_BODY, "model": "openrouter/auto"}) as events:
-        assert (events.model, events.provider, events.generation_id) == ("openrouter/auto", None, "")
-        assert [e async for e in events] == EXPECTED
         assert (events.model, events.provider, events.generation_id) == (
             "openai/gpt-4o-mini",
             "OpenAI",
             "gen-1-abc",
         )
+        assert [e async for e in events] == EXPECTED
+
+
+async def test_it_takes_the_generation_id_from_the_header_when_chunks_have_none():
+    body = sse({"choices": [{"delta": {"content": "x"}, "finish_reason": "stop"}]})
+    client = mock_client(Replies(lambda: streaming_response([body], **{"X-Generation-Id": "gen-h"})))
+    async with client:
+        assert (await collect(client))[0] == Started("gen-h", "openai/gpt-4o-mini", None)
 
 
 EXPECTED_BODY = {"messages": [{"role": "user", "content": "hi"}]}

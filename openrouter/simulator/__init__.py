@@ -3,10 +3,23 @@
 In-process::
 
     app = create_app(SimulatorConfig(ttft=0, tps=0))
-    sim = app.state.sim                      # SimState: set_fault(), update_config(), stats(), ...
+    sim = app.state.sim          # SimState: set_fault(), update_config(), upsert_model(), stats(), reset()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/api/v1")
 
-As a server: ``python -m openrouter.simulator --port 8011``. Faults: see ``faults``.
+(``httpx.ASGITransport`` buffers a whole response; use a real socket to see timing or disconnects.)
+As a server: ``python -m openrouter.simulator --port 8011`` (control endpoints under ``/_sim``).
+
+What a model answers is a function of the request (model + messages), so tests can assert on it:
+
+* plain prompts get 30–60 tokens of deterministic sentences (``reply_tokens`` or the fault
+  ``tokens=N`` changes that); ``max_tokens`` cuts with ``finish_reason: "length"``;
+* ``echo: <text>`` as the last user message answers ``<text>`` exactly;
+* with ``tools`` offered, a last user message naming a tool, or holding ``call:name({"a": 1})``,
+  answers with tool calls; after a ``role: "tool"`` message the answer is "The result is <content>.";
+* models marked ``always_reasons`` in ``models.json`` (DeepSeek R1, QwQ) stream ``reasoning`` first;
+  other reasoning-capable models do when the request asks for ``reasoning``.
+
+Faults (errors, drops, stalls, malformed chunks, slow starts): see ``openrouter.simulator.faults``.
 """
 
 from openrouter.simulator.app import create_app

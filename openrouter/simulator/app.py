@@ -1,5 +1,9 @@
 """The ASGI app: OpenRouter's routes under ``/api/v1`` and test controls under ``/_sim``.
 
+Control endpoints answer plain JSON (no ``data`` envelope): ``PUT/POST /_sim/models``,
+``DELETE /_sim/models/{id}``, ``GET/PATCH /_sim/config``, ``POST/DELETE /_sim/faults``,
+``GET /_sim/stats``, ``GET /_sim/requests`` (the last 200 chat requests as received), ``POST /_sim/reset``.
+
 ``create_app()`` builds an independent simulator; its state is ``app.state.sim`` (a ``SimState``).
 """
 
@@ -15,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from openrouter.simulator.chat import Completion, choose_model, parse_request, plan_reply
+from openrouter.simulator.chat import choose_model, parse_request
+from openrouter.simulator.delivery import Completion
 from openrouter.simulator.errors import SimError
 from openrouter.simulator.faults import FaultSpecError
+from openrouter.simulator.replies import plan_reply
 from openrouter.simulator.state import SimState, SimulatorConfig
 from openrouter.simulator.streaming import EventStream
 
@@ -126,7 +132,7 @@ async def replace_models(request: Request) -> Response:
         _state(request).set_models(entries)
     except ValueError as exc:
         raise SimError(400, str(exc)) from exc
-    return JSONResponse({"data": list(_state(request).models)})
+    return JSONResponse({"models": list(_state(request).models)})
 
 
 async def upsert_model(request: Request) -> Response:
@@ -135,7 +141,7 @@ async def upsert_model(request: Request) -> Response:
         model = _state(request).upsert_model(entry if isinstance(entry, dict) else {})
     except ValueError as exc:
         raise SimError(400, str(exc)) from exc
-    return JSONResponse({"data": model.info})
+    return JSONResponse(model.info)
 
 
 async def delete_model(request: Request) -> Response:
@@ -145,7 +151,7 @@ async def delete_model(request: Request) -> Response:
 
 
 async def get_config(request: Request) -> Response:
-    return JSONResponse({"data": _state(request).config.as_json()})
+    return JSONResponse(_state(request).config.as_json())
 
 
 async def patch_config(request: Request) -> Response:
@@ -154,7 +160,7 @@ async def patch_config(request: Request) -> Response:
         config = _state(request).update_config(**(changes if isinstance(changes, dict) else {}))
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise SimError(400, str(exc)) from exc
-    return JSONResponse({"data": config.as_json()})
+    return JSONResponse(config.as_json())
 
 
 async def add_fault(request: Request) -> Response:
@@ -169,7 +175,7 @@ async def add_fault(request: Request) -> Response:
         _state(request).set_fault(data["model"], data["spec"])
     except FaultSpecError as exc:
         raise SimError(400, str(exc)) from exc
-    return JSONResponse({"data": _state(request).stats()["faults"]})
+    return JSONResponse(_state(request).stats()["faults"])
 
 
 async def clear_faults(request: Request) -> Response:
@@ -178,11 +184,11 @@ async def clear_faults(request: Request) -> Response:
 
 
 async def get_stats(request: Request) -> Response:
-    return JSONResponse({"data": _state(request).stats()})
+    return JSONResponse(_state(request).stats())
 
 
 async def get_requests(request: Request) -> Response:
-    return JSONResponse({"data": list(_state(request).received)})
+    return JSONResponse(list(_state(request).received))
 
 
 async def reset(request: Request) -> Response:

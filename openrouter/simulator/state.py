@@ -105,6 +105,14 @@ class SimModel:
         """A per-token (or per-request) price; a missing key means 0."""
         return Decimal(str(self.info["pricing"].get(key, "0")))
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """What a generation costs at this model's own prices (reasoning is billed as completion)."""
+        return (
+            prompt_tokens * self.price("prompt")
+            + completion_tokens * self.price("completion")
+            + self.price("request")
+        )
+
     @property
     def is_router(self) -> bool:
         return self.price("prompt") < 0

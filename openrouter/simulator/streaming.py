@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive, Scope, Send
 
-from openrouter.simulator.chat import DropConnection
-
 
 class EventStream:
     """ASGI response: ``text/event-stream`` from ``events``; ``on_disconnect`` runs if the client leaves."""
@@ -54,11 +52,8 @@ class EventStream:
             producer.result()
 
     async def _produce(self, send: Send) -> None:
-        try:
-            async for data in self.events:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-        except DropConnection:
-            return  # leaving the response unfinished makes the server close the connection
+        async for data in self.events:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod

@@ -17,106 +17,18 @@ _PIECE = re.compile(r"\s*\S{1,4}|\s+")
 _DIRECTIVE = re.compile(r"\s*\[\[sim\s+([^\]]*)\]\]")
 ECHO_PREFIX = "echo:"
 
-_WORDS = [
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "that",
-    "it",
-    "for",
-    "on",
-    "with",
-    "as",
-    "was",
-    "at",
-    "by",
-    "an",
-    "be",
-    "this",
-    "from",
-    "or",
-    "are",
-    "have",
-    "not",
-    "but",
-    "we",
-    "they",
-    "you",
-    "all",
-    "one",
-    "can",
-    "will",
-    "there",
-    "their",
-    "what",
-    "about",
-    "which",
-    "when",
-    "more",
-    "time",
-    "some",
-    "would",
-    "other",
-    "into",
-    "has",
-    "could",
-    "model",
-    "token",
-    "stream",
-    "answer",
-    "reply",
-    "system",
-    "request",
-    "simple",
-    "clear",
-    "quiet",
-    "small",
-    "river",
-    "light",
-    "garden",
-    "window",
-    "morning",
-    "signal",
-    "pattern",
-    "number",
-    "letter",
-    "question",
-    "careful",
-    "bright",
-    "steady",
-    "useful",
-    "gentle",
-]
-_THOUGHTS = [
-    "first",
-    "consider",
-    "what",
-    "the",
-    "user",
-    "asks",
-    "then",
-    "check",
-    "the",
-    "details",
-    "weigh",
-    "each",
-    "option",
-    "and",
-    "settle",
-    "on",
-    "a",
-    "short",
-    "answer",
-    "that",
-    "is",
-    "correct",
-    "and",
-    "helpful",
-]
+_VOCABULARY = (
+    "the a of and to in is that it for on with as was at by an be this from or are have not but we they "
+    "you all one can will there their what about which when more time some would other into has could "
+    "model token stream answer reply system request simple clear quiet small river light garden window "
+    "morning signal pattern number letter question careful bright steady useful gentle"
+)
+_THINKING = (
+    "first consider what the user asks then check the details weigh each option and settle on a short "
+    "answer that is correct and helpful"
+)
+_WORDS = _VOCABULARY.split()
+_THOUGHTS = _THINKING.split()
 
 
 def tokenize(text: str) -> list[str]:
@@ -131,7 +43,7 @@ def seed_of(*parts: Any) -> int:
 
 
 def generated_pieces(seed: int, count: int) -> list[str]:
-    """``count`` pieces of plausible sentences chosen by ``seed``."""
+    """About ``count`` pieces (whole words, a few over at most) of sentences chosen by ``seed``."""
     rng = random.Random(seed)
     pieces: list[str] = []
     sentence_left = 0
@@ -141,10 +53,15 @@ def generated_pieces(seed: int, count: int) -> list[str]:
             sentence_left = rng.randint(6, 12)
             word = word.capitalize()
         sentence_left -= 1
-        if sentence_left == 0:
+        if sentence_left == 0 or len(pieces) + len(tokenize(word)) >= count:
             word += "."
         pieces.extend(tokenize(word if not pieces else " " + word))
-    return pieces[:count]
+    return pieces
+
+
+def word(seed: int) -> str:
+    """One vocabulary word chosen by ``seed`` (sample tool-call arguments)."""
+    return random.Random(seed).choice(_WORDS)
 
 
 def reasoning_pieces(seed: int) -> list[str]:

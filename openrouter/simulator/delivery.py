@@ -1,0 +1,335 @@
+"""Delivering a planned reply: one JSON body, or a paced SSE stream with keep-alives and faults.
+
+Every generation is recorded once when it ends (finished, failed mid-stream, dropped or cancelled),
+billing the tokens produced so far, as OpenRouter does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from openrouter.simulator.chat import ChatRequest
+from openrouter.simulator.errors import SimError
+from openrouter.simulator.faults import FaultSpec, error_type
+from openrouter.simulator.replies import Reply
+from openrouter.simulator.state import Generation, SimModel, SimState
+from openrouter.simulator.textgen import seed_of
+
+KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
+DONE = b"data: [DONE]\n\n"
+_NATIVE_FINISH = {
+    "anthropic": {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"},
+    "google": {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"},
+}
+
+
+class DropConnection(httpx.RemoteProtocolError):
+    """Raised mid-stream to cut the connection: a server closes it without ending the response, and
+    in-process (``httpx.ASGITransport``) clients get the same error a real dropped connection gives."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "peer closed connection without sending complete message body (incomplete chunked read)"
+        )
+
+
+def native_finish(model: SimModel, finish_reason: str | None) -> str | None:
+    """The provider's own word for the finish reason (Anthropic and Google differ from OpenAI)."""
+    vendor = model.id.split("/", 1)[0]
+    return _NATIVE_FINISH.get(vendor, {}).get(finish_reason or "", finish_reason)
+
+
+def new_generation_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return f"gen-{int(time.time())}-{''.join(secrets.choice(alphabet) for _ in range(20))}"
+
+
+@dataclass
+class Completion:
+    """One generation in flight: the planned reply, its delivery, and its bookkeeping."""
+
+    state: SimState
+    request: ChatRequest
+    model: SimModel
+    spec: FaultSpec
+    reply: Reply
+    id: str = field(default_factory=new_generation_id)
+    created: int = field(default_factory=lambda: int(time.time()))
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    emitted: int = 0
+    emitted_reasoning: int = 0
+    streaming: bool = False
+    finished: bool = False
+
+    @property
+    def ttft(self) -> float:
+        return self.state.config.ttft if self.spec.ttft is None else self.spec.ttft
+
+    @property
+    def tps(self) -> float:
+        return self.state.config.tps if self.spec.tps is None else self.spec.tps
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Generation-Id": self.id}
+
+    def usage(self, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+        prompt_tokens = self.request.prompt_tokens
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "cost": float(self.model.cost(prompt_tokens, completion_tokens)),
+            "is_byok": False,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "cost_details": {"upstream_inference_cost": None},
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        }
+        if self.spec.no_cost:
+            del usage["cost"]
+        return usage
+
+    def finish(self, finish_reason: str | None, *, cancelled: bool = False) -> None:
+        """Record the generation once, billing the tokens produced so far."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.streaming:
+            self.state.open_streams -= 1
+        now = time.monotonic()
+        first = self.first_token_at or now
+        self.state.record(
+            Generation(
+                id=self.id,
+                model=self.model.id,
+                provider=self.model.provider,
+                streamed=self.request.stream,
+                created=time.time(),
+                latency=first - self.started,
+                generation_time=now - first,
+                tokens_prompt=self.request.prompt_tokens,
+                tokens_completion=self.emitted,
+                tokens_reasoning=self.emitted_reasoning,
+                cost=self.model.cost(self.request.prompt_tokens, self.emitted),
+                finish_reason=finish_reason,
+                native_finish_reason=native_finish(self.model, finish_reason),
+                cancelled=cancelled,
+                ready_at=now + self.state.config.generation_delay,
+            )
+        )
+
+    def _base(self, kind: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.model.provider,
+            "model": self.model.id,
+            "object": kind,
+            "created": self.created,
+        }
+
+    # Non-streaming ------------------------------------------------------------------------------
+
+    async def body(self) -> bytes:
+        """The whole reply after the time a stream would have taken; faults become error answers."""
+        reply = self.reply
+        tokens = reply.completion_tokens
+        delay = self.ttft + (self.spec.stall or 0) + (tokens / self.tps if self.tps else 0)
+        await asyncio.sleep(delay)
+        failed_after = self.spec.error_after if self.spec.error_after is not None else self.spec.drop_after
+        if failed_after is not None:
+            code = self.spec.error_code or 502
+            raise SimError(code, "Provider returned error", {"error_type": error_type(code)})
+        self.first_token_at = self.started + self.ttft
+        self.emitted = tokens
+        self.emitted_reasoning = len(reply.reasoning)
+        self.finish(reply.finish_reason)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(reply.content),
+            "refusal": None,
+            "reasoning": "".join(reply.reasoning) or None,
+        }
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": "".join(c.arguments)},
+                }
+                for c in reply.tool_calls
+            ]
+        data = {
+            **self._base("chat.completion"),
+            "choices": [
+                {
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason,
+                    "native_finish_reason": native_finish(self.model, reply.finish_reason),
+                    "index": 0,
+                    "message": message,
+                }
+            ],
+            "system_fingerprint": f"fp_{seed_of(self.model.id) % 16**10:010x}",
+        }
+        if not self.spec.no_usage:
+            data["usage"] = self.usage(tokens, len(reply.reasoning))
+        encoded = json.dumps(data).encode()
+        return encoded[: len(encoded) // 2] if self.spec.malformed_after is not None else encoded
+
+    # Streaming ----------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """SSE bytes, paced by an absolute schedule so high token rates stay accurate."""
+        self.streaming = True
+        self.state.open_streams += 1
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        yield KEEPALIVE
+        first_at = loop.time() + self.ttft
+        async for keepalive in self._wait_until(first_at):
+            yield keepalive
+        pending = {
+            name: at
+            for name, at in (
+                ("stall", (spec.stall_after or 0) if spec.stall else None),
+                ("malformed", spec.malformed_after),
+                ("error", spec.error_after),
+                ("drop", spec.drop_after),
+            )
+            if at is not None
+        }
+        units = self._units()
+        position = 0
+        while True:
+            for name in [n for n, at in pending.items() if at <= self.emitted]:
+                del pending[name]
+                if name == "stall":
+                    assert spec.stall is not None
+                    async for keepalive in self._wait_until(loop.time() + spec.stall):
+                        yield keepalive
+                    first_at += spec.stall
+                elif name == "malformed":
+                    yield b'data: {"id":"' + self.id.encode() + b'","choices":[{"delta":{"content":\n\n'
+                elif name == "error":
+                    self.finish("error")
+                    yield self._error_chunk()
+                    return
+                else:
+                    self.finish(None)
+                    raise DropConnection
+            if position >= len(units):
+                break
+            limit = min([self.state.config.tokens_per_chunk] + [at - self.emitted for at in pending.values()])
+            chunk, position, tokens, reasoning = self._next_chunk(units, position, limit)
+            if self.tps:
+                async for keepalive in self._wait_until(first_at + self.emitted / self.tps):
+                    yield keepalive
+            self.first_token_at = self.first_token_at or time.monotonic()
+            self.emitted += tokens
+            self.emitted_reasoning += reasoning
+            yield chunk
+        usage = [] if spec.no_usage else [self._usage_chunk()]
+        finish = [self._finish_chunk()]
+        self.finish(self.reply.finish_reason)
+        for chunk in usage + finish if spec.usage_before_finish else finish + usage:
+            yield chunk
+        yield DONE
+
+    def cancel(self) -> None:
+        """The client went away: bill what was produced, mark it cancelled."""
+        self.finish(None, cancelled=True)
+
+    async def _wait_until(self, deadline: float) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        interval = self.state.config.keepalive_interval
+        while (remaining := deadline - loop.time()) > 0:
+            if remaining <= interval:
+                await asyncio.sleep(remaining)
+                return
+            await asyncio.sleep(interval)
+            yield KEEPALIVE
+
+    def _units(self) -> list[tuple[str, int, str]]:
+        """The reply as (kind, tool index, piece); kind "call" opens a tool call and is not a token."""
+        units = [("reasoning", 0, p) for p in self.reply.reasoning]
+        units += [("content", 0, p) for p in self.reply.content]
+        for index, call in enumerate(self.reply.tool_calls):
+            units.append(("call", index, ""))
+            units += [("arguments", index, p) for p in call.arguments]
+        return units
+
+    def _next_chunk(
+        self, units: list[tuple[str, int, str]], position: int, limit: int
+    ) -> tuple[bytes, int, int, int]:
+        """Up to ``limit`` tokens of one kind as a chunk, with the next position and the tokens counted."""
+        kind, index, _ = units[position]
+        if kind == "call":
+            call = self.reply.tool_calls[index]
+            opening = {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            return self._delta_chunk({"tool_calls": [opening]}), position + 1, 0, 0
+        end = position
+        while end < len(units) and end - position < limit and units[end][:2] == (kind, index):
+            end += 1
+        text = "".join(u[2] for u in units[position:end])
+        count = end - position
+        if kind == "reasoning":
+            return self._delta_chunk({"content": "", "reasoning": text}), end, count, count
+        if kind == "content":
+            return self._delta_chunk({"content": text}), end, count, 0
+        return (
+            self._delta_chunk({"tool_calls": [{"index": index, "function": {"arguments": text}}]}),
+            end,
+            count,
+            0,
+        )
+
+    def _delta_chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {
+            "index": 0,
+            "delta": {"role": "assistant", **delta},
+            "finish_reason": finish_reason,
+            "native_finish_reason": native_finish(self.model, finish_reason),
+            "logprobs": None,
+        }
+        return _sse({**self._base("chat.completion.chunk"), "choices": [choice]})
+
+    def _finish_chunk(self) -> bytes:
+        return self._delta_chunk({"content": ""}, self.reply.finish_reason)
+
+    def _usage_chunk(self) -> bytes:
+        usage = self.usage(self.emitted, self.emitted_reasoning)
+        return _sse({**self._base("chat.completion.chunk"), "choices": [], "usage": usage})
+
+    def _error_chunk(self) -> bytes:
+        code = self.spec.error_code or 502
+        choice = {
+            "index": 0,
+            "delta": {"content": ""},
+            "finish_reason": "error",
+            "native_finish_reason": "error",
+            "logprobs": None,
+        }
+        error = {
+            "code": code,
+            "message": "Provider returned error",
+            "metadata": {"error_type": error_type(code)},
+        }
+        return _sse({**self._base("chat.completion.chunk"), "error": error, "choices": [choice]})
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"

@@ -113,7 +113,7 @@ class EventStream:
         await self._data.aclose()
         await self._response.aclose()
 
-    async def _start(self) -> None:
+    async def _read_first(self) -> None:
         """Read until the first events; a failure before any chunk is raised, so it can be retried."""
         while not self._pending and not self._decoder.over:
             self._pending.extend(await self._read())
@@ -267,25 +267,10 @@ class OpenRouterClient:
 
     async def _chat_once(self, body: dict[str, Any]) -> ChatResult:
         payload, headers = await self._send("POST", "chat/completions", body=body)
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        if not choices or not isinstance(choices[0], dict):
-            raise InvalidResponse("The completion has no choices")
-        choice = choices[0]
-        if choice.get("error") or choice.get("finish_reason") == "error":
-            raise error_from_payload(choice.get("error") or "The provider ended the completion with an error")
-        message = choice.get("message") or {}
-        return ChatResult(
-            generation_id=payload.get("id") or headers.get("x-generation-id") or "",
-            model=payload.get("model") or body["model"],
-            provider=payload.get("provider"),
-            content=message.get("content") or "",
-            reasoning=message.get("reasoning"),
-            tool_calls=message.get("tool_calls") or [],
-            finish_reason=choice.get("finish_reason"),
-            native_finish_reason=choice.get("native_finish_reason"),
-            usage=usage_from_json(payload["usage"]) if payload.get("usage") else None,
-            raw=payload,
-        )
+        try:
+            return _chat_result(payload, headers, body["model"])
+        except (AttributeError, TypeError, IndexError) as exc:
+            raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
 
     async def _open_stream(self, body: dict[str, Any], attempts: Attempts) -> EventStream:
         request = self._http.build_request(
@@ -298,10 +283,14 @@ class OpenRouterClient:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 _parse(await response.aread(), response.headers)
                 raise InvalidResponse("Expected an event stream, got a JSON body")
-            events = EventStream(response, body["model"], self._idle_timeout, self._api_key, attempts)
-            await events._start()
         except BaseException:
             await response.aclose()
+            raise
+        events = EventStream(response, body["model"], self._idle_timeout, self._api_key, attempts)
+        try:
+            await events._read_first()
+        except BaseException:
+            await events.aclose()
             raise
         return events
 
@@ -368,3 +357,25 @@ def _data(payload: Any, kind: type) -> Any:
     if not isinstance(data, kind):
         raise InvalidResponse(f"Expected a `data` {kind.__name__} in the response")
     return data
+
+
+def _chat_result(payload: Any, headers: httpx.Headers, model: str) -> ChatResult:
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise InvalidResponse("The completion has no choices")
+    choice = choices[0]
+    if choice.get("error") or choice.get("finish_reason") == "error":
+        raise error_from_payload(choice.get("error") or "The provider ended the completion with an error")
+    message = choice.get("message") or {}
+    return ChatResult(
+        generation_id=payload.get("id") or headers.get("x-generation-id") or "",
+        model=payload.get("model") or model,
+        provider=payload.get("provider"),
+        content=message.get("content") or "",
+        reasoning=message.get("reasoning"),
+        tool_calls=message.get("tool_calls") or [],
+        finish_reason=choice.get("finish_reason"),
+        native_finish_reason=choice.get("native_finish_reason"),
+        usage=usage_from_json(payload["usage"]) if payload.get("usage") else None,
+        raw=payload,
+    )

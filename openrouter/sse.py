@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from decimal import Decimal
 from typing import Any
 
@@ -42,9 +43,10 @@ json_decoder = json.JSONDecoder(parse_float=Decimal)
 
 async def aiter_data(response: httpx.Response) -> AsyncIterator[str]:
     """The `data` of each SSE event of `response`; comments and data-less events never come out."""
-    async for sse in EventSource(response).aiter_sse():
-        if sse.data:
-            yield sse.data
+    async with aclosing(EventSource(response).aiter_sse()) as events:
+        async for sse in events:
+            if sse.data:
+                yield sse.data
 
 
 class ChunkDecoder:
@@ -79,25 +81,11 @@ class ChunkDecoder:
             return self.end(InvalidResponse(f"Unexpected stream chunk: {data[:200]!r}"))
         if error := chunk.get("error"):
             return self.end(error_from_payload(error))
-        events: list[Event] = []
-        if not self.started:
-            events.append(self._start(chunk))
-        if usage := chunk.get("usage"):
-            self._usage = usage
-        if choices := chunk.get("choices"):
-            choice = choices[0]
-            delta = choice.get("delta") or choice.get("message") or {}
-            if (text := delta.get("reasoning")) and isinstance(text, str):
-                events.append(ReasoningDelta(text))
-            if (text := delta.get("content")) and isinstance(text, str):
-                events.append(TextDelta(text))
-            if calls := delta.get("tool_calls"):
-                events.extend(_tool_call_deltas(calls))
-            if reason := choice.get("finish_reason"):
-                if reason == "error":
-                    return events + self.end(UpstreamError("The provider ended the stream with an error"))
-                self.finished = True
-                events.append(Finish(reason, choice.get("native_finish_reason")))
+        events: list[Event] = [] if self.started else [self._start(chunk)]
+        try:
+            self._add_events(chunk, events)
+        except (AttributeError, TypeError, IndexError):
+            events.extend(self.end(InvalidResponse(f"Unexpected stream chunk: {data[:200]!r}")))
         return events
 
     def end(self, error: OpenRouterError | None = None) -> list[Event]:
@@ -116,6 +104,25 @@ class ChunkDecoder:
             else:
                 events.append(StreamError(error))
         return events
+
+    def _add_events(self, chunk: dict[str, Any], events: list[Event]) -> None:
+        if (usage := chunk.get("usage")) and isinstance(usage, dict):
+            self._usage = usage
+        if choices := chunk.get("choices"):
+            choice = choices[0]
+            delta = choice.get("delta") or choice.get("message") or {}
+            if (text := delta.get("reasoning")) and isinstance(text, str):
+                events.append(ReasoningDelta(text))
+            if (text := delta.get("content")) and isinstance(text, str):
+                events.append(TextDelta(text))
+            if calls := delta.get("tool_calls"):
+                events.extend(_tool_call_deltas(calls))
+            if reason := choice.get("finish_reason"):
+                if reason == "error":
+                    events.extend(self.end(UpstreamError("The provider ended the stream with an error")))
+                    return
+                self.finished = True
+                events.append(Finish(reason, choice.get("native_finish_reason")))
 
     def _start(self, chunk: dict[str, Any]) -> Started:
         self.started = True

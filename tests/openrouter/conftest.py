@@ -22,7 +22,9 @@ SIM_CONFIG = SimulatorConfig(ttft=0, tps=0, keepalive_interval=0.05, generation_
 def live_app() -> Iterator[tuple[Starlette, str]]:
     """One simulator served by uvicorn on a free port for the whole session; tests reset its state."""
     app = create_app(SIM_CONFIG)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -35,6 +37,15 @@ def live_app() -> Iterator[tuple[Starlette, str]]:
     thread.join(timeout=10)
 
 
+def reset_when_idle(app: Starlette) -> None:
+    """Reset the shared simulator once the streams earlier tests closed have been noticed and billed."""
+    sim = app.state.sim
+    deadline = time.monotonic() + 10
+    while sim.open_streams > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sim.reset()
+
+
 @pytest.fixture(params=["asgi", "socket"])
 def transport_kind(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -44,7 +55,7 @@ def transport_kind(request: pytest.FixtureRequest) -> str:
 def sim_app(transport_kind: str, request: pytest.FixtureRequest) -> Starlette:
     if transport_kind == "socket":
         app, _ = request.getfixturevalue("live_app")
-        app.state.sim.reset()
+        reset_when_idle(app)
         return app
     return create_app(SIM_CONFIG)
 
@@ -55,7 +66,9 @@ def sim(sim_app: Starlette) -> SimState:
 
 
 @pytest.fixture
-async def client(sim_app: Starlette, transport_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[OpenRouterClient]:
+async def client(
+    sim_app: Starlette, transport_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenRouterClient]:
     """A client of the simulator, over the transport under test, with tiny retry delays."""
     if transport_kind == "socket":
         _, base_url = request.getfixturevalue("live_app")
@@ -71,6 +84,6 @@ async def client(sim_app: Starlette, transport_kind: str, request: pytest.Fixtur
 async def live_client(live_app: tuple[Starlette, str]) -> AsyncIterator[OpenRouterClient]:
     """A socket client with a short idle timeout, for timing-dependent behaviour ASGITransport can't show."""
     app, base_url = live_app
-    app.state.sim.reset()
+    reset_when_idle(app)
     async with OpenRouterClient(API_KEY, base_url, retry=FAST_RETRY, idle_timeout=0.3) as live:
         yield live

@@ -140,6 +140,21 @@ async def test_chat_raises_on_a_completion_without_choices():
             await client.chat(BODY)
 
 
+async def test_chat_raises_on_a_completion_of_unexpected_shape():
+    replies = Replies(httpx.Response(200, json={"id": "g", "choices": [{"message": "hello"}]}))
+    async with mock_client(replies) as client:
+        with pytest.raises(InvalidResponse):
+            await client.chat(BODY)
+
+
+async def test_chat_raises_a_choice_that_ended_in_an_error():
+    choice = {"finish_reason": "error", "error": {"code": 502, "message": "Provider returned error"}}
+    replies = Replies(httpx.Response(200, json={"id": "g", "choices": [choice]}))
+    async with mock_client(replies, retry=RetryPolicy(max_attempts=1)) as client:
+        with pytest.raises(UpstreamError):
+            await client.chat(BODY)
+
+
 async def test_it_retries_transient_errors_then_succeeds():
     replies = Replies(error(503), error(502), OK)
     async with mock_client(replies) as client:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import httpx
 import pytest
-from openrouter_helpers import Replies, collect, mock_client, sse, streaming_response
+from openrouter_helpers import BODY, Replies, collect, mock_client, sse, streaming_response
 
 from openrouter import (
     Finish,
@@ -83,8 +84,17 @@ async def test_it_decodes_a_whole_stream():
 
 
 async def test_it_decodes_the_stream_split_at_every_byte():
-    for cut in range(1, len(SAMPLE)):
-        assert await events_of(SAMPLE[:cut], SAMPLE[cut:]) == EXPECTED, f"split at byte {cut}"
+    cuts = iter(range(1, len(SAMPLE)))
+    cut = 0
+
+    def split() -> httpx.Response:
+        nonlocal cut
+        cut = next(cuts)
+        return streaming_response([SAMPLE[:cut], SAMPLE[cut:]])
+
+    async with mock_client(Replies(split)) as client:
+        for _ in range(1, len(SAMPLE)):
+            assert await collect(client) == EXPECTED, f"split at byte {cut}"
 
 
 async def test_it_decodes_one_byte_at_a_time():
@@ -227,6 +237,14 @@ async def test_it_ends_with_a_stream_error_on_a_malformed_chunk(bad):
     assert isinstance(events[-1].error, InvalidResponse)
 
 
+async def test_it_ends_with_a_stream_error_on_a_chunk_of_unexpected_shape():
+    events = await events_of(
+        sse(delta(content="x"), {**CHUNK, "choices": ["x"]}, delta(content="never read"))
+    )
+    assert events[:-1] == [EXPECTED[0], TextDelta("x")]
+    assert isinstance(events[-1].error, InvalidResponse)
+
+
 async def test_a_stream_that_stops_without_finish_or_done_is_incomplete():
     events = await events_of(sse(delta(content="x")))
     assert isinstance(events[-1], StreamError)
@@ -252,7 +270,7 @@ async def test_a_failure_after_the_finish_does_not_turn_the_answer_into_an_error
 
 async def test_it_knows_the_answering_model_when_the_block_starts():
     client = mock_client(Replies(lambda: streaming_response([SAMPLE])))
-    async with client, client.stream({**EXPECTED_BODY, "model": "openrouter/auto"}) as events:
+    async with client, client.stream({**BODY, "model": "openrouter/auto"}) as events:
         assert (events.model, events.provider, events.generation_id) == (
             "openai/gpt-4o-mini",
             "OpenAI",
@@ -266,6 +284,3 @@ async def test_it_takes_the_generation_id_from_the_header_when_chunks_have_none(
     client = mock_client(Replies(lambda: streaming_response([body], **{"X-Generation-Id": "gen-h"})))
     async with client:
         assert (await collect(client))[0] == Started("gen-h", "openai/gpt-4o-mini", None)
-
-
-EXPECTED_BODY = {"messages": [{"role": "user", "content": "hi"}]}

@@ -1,0 +1,207 @@
+"""Streaming throughput of `OpenRouterClient` against a bare httpx line reader, and the decoder's cost.
+
+Starts the simulator in a subprocess (so it doesn't share our CPU), then reads the same stream with
+(a) the client and (b) `httpx` `aiter_lines`, paced (default 2,000 tokens/s, one token per chunk) and
+unpaced (as fast as the simulator writes: shows the client's overhead), and finally feeds the
+pre-recorded bytes of one stream through the decoder and event builder in a loop.
+
+    python bench/client_stream.py [--tokens 4000] [--tps 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from openrouter import OpenRouterClient, TextDelta  # noqa: E402
+from openrouter.sse import ChunkDecoder, aiter_data  # noqa: E402
+
+API_KEY = "sk-or-v1-bench"
+MODEL = "openai/gpt-4o-mini"
+
+
+@dataclass
+class Run:
+    chunks: int
+    seconds: float
+    cpu: float
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds
+
+
+def body(tokens: int, tps: float) -> dict:
+    text = f"Tell me a long story [[sim tokens={tokens} tps={tps:g}]]"
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": tokens + 100}
+
+
+async def read_with_client(base_url: str, request: dict) -> Run:
+    """Content chunks from the first to the end of the stream, as the orweb runner would read them."""
+    async with OpenRouterClient(API_KEY, base_url) as client, client.stream(request) as events:
+        chunks, first, cpu = 0, 0.0, 0.0
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if not chunks:
+                    first, cpu = time.perf_counter(), time.process_time()
+                chunks += 1
+        return Run(chunks, time.perf_counter() - first, time.process_time() - cpu)
+
+
+async def read_bare(base_url: str, request: dict) -> Run:
+    """The least a reader can do: split lines, count `data:` lines carrying content."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "text/event-stream"}
+    async with (
+        httpx.AsyncClient(base_url=base_url + "/") as http,
+        http.stream(
+            "POST", "chat/completions", json={**request, "stream": True}, headers=headers
+        ) as response,
+    ):
+        chunks, first, cpu = 0, 0.0, 0.0
+        async for line in response.aiter_lines():
+            if line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
+                if not chunks:
+                    first, cpu = time.perf_counter(), time.process_time()
+                chunks += 1
+        return Run(chunks, time.perf_counter() - first, time.process_time() - cpu)
+
+
+async def record(base_url: str, request: dict) -> list[bytes]:
+    """The raw network reads of one stream, to replay through the decoder."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with (
+        httpx.AsyncClient(base_url=base_url + "/") as http,
+        http.stream(
+            "POST", "chat/completions", json={**request, "stream": True}, headers=headers
+        ) as response,
+    ):
+        return [piece async for piece in response.aiter_raw()]
+
+
+async def decode(pieces: list[bytes]) -> int:
+    """Decoder + event builder over recorded bytes: returns the number of SSE data events."""
+
+    async def replay() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=replay())
+    decoder = ChunkDecoder(MODEL)
+    count = 0
+    async for data in aiter_data(response):
+        decoder.feed(data)
+        count += 1
+    decoder.end()
+    return count
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_simulator(port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env.pop("SIM_API_KEYS", None)
+    args = [
+        sys.executable,
+        "-m",
+        "openrouter.simulator",
+        "--port",
+        str(port),
+        "--ttft",
+        "0",
+        "--tokens-per-chunk",
+        "1",
+    ]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the simulator did not start")
+
+
+async def compare(label: str, base_url: str, request: dict, rounds: int, tokens: int) -> None:
+    readers: dict[str, Callable[[str, dict], Awaitable[Run]]] = {
+        "client": read_with_client,
+        "bare httpx": read_bare,
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, reader in readers.items():
+            runs[name].append(await reader(base_url, request))
+    print(f"\n{label}: median of {rounds} reads of a {tokens}-token reply, 1 token per chunk")
+    rates = {}
+    for name, results in runs.items():
+        rates[name] = statistics.median(r.chunks_per_second for r in results)
+        chunks = results[0].chunks
+        cpu = statistics.median(r.cpu / r.chunks * 1e6 for r in results)
+        print(
+            f"  {name:<11} {rates[name]:>9,.0f} tokens/s  {rates[name]:>9,.0f} chunks/s"
+            f"  ({chunks} content chunks, {cpu:5.1f} µs CPU per chunk)"
+        )
+    print(f"  ratio client / bare: {rates['client'] / rates['bare httpx']:.3f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=4000)
+    parser.add_argument("--tps", type=float, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    port = free_port()
+    simulator = start_simulator(port)
+    base_url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        await compare(
+            f"Paced at {args.tps:,.0f} tokens/s",
+            base_url,
+            body(args.tokens, args.tps),
+            args.rounds,
+            args.tokens,
+        )
+        await compare(
+            "Unpaced (as fast as the simulator writes)",
+            base_url,
+            body(args.tokens, 0),
+            args.rounds,
+            args.tokens,
+        )
+        pieces = await record(base_url, body(args.tokens, args.tps))
+    finally:
+        simulator.terminate()
+        simulator.wait()
+    events = await decode(pieces)
+    loops = 20
+    started = time.perf_counter()
+    for _ in range(loops):
+        await decode(pieces)
+    per_chunk = (time.perf_counter() - started) / (loops * events) * 1e6
+    size = sum(map(len, pieces))
+    print(f"\nParsing: {events} SSE events ({size:,} bytes in {len(pieces)} reads), httpx-sse + ChunkDecoder")
+    print(f"  {per_chunk:.2f} µs per chunk")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

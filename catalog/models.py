@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 PRICE = {"max_digits": 20, "decimal_places": 12}
 MILLION = Decimal(1_000_000)
@@ -83,7 +85,11 @@ class PriceChange(models.Model):
     image_price = models.DecimalField(**PRICE, default=Decimal(0))
     cache_read_price = models.DecimalField(**PRICE, null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYNC)
-    effective_from = models.DateTimeField(auto_now_add=True)
+    # Set by the writer (not auto_now_add) so a sync's rows all carry the sync's own timestamp.
+    effective_from = models.DateTimeField(default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-effective_from"]

@@ -11,4 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),
+    path("v1/", include("gateway.api_urls")),
+    path("account/", include("gateway.urls")),
+    path("models/", include("catalog.urls")),
 ]

@@ -126,6 +126,8 @@ class LedgerEntry(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The hold this call settled: its periods are the budget periods a later reconciliation corrects.
+    hold = models.ForeignKey(Hold, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         verbose_name_plural = "ledger entries"

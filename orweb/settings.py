@@ -32,6 +32,13 @@ OPENROUTER_DEFAULT_MAX_TOKENS = env.int("OPENROUTER_DEFAULT_MAX_TOKENS", default
 ORWEB_SITE_URL = env.str("ORWEB_SITE_URL", default="http://127.0.0.1:8000")
 ORWEB_APP_TITLE = env.str("ORWEB_APP_TITLE", default="orweb")
 
+# The metered path (gateway/, billing/): default policy, auto's per-request cap, default rate limits.
+ORWEB_DEFAULT_ALLOW_ALL = env.bool("ORWEB_DEFAULT_ALLOW_ALL", default=True)
+ORWEB_AUTO_MAX_REQUEST_USD = env.str("ORWEB_AUTO_MAX_REQUEST_USD", default="0.50")
+ORWEB_DEFAULT_RPM = env.int("ORWEB_DEFAULT_RPM", default=60)
+ORWEB_DEFAULT_TPM = env.int("ORWEB_DEFAULT_TPM", default=200_000)
+ORWEB_DEFAULT_CONCURRENT = env.int("ORWEB_DEFAULT_CONCURRENT", default=4)
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -1,0 +1,89 @@
+"""Admin pages for budgets and rate limits (editable) and the ledger and rollups (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from billing.models import Budget, BudgetPeriod, DailyUsage, Hold, LedgerEntry, RateLimit
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Money records are written by the metered path only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class BudgetPeriodInline(admin.TabularInline):
+    model = BudgetPeriod
+    fields = ("start", "spent", "held", "alerted")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-start",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ("label", "limit_usd", "period", "alert_percent", "updated")
+    list_filter = ("period",)
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+    inlines = [BudgetPeriodInline]
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "user",
+        "group",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "concurrent_streams",
+    )
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created",
+        "user",
+        "source",
+        "served_model",
+        "status",
+        "cost",
+        "cost_source",
+        "prompt_tokens",
+        "completion_tokens",
+    )
+    list_filter = ("source", "status", "cost_source")
+    search_fields = ("user__username", "served_model", "requested_model", "generation_id")
+    date_hierarchy = "created"
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(ReadOnlyAdmin):
+    list_display = ("day", "user", "model", "source", "requests", "errors", "cost")
+    list_filter = ("source",)
+    search_fields = ("user__username", "model")
+    date_hierarchy = "day"
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    list_display = ("id", "user", "amount", "created", "expires_at", "released_at")

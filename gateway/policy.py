@@ -1,0 +1,177 @@
+"""Who may call which model, and whether a request fits the model it is sent to.
+
+- Admins (staff or superusers) may call every callable model.
+- A member of groups that have a GroupPolicy may call the union of what those policies allow: the
+  explicit `allowed_models` list, plus, for `allow_by_rule` policies, every model whose prompt and
+  completion prices are both within `max_price_per_million` and that has every `required_capabilities`
+  entry ("tools", "image" or another input modality, or any supported parameter name).
+- A user in no group with a policy may call everything callable when `ORWEB_DEFAULT_ALLOW_ALL` is true
+  (the default: a small team starts open and adds policies to restrict), and nothing otherwise.
+
+"Callable" means available upstream and with a known price: a model priced as unknown can't be held
+against a budget, so nobody may call it until an admin sets a price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from catalog.models import CatalogModel
+from gateway.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
+from gateway.models import GroupPolicy
+from gateway.tokens import count_prompt_tokens, count_tools_tokens
+
+MODALITIES = ("image", "file", "audio", "video", "text")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a request needs from a model: prompt size, output size, images, tools."""
+
+    prompt_tokens: int
+    max_tokens: int | None
+    images: int
+    uses_tools: bool
+
+    @property
+    def has_images(self) -> bool:
+        return self.images > 0
+
+
+def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any]) -> Shape:
+    """Validate the parts of a request the gateway relies on, and measure it."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty list of messages.", param="messages")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest("Every message needs a `role`.", param="messages")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
+        raise InvalidRequest("`max_tokens` must be a positive integer.", param="max_tokens")
+    tools = params.get("tools")
+    images = sum(
+        1
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") in ("image_url", "input_image")
+    )
+    return Shape(
+        prompt_tokens=count_prompt_tokens(messages) + count_tools_tokens(tools),
+        max_tokens=max_tokens,
+        images=images,
+        uses_tools=bool(tools),
+    )
+
+
+def is_unrestricted(user: Any) -> bool:
+    return bool(user.is_staff or user.is_superuser)
+
+
+def _get_model(model_id: str) -> CatalogModel | None:
+    return CatalogModel.objects.filter(pk=model_id).first()
+
+
+def _callable_models() -> QuerySet[CatalogModel]:
+    return CatalogModel.objects.filter(
+        is_available=True, prompt_price__isnull=False, completion_price__isnull=False
+    )
+
+
+def _policy_q(policy: GroupPolicy) -> Q:
+    allowed = Q(pk__in=list(policy.allowed_models or []))
+    if not policy.allow_by_rule:
+        return allowed
+    rule = Q()
+    cap = policy.price_cap_per_token
+    if cap is not None:
+        rule &= Q(prompt_price__lte=cap, completion_price__lte=cap)
+    for capability in policy.required_capabilities or []:
+        if capability in MODALITIES:
+            rule &= Q(input_modalities__contains=[capability])
+        else:
+            rule &= Q(supported_parameters__contains=[capability])
+    return allowed | rule
+
+
+def allowed_models(user: Any) -> QuerySet[CatalogModel]:
+    """Every model this user may call now (for pickers, /v1/models, and the gateway's own check)."""
+    models = _callable_models()
+    if is_unrestricted(user):
+        return models
+    policies = list(GroupPolicy.objects.filter(group__user=user))
+    if not policies:
+        return models if getattr(settings, "ORWEB_DEFAULT_ALLOW_ALL", True) else models.none()
+    union = Q(pk__in=[])
+    for policy in policies:
+        union |= _policy_q(policy)
+    return models.filter(union)
+
+
+def check_allowed(user: Any, model_id: str) -> CatalogModel:
+    """The catalog row of a model this user may call; ModelUnavailable / ModelNotAllowed otherwise."""
+    model = _get_model(model_id)
+    if model is None or not model.is_available:
+        raise ModelUnavailable(f"The model {model_id!r} is not available.", param="model")
+    if not model.price_known:
+        raise ModelUnavailable(
+            f"The model {model_id!r} has no known price; an admin must set one before it can be used.",
+            param="model",
+        )
+    if not allowed_models(user).filter(pk=model_id).exists():
+        raise ModelNotAllowed(f"You are not allowed to use the model {model_id!r}.", param="model")
+    return model
+
+
+def misfit(model: CatalogModel, shape: Shape) -> InvalidRequest | None:
+    """Why this request can't go to this model (images, tools, context), or None if it fits."""
+    if shape.has_images and not model.supports_images:
+        return InvalidRequest(f"The model {model.id!r} does not accept images.", param="messages")
+    if shape.uses_tools and not model.supports_tools:
+        return InvalidRequest(f"The model {model.id!r} does not support tools.", param="tools")
+    try:
+        max_tokens_for(model, shape)
+    except InvalidRequest as error:
+        return error
+    return None
+
+
+def max_tokens_for(model: CatalogModel, shape: Shape) -> int:
+    """The `max_tokens` to send: the caller's value (or the default) capped by the model's output limit.
+
+    Without an explicit value the default also shrinks to fit the context window; an explicit value
+    that doesn't fit is an error naming `max_tokens`.
+    """
+    wanted = shape.max_tokens or settings.OPENROUTER_DEFAULT_MAX_TOKENS
+    if model.max_completion_tokens:
+        wanted = min(wanted, model.max_completion_tokens)
+    if model.context_length:
+        room = model.context_length - shape.prompt_tokens
+        if room <= 0:
+            raise InvalidRequest(
+                f"The prompt (about {shape.prompt_tokens} tokens) does not fit the context of "
+                f"{model.id!r} ({model.context_length} tokens).",
+                param="messages",
+            )
+        if wanted > room:
+            if shape.max_tokens is not None:
+                raise InvalidRequest(
+                    f"The prompt (about {shape.prompt_tokens} tokens) plus max_tokens ({wanted}) exceeds the "
+                    f"context of {model.id!r} ({model.context_length} tokens).",
+                    param="max_tokens",
+                )
+            wanted = room
+    return wanted
+
+
+def check_fits(model: CatalogModel, shape: Shape) -> int:
+    """Raise InvalidRequest if the request doesn't fit the model; return the max_tokens to send."""
+    error = misfit(model, shape)
+    if error is not None:
+        raise error
+    return max_tokens_for(model, shape)

@@ -1,0 +1,68 @@
+"""Token estimates for holds and for streams that ended without usage.
+
+o200k_base (through bpe_openai, an offline tiktoken-compatible encoder) is an approximation: every
+provider tokenizes differently. Holds add a margin on top (see `gateway.service`), and reported usage
+always wins over these numbers once it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import bpe_openai
+
+PER_MESSAGE_OVERHEAD = 4
+IMAGE_ALLOWANCE = 1000
+
+
+@cache
+def _encoding() -> Any:
+    return bpe_openai.get_encoding("o200k_base")
+
+
+def count_text_tokens(text: str) -> int:
+    """Tokens in plain text."""
+    if not text:
+        return 0
+    return len(_encoding().encode(text))
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Tokens of a chat prompt: text parts, tool calls, a fixed allowance per image, overhead per message."""
+    total = 0
+    for message in messages:
+        total += PER_MESSAGE_OVERHEAD
+        content = message.get("content")
+        if isinstance(content, str):
+            total += count_text_tokens(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "text":
+                    total += count_text_tokens(str(part.get("text") or ""))
+                elif part.get("type") in ("image_url", "input_image"):
+                    total += IMAGE_ALLOWANCE
+                else:
+                    total += count_text_tokens(json.dumps(part, default=str))
+        for call in message.get("tool_calls") or []:
+            total += count_text_tokens(
+                json.dumps(call.get("function", {}) if isinstance(call, dict) else call)
+            )
+    return total
+
+
+def count_tools_tokens(tools: Any) -> int:
+    """Tool definitions are part of the prompt too."""
+    return count_text_tokens(json.dumps(tools, default=str)) if tools else 0
+
+
+def has_images(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(part, dict) and part.get("type") in ("image_url", "input_image")
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+    )

@@ -1,0 +1,156 @@
+"""Budgets, periods and holds: the worst case is reserved against every budget, or the call is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from freezegun import freeze_time
+
+from billing.budgets import period_end, period_start, set_budget, status_for
+from billing.holds import place_hold, release_expired
+from billing.ledger import Outcome, settle
+from billing.models import BudgetPeriod, Hold
+from gateway.errors import BudgetExceeded
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("period", "start", "end"),
+    [
+        ("month", dt.date(2026, 2, 1), dt.date(2026, 3, 1)),
+        ("week", dt.date(2026, 2, 16), dt.date(2026, 2, 23)),
+        ("day", dt.date(2026, 2, 18), dt.date(2026, 2, 19)),
+    ],
+)
+def test_periods_are_calendar_periods(period, start, end):
+    assert period_start(period, dt.date(2026, 2, 18)) == start
+    assert period_end(period, start) == end
+
+
+def test_a_hold_is_placed_against_every_budget_that_applies(member):
+    group = Group.objects.create(name="team")
+    group.user_set.add(member)
+    set_budget(user=member, amount=Decimal("10"))
+    set_budget(group=group, amount=Decimal("3"), period="week")
+    hold = place_hold(member, Decimal("1.5"))
+    assert hold.periods.count() == 2
+    assert sorted(BudgetPeriod.objects.values_list("held", flat=True)) == [Decimal("1.5")] * 2
+
+
+def test_a_hold_that_doesnt_fit_names_the_budget_and_what_remains(member):
+    group = Group.objects.create(name="team")
+    group.user_set.add(member)
+    set_budget(user=member, amount=Decimal("10"))
+    set_budget(group=group, amount=Decimal("2"))
+    place_hold(member, Decimal("1.5"))
+    with pytest.raises(BudgetExceeded) as refused:
+        place_hold(member, Decimal("1"))
+    assert refused.value.budget == "monthly budget of group team"
+    assert refused.value.remaining == Decimal("0.5")
+    assert refused.value.status == 402
+    assert "0.5000" in refused.value.message
+    assert sorted(BudgetPeriod.objects.values_list("held", flat=True)) == [Decimal("1.5")] * 2
+
+
+def test_no_budget_or_a_free_call_holds_nothing(member):
+    assert place_hold(member, Decimal("1")) is None
+    set_budget(user=member, amount=Decimal("0"))
+    assert place_hold(member, Decimal("0")) is None
+    with pytest.raises(BudgetExceeded):
+        place_hold(member, Decimal("0.0001"))
+
+
+def test_a_new_period_starts_from_zero(member):
+    set_budget(user=member, amount=Decimal("1"), period="day")
+    with freeze_time("2026-03-01 12:00"):
+        hold = place_hold(member, Decimal("0.8"))
+        settle(
+            Outcome(
+                user_id=member.pk,
+                source="chat",
+                requested_model="m",
+                status="ok",
+                cost=Decimal("0.8"),
+                cost_source="reported",
+                generation_id="gen-1",
+            ),
+            hold_id=hold.pk,
+        )
+        with pytest.raises(BudgetExceeded):
+            place_hold(member, Decimal("0.5"))
+    with freeze_time("2026-03-02 00:01"):
+        assert place_hold(member, Decimal("0.5")) is not None
+        [status] = status_for(member)
+        assert (status.spent, status.held, status.remaining) == (0, Decimal("0.5"), Decimal("0.5"))
+
+
+def test_status_reports_every_budget_and_the_alert(member):
+    set_budget(user=member, amount=Decimal("1"), alert_percent=50)
+    hold = place_hold(member, Decimal("0.7"))
+    settle(
+        Outcome(
+            user_id=member.pk,
+            source="chat",
+            requested_model="m",
+            status="ok",
+            cost=Decimal("0.6"),
+            cost_source="reported",
+            generation_id="gen-1",
+        ),
+        hold_id=hold.pk,
+    )
+    [status] = status_for(member)
+    assert (status.limit, status.spent, status.held, status.remaining) == (
+        1,
+        Decimal("0.6"),
+        0,
+        Decimal("0.4"),
+    )
+    assert status.alert is True
+    assert status.label == "monthly budget of user member"
+
+
+def test_expired_holds_of_crashed_calls_are_released_once(member):
+    set_budget(user=member, amount=Decimal("1"))
+    with freeze_time("2026-03-01 12:00"):
+        hold = place_hold(member, Decimal("0.9"))
+    with freeze_time("2026-03-01 12:10"):
+        assert release_expired() == 0
+    with freeze_time("2026-03-01 12:20"):
+        assert release_expired() == 1
+        assert release_expired() == 0
+    assert BudgetPeriod.objects.get().held == 0
+    assert Hold.objects.get(pk=hold.pk).released_at is not None
+    # the call settles late: its cost is charged, its hold isn't released twice
+    settle(
+        Outcome(
+            user_id=member.pk,
+            source="chat",
+            requested_model="m",
+            status="ok",
+            cost=Decimal("0.2"),
+            cost_source="reported",
+            generation_id="gen-late",
+        ),
+        hold_id=hold.pk,
+    )
+    period = BudgetPeriod.objects.get()
+    assert (period.spent, period.held) == (Decimal("0.2"), 0)
+
+
+def test_set_budget_validates(member):
+    for bad in (
+        {"amount": Decimal("-1")},
+        {"amount": Decimal("1"), "period": "year"},
+        {"amount": Decimal("1"), "alert_percent": 120},
+    ):
+        with pytest.raises(ValueError):
+            set_budget(user=member, **bad)
+    with pytest.raises(ValueError):
+        set_budget(amount=Decimal("1"))
+    budget = set_budget(user=member, amount=Decimal("2"))
+    assert set_budget(user=member, amount=Decimal("3"), period="week").pk == budget.pk

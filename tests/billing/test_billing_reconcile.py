@@ -1,0 +1,78 @@
+"""Estimated costs are replaced by what OpenRouter billed, once, with the rollup and budgets corrected."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+
+import gateway
+from billing.budgets import set_budget
+from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
+from billing.reconcile import GenerationPending, apply_generation, reconcile_entry, reconcile_pending
+from gateway.types import ChatRequest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _estimated_call(member):
+    request = ChatRequest(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "a long story [[sim no_usage=1 tokens=80]]"}],
+    )
+
+    async def run():
+        async with gateway.stream(member, request, source="chat") as call:
+            [event async for event in call]
+        return call.result
+
+    return async_to_sync(run)()
+
+
+def _reconcile_when_ready(entry_id):
+    """What the Celery task does: retry while OpenRouter answers 404."""
+    for _ in range(200):
+        try:
+            return reconcile_entry(entry_id)
+        except GenerationPending:
+            time.sleep(0.02)
+    raise AssertionError("the generation never became available")
+
+
+def test_an_estimated_row_is_reconciled_from_the_generation_record(simulator, catalog, member):
+    set_budget(user=member, amount=Decimal("1"))
+    result = _estimated_call(member)
+    entry = LedgerEntry.objects.get()
+    assert (entry.cost_source, entry.status) == ("estimated", "ok") and entry.cost > 0
+    assert _reconcile_when_ready(entry.pk) is True
+    stats = simulator.stats()
+    billed = Decimal(str(stats.get("data", stats)["usage"]))
+    entry.refresh_from_db()
+    assert entry.cost_source == "reconciled" and entry.generation_id == result.generation_id
+    assert abs(entry.cost - billed) < Decimal("1e-12")
+    assert BudgetPeriod.objects.get().spent == entry.cost
+    assert DailyUsage.objects.get().cost == entry.cost
+    assert reconcile_entry(entry.pk) is False
+    assert apply_generation(entry.pk, {"total_cost": 5}) is False
+    assert BudgetPeriod.objects.get().spent == entry.cost
+
+
+def test_pending_generations_are_left_for_later(simulator, catalog, member):
+    simulator.configure(generation_delay=30)
+    _estimated_call(member)
+    entry = LedgerEntry.objects.get()
+    with pytest.raises(GenerationPending):
+        reconcile_entry(entry.pk)
+    assert reconcile_pending() == 0  # younger than the settle delay: not even tried
+    assert reconcile_pending(settle_delay=timedelta(0)) == 0
+    assert LedgerEntry.objects.get().cost_source == "estimated"
+
+
+def test_the_sweep_reconciles_what_is_ready(simulator, catalog, member):
+    simulator.configure(generation_delay=0)
+    _estimated_call(member)
+    assert reconcile_pending(settle_delay=timedelta(0)) == 1
+    assert LedgerEntry.objects.get().cost_source == "reconciled"

@@ -1,0 +1,153 @@
+"""Policy: who may call what, and requests that don't fit a model are refused before any upstream call."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from metering_helpers import TOOLS, ask, image_request, in_thread, upstream_bodies, upstream_calls
+
+import gateway
+from catalog.models import CatalogModel
+from gateway.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
+from gateway.models import GroupPolicy
+from gateway.upstream import openrouter_user_id
+
+live = pytest.mark.django_db(transaction=True)
+
+
+def _group(name, user, **policy):
+    group = Group.objects.create(name=name)
+    group.user_set.add(user)
+    GroupPolicy.objects.create(group=group, **policy)
+    return group
+
+
+def _allowed(user):
+    return set(gateway.allowed_models(user).values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_member_of_two_groups_gets_the_union(catalog, member):
+    _group("a", member, allowed_models=["openai/gpt-4o-mini"])
+    _group("b", member, allowed_models=["anthropic/claude-3-haiku"])
+    assert _allowed(member) == {"openai/gpt-4o-mini", "anthropic/claude-3-haiku"}
+
+
+@pytest.mark.django_db
+def test_a_rule_allows_by_price_and_capability(catalog, member):
+    _group(
+        "cheap-vision",
+        member,
+        allow_by_rule=True,
+        max_price_per_million=Decimal("0.5"),
+        required_capabilities=["image", "tools"],
+    )
+    allowed = _allowed(member)
+    assert "meta-llama/llama-4-scout" in allowed
+    assert "openai/gpt-4o" not in allowed  # too expensive
+    assert "meta-llama/llama-3.1-8b-instruct" not in allowed  # no image input
+    assert "google/gemma-3-27b-it" not in allowed  # no tools
+    for model in CatalogModel.objects.filter(pk__in=allowed):
+        assert model.completion_price <= Decimal("0.0000005")
+
+
+@pytest.mark.django_db
+def test_admins_are_unrestricted(catalog, admin_user):
+    _group("tiny", admin_user, allowed_models=["openai/gpt-4o-mini"])
+    assert "openai/gpt-4o" in _allowed(admin_user)
+
+
+@pytest.mark.django_db
+def test_users_without_a_policy_get_everything_callable_by_default(catalog, member, settings):
+    allowed = _allowed(member)
+    assert "openai/gpt-4o" in allowed
+    assert "openrouter/auto" not in allowed  # price unknown ("-1")
+    settings.ORWEB_DEFAULT_ALLOW_ALL = False
+    assert _allowed(member) == set()
+
+
+@live
+async def test_a_model_outside_the_policy_is_refused(simulator, catalog, member):
+    await in_thread(_group)("a", member, allowed_models=["openai/gpt-4o-mini"])
+    with pytest.raises(ModelNotAllowed) as refused:
+        await gateway.complete(member, ask(model="openai/gpt-4o"), source="api")
+    assert refused.value.status == 403
+    assert upstream_calls(simulator) == 0
+
+
+@live
+async def test_unknown_and_unpriced_models_are_unavailable(simulator, catalog, member):
+    for model in ("nobody/nothing", "openrouter/auto"):
+        with pytest.raises(ModelUnavailable):
+            await gateway.complete(member, ask(model=model), source="api")
+    assert upstream_calls(simulator) == 0
+
+
+@live
+async def test_images_to_a_text_only_model_are_refused_before_any_call(simulator, catalog, member):
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.complete(member, image_request("meta-llama/llama-3.1-8b-instruct"), source="chat")
+    assert refused.value.param == "messages"
+    assert upstream_calls(simulator) == 0
+    completion = await gateway.complete(member, image_request("openai/gpt-4o-mini"), source="chat")
+    assert completion.result.status == "ok"
+
+
+@live
+async def test_tools_to_a_tool_less_model_are_refused(simulator, catalog, member):
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.complete(member, ask(model="microsoft/phi-4", params={"tools": TOOLS}), source="api")
+    assert refused.value.param == "tools"
+    assert upstream_calls(simulator) == 0
+
+
+@live
+async def test_a_prompt_that_overflows_the_context_is_refused(simulator, catalog, member):
+    long_text = "lorem ipsum dolor " * 6000  # ~18k tokens; phi-4 has 16,384
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.complete(member, ask(long_text, model="microsoft/phi-4"), source="api")
+    assert refused.value.param == "messages"
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.complete(member, ask("hi", model="microsoft/phi-4", max_tokens=16_380), source="api")
+    assert refused.value.param == "max_tokens"
+    assert upstream_calls(simulator) == 0
+
+
+@live
+@pytest.mark.parametrize("bad", [0, -5, "100", 1.5, True])
+async def test_max_tokens_must_be_a_positive_integer(simulator, catalog, member, bad):
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.complete(member, ask(max_tokens=bad), source="api")
+    assert refused.value.param == "max_tokens"
+
+
+@live
+async def test_max_tokens_is_always_sent_and_capped_by_the_model(simulator, catalog, member, settings):
+    settings.OPENROUTER_DEFAULT_MAX_TOKENS = 700
+    await gateway.complete(member, ask(model="openai/gpt-3.5-turbo", max_tokens=50_000), source="api")
+    await gateway.complete(member, ask(model="openai/gpt-4o-mini"), source="api")
+    bodies = upstream_bodies(simulator)
+    assert [b["max_tokens"] for b in bodies] == [4096, 700]
+
+
+@live
+async def test_the_upstream_body_carries_a_hashed_user_and_no_rerouting_fields(simulator, catalog, member):
+    request = ask(
+        params={
+            "temperature": 0.2,
+            "models": ["openai/gpt-4o"],
+            "user": "someone-else",
+            "provider": {"order": ["OpenAI"], "api_base": "http://evil"},
+            "plugins": [{"id": "web"}],
+        }
+    )
+    await gateway.complete(member, request, source="api")
+    body = upstream_bodies(simulator)[0]
+    assert body["user"] == openrouter_user_id(member.pk)
+    assert body["user"].startswith("orweb-") and len(body["user"]) == 38
+    assert body["temperature"] == 0.2
+    assert "models" not in body
+    assert body["provider"] == {"order": ["OpenAI"]}
+    assert "plugins" not in body

@@ -1,0 +1,85 @@
+"""Rate limits per user from the most specific setting, refused with a retry time; Redis down fails closed."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from metering_helpers import ask, in_thread, upstream_calls
+
+import gateway
+from billing.models import LedgerEntry, RateLimit
+from billing.ratelimit import effective_limits
+from gateway.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
+
+
+@pytest.mark.django_db
+def test_the_users_row_wins_then_the_most_generous_group_then_defaults(member, settings):
+    settings.ORWEB_DEFAULT_CONCURRENT = 3
+    for name, rpm, tpm in (("a", 10, 1000), ("b", 20, None)):
+        group = Group.objects.create(name=name)
+        group.user_set.add(member)
+        RateLimit.objects.create(group=group, requests_per_minute=rpm, tokens_per_minute=tpm)
+    limits = effective_limits(member)
+    assert (limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_streams) == (20, 1000, 3)
+    RateLimit.objects.create(user=member, requests_per_minute=5)
+    assert effective_limits(member).requests_per_minute == 5
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_requests_per_minute_are_refused_with_a_retry_after(simulator, catalog, member):
+    await in_thread(RateLimit.objects.create)(user=member, requests_per_minute=2)
+    for _ in range(2):
+        await gateway.complete(member, ask(), source="api")
+    with pytest.raises(RateLimitExceeded) as refused:
+        await gateway.complete(member, ask(), source="api")
+    assert refused.value.status == 429 and 1 <= refused.value.retry_after <= 60
+    assert upstream_calls(simulator) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_tokens_per_minute_count_prompt_and_max_tokens(simulator, catalog, member):
+    await in_thread(RateLimit.objects.create)(user=member, tokens_per_minute=1000)
+    await gateway.complete(member, ask(max_tokens=600), source="api")
+    with pytest.raises(RateLimitExceeded):
+        await gateway.complete(member, ask(max_tokens=600), source="api")
+    with pytest.raises(InvalidRequest) as too_big:
+        await gateway.complete(member, ask(max_tokens=5000), source="api")
+    assert too_big.value.param == "max_tokens"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_streams_are_limited_and_given_back(simulator, catalog, member):
+    await in_thread(RateLimit.objects.create)(user=member, concurrent_streams=1)
+    async with gateway.stream(member, ask(), source="chat") as first:
+        with pytest.raises(RateLimitExceeded):
+            async with gateway.stream(member, ask(), source="chat"):
+                pass
+        [event async for event in first]
+    async with gateway.stream(member, ask(), source="chat") as again:
+        [event async for event in again]
+    assert again.result.status == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_redis_down_fails_closed(simulator, catalog, member, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    with pytest.raises(ServiceUnavailable) as refused:
+        await gateway.complete(member, ask(), source="api")
+    assert refused.value.status == 503
+    assert upstream_calls(simulator) == 0
+    assert await in_thread(LedgerEntry.objects.count)() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_database_down_fails_closed(simulator, catalog, member, settings):
+    from django.db import connections
+
+    real = connections["default"].settings_dict["PORT"]
+    connections["default"].settings_dict["PORT"] = 1
+    try:
+        with pytest.raises(ServiceUnavailable) as refused:
+            await gateway.complete(member, ask(), source="api")
+    finally:
+        connections["default"].settings_dict["PORT"] = real
+    assert refused.value.status == 503
+    assert upstream_calls(simulator) == 0

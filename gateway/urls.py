@@ -1,0 +1,12 @@
+"""/account/: the signed-in user's API keys and usage."""
+
+from django.urls import path
+
+from gateway import views
+
+app_name = "account"
+urlpatterns = [
+    path("keys/", views.keys, name="keys"),
+    path("keys/<int:key_id>/revoke/", views.key_revoke, name="key_revoke"),
+    path("usage/", views.usage, name="usage"),
+]

@@ -1,0 +1,303 @@
+"""What a user can do to a conversation, as plain functions: the views and the websocket consumer call these.
+
+Messages form a tree. Regenerate adds an assistant sibling, edit adds a user sibling; nothing is ever
+overwritten, so every earlier version stays reachable. The branch shown runs root → `current_leaf`.
+Functions that create an assistant message leave it `pending`: the stream runner (chat.runner) claims
+pending messages and streams into them (the consumer starts it, or claims leftovers when a page connects).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from chat.models import Attachment, Conversation, Message
+from chat.tools import TOOLS
+
+MAX_COMPARE = 4
+
+
+class ChatActionError(Exception):
+    """An action that can't be done as asked: `code` for the websocket frame, the message for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def create_conversation(
+    user: Any,
+    *,
+    model: str,
+    system_prompt: str = "",
+    temperature: Decimal | None = None,
+    max_tokens: int | None = None,
+    tools: Sequence[str] = (),
+    fallback_models: Sequence[str] = (),
+    title: str = "",
+    compare_group: uuid.UUID | None = None,
+) -> Conversation:
+    """A new, empty conversation. Unknown tool names are refused (the list is shown to the model)."""
+    unknown = [name for name in tools if name not in TOOLS]
+    if unknown:
+        raise ChatActionError("bad_tool", f"Unknown tool: {', '.join(unknown)}")
+    return Conversation.objects.create(
+        user=user,
+        model=model,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        tools=list(dict.fromkeys(tools)),
+        fallback_models=[m for m in dict.fromkeys(fallback_models) if m and m != model],
+        title=title[:200],
+        compare_group=compare_group,
+    )
+
+
+def branch_path(conversation: Conversation) -> list[Message]:
+    """The messages shown: root → current_leaf, in one query."""
+    if conversation.current_leaf_id is None:
+        return []
+    by_id = {m.pk: m for m in conversation.messages.all()}
+    path: list[Message] = []
+    node = by_id.get(conversation.current_leaf_id)
+    while node is not None:
+        path.append(node)
+        node = by_id.get(node.parent_id) if node.parent_id else None
+    path.reverse()
+    return path
+
+
+def versions_of(message: Message) -> QuerySet[Message]:
+    """The message and its alternatives (same parent, same role), oldest first."""
+    return Message.objects.filter(
+        conversation_id=message.conversation_id, parent_id=message.parent_id, role=message.role
+    ).order_by("created", "id")
+
+
+def version_info(message: Message) -> dict[str, int | None]:
+    """Where `message` sits among its versions, as the websocket "message" frame carries it."""
+    ids = list(versions_of(message).values_list("id", flat=True)) or [message.pk]
+    at = ids.index(message.pk) if message.pk in ids else 0
+    return {
+        "index": at + 1,
+        "count": len(ids),
+        "prev_id": ids[at - 1] if at > 0 else None,
+        "next_id": ids[at + 1] if at + 1 < len(ids) else None,
+    }
+
+
+def _latest_leaf_under(message: Message) -> Message:
+    """Follow the newest child down to a leaf, so switching to a version shows where it was last taken."""
+    node = message
+    while True:
+        child = node.children.order_by("-created", "-id").first()
+        if child is None:
+            return node
+        node = child
+
+
+def switch_version(conversation: Conversation, message: Message) -> Message:
+    """Show the branch through `message`; returns the new leaf."""
+    if message.conversation_id != conversation.pk:
+        raise ChatActionError("not_found", "Message not found.")
+    leaf = _latest_leaf_under(message)
+    conversation.current_leaf = leaf
+    conversation.save(update_fields=["current_leaf", "updated"])
+    return leaf
+
+
+def image_refusal(model: str) -> str | None:
+    """Why `model` can't take images, or None. Unknown ids (e.g. `orweb/auto`) are left to the gateway."""
+    from catalog.models import CatalogModel
+
+    found = CatalogModel.objects.filter(pk=model).first()
+    if found is None or found.supports_images:
+        return None
+    return f"{found.name or found.id} reads text only; pick a model with image input to send images."
+
+
+def _check_images(conversation: Conversation, has_images: bool) -> None:
+    refusal = image_refusal(conversation.model) if has_images else None
+    if refusal:
+        raise ChatActionError("not_allowed", refusal)
+
+
+def _require_idle(conversation: Conversation) -> None:
+    if conversation.messages.filter(status__in=[Message.Status.PENDING, Message.Status.STREAMING]).exists():
+        raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
+
+
+def _new_reply(conversation: Conversation, parent: Message) -> Message:
+    reply = Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        requested_model=conversation.model,
+    )
+    conversation.current_leaf = reply
+    conversation.save(update_fields=["current_leaf", "updated"])
+    return reply
+
+
+def _owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]) -> list[Attachment]:
+    ids = list(dict.fromkeys(int(i) for i in attachment_ids))
+    found = list(
+        Attachment.objects.filter(pk__in=ids, user_id=conversation.user_id).filter(
+            Q(conversation=conversation) | Q(conversation__isnull=True)
+        )
+    )
+    if len(found) != len(ids):
+        raise ChatActionError("not_found", "Attachment not found.")
+    return found
+
+
+@transaction.atomic
+def send(
+    conversation: Conversation, content: str, attachment_ids: Iterable[int] = ()
+) -> tuple[Message, Message]:
+    """Append a user message to the shown branch and a pending assistant reply under it."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    _require_idle(conversation)
+    attachments = _owned_attachments(conversation, attachment_ids)
+    if not content.strip() and not attachments:
+        raise ChatActionError("empty", "Type a message first.")
+    _check_images(conversation, bool(attachments))
+    user_message = Message.objects.create(
+        conversation=conversation,
+        parent_id=conversation.current_leaf_id,
+        role=Message.Role.USER,
+        content=content,
+    )
+    if attachments:
+        user_message.attachments.set(attachments)
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
+    return user_message, _new_reply(conversation, user_message)
+
+
+@transaction.atomic
+def edit_and_resend(message: Message, content: str) -> tuple[Message, Message]:
+    """A new version of user message `message` (a sibling: the old branch stays) and a pending reply to it."""
+    if message.role != Message.Role.USER:
+        raise ChatActionError("bad_target", "Only your own messages can be edited.")
+    if not content.strip():
+        raise ChatActionError("empty", "Type a message first.")
+    conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+    _require_idle(conversation)
+    _check_images(conversation, message.attachments.exists())
+    edited = Message.objects.create(
+        conversation=conversation, parent_id=message.parent_id, role=Message.Role.USER, content=content
+    )
+    edited.attachments.set(message.attachments.all())
+    return edited, _new_reply(conversation, edited)
+
+
+@transaction.atomic
+def regenerate(message: Message) -> Message:
+    """A new pending version of assistant message `message`; the earlier versions are kept."""
+    if message.role != Message.Role.ASSISTANT or message.parent_id is None:
+        raise ChatActionError("bad_target", "Only a reply can be regenerated.")
+    conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+    _require_idle(conversation)
+    return _new_reply(conversation, message.parent)
+
+
+@transaction.atomic
+def continue_after_error(message: Message) -> Message:
+    """Carry on an errored, incomplete or stopped reply in place: its text so far is kept and extended."""
+    if message.role != Message.Role.ASSISTANT or message.status not in (
+        Message.Status.ERROR,
+        Message.Status.INCOMPLETE,
+        Message.Status.STOPPED,
+    ):
+        raise ChatActionError("bad_target", "Only a reply that stopped early can be continued.")
+    conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+    _require_idle(conversation)
+    message.status = Message.Status.PENDING
+    message.error = ""
+    message.requested_model = conversation.model
+    message.save(update_fields=["status", "error", "requested_model"])
+    conversation.current_leaf = message
+    conversation.save(update_fields=["current_leaf", "updated"])
+    return message
+
+
+def rename(conversation: Conversation, title: str) -> Conversation:
+    conversation.title = title.strip()[:200]
+    conversation.save(update_fields=["title", "updated"])
+    return conversation
+
+
+def delete(conversation: Conversation) -> None:
+    """Delete a conversation and its messages. Its spend stays in the ledger, which doesn't point here."""
+    conversation.delete()
+
+
+def search(user: Any, q: str) -> QuerySet[Conversation]:
+    """The user's conversations whose title or any message text contains `q` (case-insensitive)."""
+    q = q.strip()
+    matches = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+    return Conversation.objects.filter(user=user).filter(Q(title__icontains=q) | Exists(matches))
+
+
+def start_compare(
+    user: Any,
+    prompt: str,
+    models: Sequence[str],
+    *,
+    system_prompt: str = "",
+    temperature: Decimal | None = None,
+    max_tokens: int | None = None,
+) -> list[tuple[Conversation, Message]]:
+    """One prompt to 2–4 models: one conversation per model sharing a `compare_group`, each with a pending
+    reply. The runners start when the compare page's sockets connect (chat.runner.start_pending)."""
+    models = list(dict.fromkeys(m for m in models if m))
+    if not 2 <= len(models) <= MAX_COMPARE:
+        raise ChatActionError("bad_compare", f"Pick between 2 and {MAX_COMPARE} different models.")
+    if not prompt.strip():
+        raise ChatActionError("empty", "Type a message first.")
+    group = uuid.uuid4()
+    started = []
+    with transaction.atomic():
+        for model in models:
+            conversation = create_conversation(
+                user,
+                model=model,
+                system_prompt=system_prompt,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                compare_group=group,
+            )
+            _, reply = send(conversation, prompt)
+            started.append((conversation, reply))
+    return started
+
+
+def compare_columns(conversation: Conversation) -> QuerySet[Conversation]:
+    """All conversations of the compare that `conversation` is part of (itself included), oldest first."""
+    if conversation.compare_group is None:
+        return Conversation.objects.filter(pk=conversation.pk)
+    return Conversation.objects.filter(
+        user_id=conversation.user_id, compare_group=conversation.compare_group
+    ).order_by("created", "id")
+
+
+@transaction.atomic
+def keep_compare(conversation: Conversation) -> Conversation:
+    """ "Continue with this one": it becomes a normal conversation, the other columns are deleted
+    (what they cost stays in the ledger)."""
+    if conversation.compare_group is None:
+        return conversation
+    Conversation.objects.filter(
+        user_id=conversation.user_id, compare_group=conversation.compare_group
+    ).exclude(pk=conversation.pk).delete()
+    conversation.compare_group = None
+    conversation.save(update_fields=["compare_group", "updated"])
+    return conversation

@@ -1,0 +1,131 @@
+"""Conversations as trees of messages, their image attachments and per-user presets.
+
+A conversation's messages form a tree (regenerate = a new assistant sibling, edit = a new user sibling);
+the branch shown is the path from the root to `current_leaf`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+USD = {"max_digits": 20, "decimal_places": 10}
+
+
+class Conversation(models.Model):
+    """One chat: its model and parameters, the enabled tools, and the tip of the branch being shown."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200)
+    fallback_models = models.JSONField(default=list, blank=True)
+    system_prompt = models.TextField(blank=True)
+    temperature = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    compare_group = models.UUIDField(null=True, blank=True, db_index=True)
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    total_cost = models.DecimalField(**USD, default=Decimal(0))
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated"]
+        indexes = [models.Index(fields=["user", "-updated"])]
+
+    def __str__(self) -> str:
+        return self.title or f"conversation {self.pk}"
+
+
+class Message(models.Model):
+    """One turn. `content` is raw model text; `seq` is the last stream delta included in it."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        ERROR = "error"
+        INCOMPLETE = "incomplete"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
+    error = models.TextField(blank=True)
+    requested_model = models.CharField(max_length=200, blank=True)
+    served_model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=100, blank=True)
+    skipped = models.JSONField(default=list, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_second = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    seq = models.PositiveIntegerField(default=0)
+    tool_calls = models.JSONField(default=list, blank=True)
+    attachments = models.ManyToManyField("Attachment", blank=True, related_name="messages")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [models.Index(fields=["conversation", "parent"])]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.STREAMING)
+
+
+class Attachment(models.Model):
+    """An uploaded image, stored in the database (small, and checked by content: see chat.uploads)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_attachments"
+    )
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    mime = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    data = models.BinaryField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or f"attachment {self.pk}"
+
+
+class Preset(models.Model):
+    """A user's saved starting point for new chats."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_presets")
+    name = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True)
+    temperature = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="one_preset_name_per_user")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,571 @@
+"""The stream runner: one asyncio task per assistant reply, owned by the message, not by a websocket.
+
+Closing a tab doesn't stop it; `stop()` does (from any process, through the `runner.<id>` group), and
+the gateway then settles what was generated. While streaming it
+
+* publishes numbered deltas to the conversation's group, coalesced to one frame per COALESCE seconds;
+* appends each delta to the Redis list `chat:msg:<id>:deltas` *before* publishing it, so a client that
+  joins the group and then reads the list misses nothing (it drops seqs it already has);
+* checkpoints the row (content + seq, always consistent) about once a second, and finalises it at the end.
+
+With tools on, it runs the call → tool → call loop (at most MAX_STEPS upstream calls, each metered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db.models import F
+
+import gateway
+from chat import conversations, frames, tools, uploads
+from chat.models import Conversation, Message
+from gateway.errors import BudgetExceeded, GatewayError, RateLimitExceeded
+from gateway.types import CallResult, ChatRequest
+from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
+from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
+
+log = logging.getLogger(__name__)
+
+COALESCE = 0.03
+CHECKPOINT_EVERY = 1.0
+DELTAS_TTL = 3600
+MAX_STEPS = 5
+REDIS_CONNECTIONS = 64  # shared by every runner and socket of the process; callers wait for a free one
+FINAL = (Message.Status.COMPLETE, Message.Status.STOPPED, Message.Status.ERROR, Message.Status.INCOMPLETE)
+_INCOMPLETE_ERRORS = (IncompleteStream, IdleTimeout, ConnectionFailed)
+
+_running: dict[int, asyncio.Task] = {}
+_background: set[asyncio.Task] = set()
+_redis_clients: dict[int, aioredis.Redis] = {}
+
+
+def deltas_key(message_id: int) -> str:
+    return f"chat:msg:{message_id}:deltas"
+
+
+def redis_client() -> aioredis.Redis:
+    """One client per event loop (an asyncio Redis pool can't cross loops; tests run one loop each)."""
+    loop = asyncio.get_running_loop()
+    client = _redis_clients.get(id(loop))
+    if client is None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=REDIS_CONNECTIONS, timeout=10, decode_responses=True
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        _redis_clients.clear()
+        _redis_clients[id(loop)] = client
+    return client
+
+
+async def deltas_after(message_id: int, after_seq: int) -> list[tuple[int, str]]:
+    """The stored deltas of a message with seq > after_seq, in order."""
+    rows = await redis_client().lrange(deltas_key(message_id), 0, -1)
+    found = []
+    for row in rows:
+        seq, _, text = row.partition("\t")
+        if int(seq) > after_seq:
+            found.append((int(seq), text))
+    return found
+
+
+def running(message_id: int) -> asyncio.Task | None:
+    """The task streaming `message_id` in this process, if any."""
+    return _running.get(message_id)
+
+
+async def drain() -> None:
+    """Wait until every reply and background job (titles, stop listeners) of this process has finished."""
+    while pending := [t for t in (*_running.values(), *_background) if not t.done()]:
+        await asyncio.wait(pending)
+
+
+def _spawn(coro: Any) -> asyncio.Task:
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+@database_sync_to_async
+def _claim(message_id: int) -> bool:
+    """Pending → streaming with a conditional update: of several processes, exactly one gets to run it."""
+    return (
+        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(status=Message.Status.STREAMING)
+        == 1
+    )
+
+
+async def start(message_id: int) -> bool:
+    """Start streaming a pending assistant message in this process; False if someone else has it."""
+    if not await _claim(message_id):
+        return False
+    task = asyncio.create_task(_run(message_id), name=f"chat-runner-{message_id}")
+    _running[message_id] = task
+    task.add_done_callback(lambda _: _running.pop(message_id, None))
+    return True
+
+
+@database_sync_to_async
+def _pending_ids(conversation_id: int) -> list[int]:
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+        ).values_list("id", flat=True)
+    )
+
+
+async def start_pending(conversation_id: int) -> list[int]:
+    """Start every reply of a conversation still waiting for a runner (created over HTTP, e.g. compare)."""
+    return [mid for mid in await _pending_ids(conversation_id) if await start(mid)]
+
+
+async def stop(message_id: int) -> None:
+    """Stop a reply wherever it runs: cancel it here, or ask the process that has it."""
+    task = _running.get(message_id)
+    if task is not None:
+        if not task.cancelling():
+            task.cancel()
+        return
+    await get_channel_layer().group_send(frames.runner_group(message_id), {"type": "runner.stop"})
+
+
+async def _listen_for_stop(message_id: int, task: asyncio.Task) -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(frames.runner_group(message_id), channel)
+    try:
+        while True:
+            event = await layer.receive(channel)
+            if event.get("type") == "runner.stop":
+                if not task.cancelling():
+                    task.cancel()
+                return
+    finally:
+        await layer.group_discard(frames.runner_group(message_id), channel)
+
+
+async def publish(conversation_id: int, frame: dict[str, Any]) -> None:
+    """Send a prepared frame to every tab of a conversation."""
+    await get_channel_layer().group_send(
+        frames.conversation_group(conversation_id), {"type": "chat.frame", "frame": frame}
+    )
+
+
+class DeltaPump:
+    """Coalesces text pieces into numbered deltas: the first goes out at once, then at most one per COALESCE.
+
+    `text` and `seq` always describe the same published prefix, which is what a checkpoint saves.
+    """
+
+    def __init__(self, message_id: int, conversation_id: int, text: str, seq: int) -> None:
+        self.message_id = message_id
+        self.group = frames.conversation_group(conversation_id)
+        self.text = text
+        self.seq = seq
+        self._pending: list[str] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._checkpoint: asyncio.Task | None = None
+        self._last_checkpoint = time.monotonic()
+        self._task = asyncio.create_task(self._loop())
+
+    def feed(self, piece: str) -> None:
+        if piece:
+            self._pending.append(piece)
+            self._wake.set()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        piece = "".join(self._pending)
+        self._pending.clear()
+        self.seq += 1
+        self.text += piece
+        seq = self.seq
+        client = redis_client()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.rpush(deltas_key(self.message_id), f"{seq}\t{piece}")
+            pipe.expire(deltas_key(self.message_id), DELTAS_TTL)
+            await pipe.execute()
+        await get_channel_layer().group_send(
+            self.group, {"type": "chat.delta", "message_id": self.message_id, "seq": seq, "text": piece}
+        )
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+            if self._closed:
+                await self._flush()
+                return
+            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY:
+                self.checkpoint()
+            await asyncio.sleep(COALESCE)
+
+    def checkpoint(self, **fields: Any) -> None:
+        """Save content + seq (and any extra fields) in the background, one save at a time, in order."""
+        if self._checkpoint is not None and not self._checkpoint.done() and not fields:
+            return
+        self._last_checkpoint = time.monotonic()
+        previous = self._checkpoint
+        self._checkpoint = asyncio.create_task(_save_checkpoint(previous, self.message_id, self.text, self.seq, fields))
+
+    async def close(self) -> None:
+        """Publish what is left and wait for the last checkpoint; safe to call while being cancelled."""
+        self._closed = True
+        self._wake.set()
+        await asyncio.shield(self._task)
+        if self._checkpoint is not None:
+            await asyncio.shield(self._checkpoint)
+
+
+async def _save_checkpoint(
+    previous: asyncio.Task | None, message_id: int, text: str, seq: int, fields: dict[str, Any]
+) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])
+    await database_sync_to_async(
+        lambda: Message.objects.filter(pk=message_id).update(content=text, seq=seq, **fields)
+    )()
+
+
+@dataclass
+class _Context:
+    message: Message
+    conversation: Conversation
+    user: Any
+    history: list[dict[str, Any]]
+    has_images: bool
+
+
+@dataclass
+class _Totals:
+    """What all steps of one reply add up to."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    ttft_ms: int | None = None
+    generation_ms: int = 0
+    served_model: str = ""
+    provider: str = ""
+    skipped: list[list[str]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: CallResult) -> None:
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        self.cost += result.cost
+        if self.ttft_ms is None:
+            self.ttft_ms = result.ttft_ms
+        self.generation_ms += max(result.latency_ms - (result.ttft_ms or 0), 0)
+        self.served_model = result.served_model or self.served_model
+        self.provider = result.provider or self.provider
+        for model, why in result.skipped:
+            if [model, why] not in self.skipped:
+                self.skipped.append([model, why])
+
+    @property
+    def tokens_per_second(self) -> Decimal | None:
+        if not self.completion_tokens or self.generation_ms <= 0:
+            return None
+        return (Decimal(self.completion_tokens) * 1000 / self.generation_ms).quantize(Decimal("0.01"))
+
+
+def _user_content(message: Message) -> str | list[dict[str, Any]]:
+    attachments = list(message.attachments.all())
+    if not attachments:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    parts += [{"type": "image_url", "image_url": {"url": uploads.data_url(a)}} for a in attachments]
+    return parts
+
+
+def _assistant_turns(message: Message) -> list[dict[str, Any]]:
+    """An earlier reply as the model saw it: its tool steps (call + results), then its text."""
+    turns: list[dict[str, Any]] = []
+    steps: dict[int, list[dict[str, Any]]] = {}
+    for call in message.tool_calls:
+        steps.setdefault(call["step"], []).append(call)
+    for calls in steps.values():
+        turns.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        turns += [{"role": "tool", "tool_call_id": c["id"], "content": c["result"]} for c in calls]
+    if message.content:
+        turns.append({"role": "assistant", "content": message.content})
+    return turns
+
+
+@database_sync_to_async
+def _load(message_id: int) -> _Context:
+    message = Message.objects.select_related("conversation__user").get(pk=message_id)
+    conversation = message.conversation
+    path = conversations.branch_path(conversation)
+    ids = [m.pk for m in path]
+    path = path[: ids.index(message.pk)] if message.pk in ids else list(_ancestors(message))
+    history: list[dict[str, Any]] = []
+    if conversation.system_prompt:
+        history.append({"role": "system", "content": conversation.system_prompt})
+    has_images = False
+    for turn in path:
+        if turn.role == Message.Role.USER:
+            content = _user_content(turn)
+            has_images = has_images or isinstance(content, list)
+            history.append({"role": "user", "content": content})
+        elif turn.role == Message.Role.ASSISTANT:
+            history += _assistant_turns(turn)
+    if message.content:
+        history.append({"role": "assistant", "content": message.content})
+    return _Context(message, conversation, conversation.user, history, has_images)
+
+
+def _ancestors(message: Message) -> list[Message]:
+    chain = []
+    node = message.parent
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    return chain[::-1]
+
+
+def _request(ctx: _Context, messages: list[dict[str, Any]]) -> ChatRequest:
+    conversation = ctx.conversation
+    params: dict[str, Any] = {}
+    if conversation.temperature is not None:
+        params["temperature"] = float(conversation.temperature)
+    if conversation.tools:
+        params["tools"] = tools.schemas(conversation.tools)
+    return ChatRequest(
+        model=conversation.model,
+        messages=messages,
+        max_tokens=conversation.max_tokens,
+        fallback_models=list(conversation.fallback_models),
+        params=params,
+    )
+
+
+@dataclass
+class _Outcome:
+    status: str = Message.Status.COMPLETE
+    error: str = ""
+    error_code: str = ""
+
+
+def _refusal(exc: GatewayError) -> _Outcome:
+    if isinstance(exc, BudgetExceeded):
+        remaining = format(exc.remaining.quantize(Decimal("0.0001")), "f")
+        return _Outcome(
+            Message.Status.ERROR,
+            f"Not sent: the {exc.budget} has ${remaining} left, not enough for this message.",
+            "budget",
+        )
+    if isinstance(exc, RateLimitExceeded):
+        return _Outcome(
+            Message.Status.ERROR,
+            f"Not sent: too many requests; try again in {max(round(exc.retry_after), 1)} s.",
+            "rate_limited",
+        )
+    return _Outcome(Message.Status.ERROR, exc.message, exc.code)
+
+
+async def _step(
+    ctx: _Context, pump: DeltaPump, messages: list[dict[str, Any]], totals: _Totals
+) -> tuple[_Outcome, list[dict[str, Any]]]:
+    """One metered upstream call; returns how it ended and the tool calls it asked for."""
+    calls: dict[int, dict[str, Any]] = {}
+    outcome = _Outcome()
+    call = None
+    try:
+        async with gateway.stream(ctx.user, _request(ctx, messages), source="chat") as call:
+            async for event in call:
+                if isinstance(event, TextDelta):
+                    pump.feed(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    entry = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+                    entry["id"] = event.id or entry["id"]
+                    entry["name"] = event.name or entry["name"]
+                    entry["arguments"] += event.arguments
+                elif isinstance(event, Started) and not totals.served_model:
+                    totals.served_model, totals.provider = event.model, event.provider or ""
+                elif isinstance(event, StreamError):
+                    incomplete = isinstance(event.error, _INCOMPLETE_ERRORS)
+                    outcome = _Outcome(
+                        Message.Status.INCOMPLETE if incomplete else Message.Status.ERROR,
+                        f"The reply broke off: {event.error.message}" if incomplete else event.error.message,
+                        "incomplete" if incomplete else "upstream_error",
+                    )
+    except GatewayError as exc:
+        return _refusal(exc), []
+    finally:
+        result = getattr(call, "result", None)
+        if result is not None:
+            totals.add(result)
+    if outcome.status == Message.Status.COMPLETE and result is not None and result.status != "ok":
+        outcome = _Outcome(
+            Message.Status.ERROR if result.status == "error" else Message.Status.INCOMPLETE,
+            result.error or "The reply did not finish.",
+            result.status,
+        )
+    return outcome, [calls[i] for i in sorted(calls)] if outcome.status == Message.Status.COMPLETE else []
+
+
+async def _run_tools(
+    ctx: _Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: _Totals
+) -> list[dict[str, Any]]:
+    """Run the calls of one step, show each in the transcript; returns the turns to send next."""
+    turns: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in calls
+            ],
+        }
+    ]
+    for call in calls:
+        result = await database_sync_to_async(tools.run_tool)(call["name"], call["arguments"])
+        shown = {"step": step, **call, "result": result}
+        totals.tool_calls.append(shown)
+        turns.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        await publish(ctx.conversation.pk, {"type": "tool", "message_id": ctx.message.pk, "call": shown})
+    pump.checkpoint(tool_calls=list(totals.tool_calls))
+    return turns
+
+
+async def _stream_reply(ctx: _Context, pump: DeltaPump, totals: _Totals) -> _Outcome:
+    messages = list(ctx.history)
+    for step in range(MAX_STEPS):
+        outcome, calls = await _step(ctx, pump, messages, totals)
+        if outcome.status != Message.Status.COMPLETE or not calls:
+            return outcome
+        if step == MAX_STEPS - 1:
+            return _Outcome(Message.Status.INCOMPLETE, f"Stopped after {MAX_STEPS} tool steps.", "too_many_steps")
+        messages += await _run_tools(ctx, pump, step, calls, totals)
+    return _Outcome()
+
+
+@database_sync_to_async
+def _image_refusal(ctx: _Context) -> str | None:
+    return conversations.image_refusal(ctx.conversation.model) if ctx.has_images else None
+
+
+@database_sync_to_async
+def _finish(
+    message_id: int,
+    conversation_id: int,
+    pump: DeltaPump,
+    totals: _Totals,
+    outcome: _Outcome,
+) -> tuple[dict[str, Any], bool] | None:
+    """Finalise the row and the conversation's total; returns the done frame and whether to title it."""
+    fields = {
+        "content": pump.text,
+        "seq": pump.seq,
+        "status": outcome.status,
+        "error": outcome.error,
+        "served_model": totals.served_model,
+        "provider": totals.provider,
+        "skipped": totals.skipped,
+        "prompt_tokens": F("prompt_tokens") + totals.prompt_tokens,
+        "completion_tokens": F("completion_tokens") + totals.completion_tokens,
+        "cost": F("cost") + totals.cost,
+        "ttft_ms": totals.ttft_ms,
+        "tokens_per_second": totals.tokens_per_second,
+    }
+    if totals.tool_calls:
+        fields["tool_calls"] = totals.tool_calls
+    if not Message.objects.filter(pk=message_id).update(**fields):
+        return None
+    Conversation.objects.filter(pk=conversation_id).update(total_cost=F("total_cost") + totals.cost)
+    message = Message.objects.get(pk=message_id)
+    conversation = Conversation.objects.get(pk=conversation_id)
+    wants_title = (
+        not conversation.title and conversation.compare_group is None and outcome.status == Message.Status.COMPLETE
+    )
+    return frames.done_frame(message, conversation.total_cost), wants_title
+
+
+@database_sync_to_async
+def _budget_frame(user: Any) -> dict[str, Any]:
+    from chat.queries import spend_summary
+
+    summary = spend_summary(user)
+    return {
+        "type": "budget",
+        "spent": str(summary.spent),
+        "remaining": None if summary.remaining is None else str(summary.remaining),
+        "budget": summary.budget,
+    }
+
+
+async def _run(message_id: int) -> None:
+    ctx = await _load(message_id)
+    conversation_id = ctx.conversation.pk
+    pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq)
+    totals = _Totals()
+    listener = _spawn(_listen_for_stop(message_id, asyncio.current_task()))
+    outcome = _Outcome()
+    try:
+        refusal = await _image_refusal(ctx)
+        outcome = (
+            _Outcome(Message.Status.ERROR, refusal, "not_allowed")
+            if refusal
+            else await _stream_reply(ctx, pump, totals)
+        )
+    except asyncio.CancelledError:
+        outcome = _Outcome(Message.Status.STOPPED)
+    except Exception:
+        log.exception("chat runner for message %s failed", message_id)
+        outcome = _Outcome(
+            Message.Status.ERROR, "Something went wrong on our side; the reply was not finished.", "internal"
+        )
+    finally:
+        listener.cancel()
+    try:
+        await pump.close()
+    except Exception:
+        log.exception("could not publish the tail of message %s", message_id)
+        outcome = _Outcome(Message.Status.INCOMPLETE, "The reply could not be delivered in full.", "internal")
+    finished = await _finish(message_id, conversation_id, pump, totals, outcome)
+    if finished is None:
+        return
+    done, wants_title = finished
+    if outcome.error_code in ("budget", "rate_limited", "not_allowed"):
+        await publish(conversation_id, frames.error_frame(outcome.error_code, outcome.error, message_id=message_id))
+    await publish(conversation_id, done)
+    try:
+        await publish(conversation_id, await _budget_frame(ctx.user))
+    except Exception:
+        log.exception("could not send the budget after message %s", message_id)
+    if wants_title:
+        from chat.titles import title_conversation
+
+        _spawn(title_conversation(conversation_id))

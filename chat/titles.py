@@ -1,0 +1,92 @@
+"""Conversation titles: a cheap model summarises the first message (metered as source "system");
+if that fails for any reason, the first words of the first message do."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+import gateway
+from chat.models import Conversation, Message
+from gateway.types import ChatRequest
+
+log = logging.getLogger(__name__)
+
+MAX_WORDS = 8
+PROMPT = (
+    "Write a short title (at most 6 words) for a chat that starts with the message below. "
+    "Reply with the title only."
+)
+
+
+def fallback_title(text: str) -> str:
+    """The first words of `text`, for when no model can be asked."""
+    words = text.split()
+    title = " ".join(words[:MAX_WORDS])
+    if len(words) > MAX_WORDS:
+        title += "…"
+    return title[:80] or "New chat"
+
+
+def clean_title(text: str) -> str:
+    """A model's answer as a title: one line, no quotes or trailing full stop, not too long."""
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(title:\s*)", "", line.strip(), flags=re.IGNORECASE).strip(" \"'*#`").rstrip(".")
+    return line[:80]
+
+
+def cheapest_model(user: Any) -> str | None:
+    """The cheapest model this user may call with a known price (ties broken by id)."""
+    models = gateway.allowed_models(user).filter(prompt_price__isnull=False, completion_price__isnull=False)
+    best = min(models, key=lambda m: (m.prompt_price + m.completion_price, m.id), default=None)
+    return best.id if best else None
+
+
+@database_sync_to_async
+def _first_message(conversation_id: int) -> tuple[Any, str, str | None] | None:
+    conversation = Conversation.objects.select_related("user").filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    first = conversation.messages.filter(role=Message.Role.USER).order_by("created", "id").first()
+    text = first.content if first else ""
+    return conversation.user, text, cheapest_model(conversation.user)
+
+
+async def make_title(user: Any, text: str, model: str | None) -> str:
+    """Ask `model` for a title of `text`; the first words of `text` if that fails in any way."""
+    if model is None or not text.strip():
+        return fallback_title(text)
+    request = ChatRequest(
+        model=model,
+        messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": text[:2000]}],
+        max_tokens=20,
+    )
+    try:
+        completion = await gateway.complete(user, request, source="system")
+    except Exception:
+        log.info("title model failed; using the first words", exc_info=True)
+        return fallback_title(text)
+    return clean_title(completion.content) or fallback_title(text)
+
+
+@database_sync_to_async
+def _save(conversation_id: int, title: str) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, title="").update(title=title) == 1
+
+
+async def title_conversation(conversation_id: int) -> str | None:
+    """Title an untitled conversation and tell its open tabs; returns the title, or None if it had one."""
+    from chat.runner import publish
+
+    found = await _first_message(conversation_id)
+    if found is None:
+        return None
+    user, text, model = found
+    title = await make_title(user, text, model)
+    if not await _save(conversation_id, title):
+        return None
+    await publish(conversation_id, {"type": "title", "title": title})
+    return title

@@ -1,0 +1,70 @@
+"""Uploads are images by their bytes, not their name, and small enough."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from chat.uploads import MAX_IMAGE_BYTES, UploadRejected, data_url, sniff_image, store_image, validate_image
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "mime"),
+    [
+        (PNG, "image/png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+        (b"GIF89a\x01\x00", "image/gif"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"hello, world", None),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'>", None),
+    ],
+)
+def test_it_sniffs_the_type_from_content(head, mime):
+    assert sniff_image(head) == mime
+
+
+def test_it_refuses_text_named_png():
+    with pytest.raises(UploadRejected):
+        validate_image(b"just some text, not an image")
+
+
+def test_it_refuses_oversized_and_empty_files():
+    with pytest.raises(UploadRejected, match="5 MB"):
+        validate_image(PNG + b"\0" * MAX_IMAGE_BYTES)
+    with pytest.raises(UploadRejected):
+        validate_image(b"")
+
+
+@pytest.mark.django_db
+def test_it_stores_an_image_and_makes_a_data_url():
+    user = User.objects.create_user("ann")
+    attachment = store_image(user, None, "dot.png", SimpleUploadedFile("dot.png", PNG))
+    assert (attachment.mime, attachment.size) == ("image/png", len(PNG))
+    assert data_url(attachment) == "data:image/png;base64," + base64.b64encode(PNG).decode()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_text_file_named_png_when_storing():
+    user = User.objects.create_user("ann")
+    with pytest.raises(UploadRejected):
+        store_image(user, None, "cat.png", SimpleUploadedFile("cat.png", b"not an image", "image/png"))
+
+
+@pytest.mark.django_db
+def test_it_checks_the_size_before_reading():
+    class Huge(io.BytesIO):
+        size = MAX_IMAGE_BYTES + 1
+
+        def read(self, *args):
+            raise AssertionError("read an oversized upload")
+
+    with pytest.raises(UploadRejected):
+        store_image(User.objects.create_user("ann"), None, "big.png", Huge())

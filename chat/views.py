@@ -1,12 +1,245 @@
-"""Chat pages."""
+"""Chat pages: transport only. Reads come from `chat.queries`, changes from `chat.conversations`.
+
+Every view that takes an id looks it up through the requesting user, so another user's id is a 404.
+State changes are POST only (CSRF-checked); streaming itself happens over the websocket.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from chat import conversations, queries, uploads
+from chat.forms import CompareForm, PresetForm, RenameForm, SettingsForm, tool_choices
+from chat.models import Conversation, Preset
+
+PAGE_SIZE = 50
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    context.setdefault("spend", queries.spend_summary(request.user))
+    return render(request, template, context, status=status)
 
 
 @login_required
+@require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/index.html")
+    q = request.GET.get("q", "")
+    page = Paginator(queries.conversation_list(request.user, q), PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "chat/index.html#results" if request.htmx else "chat/index.html"
+    return _page(request, template, {"conversations": page.object_list, "page": page, "q": q})
+
+
+def _settings_initial(request: HttpRequest) -> dict[str, Any]:
+    preset_id = request.GET.get("preset", "")
+    if not preset_id.isdigit():
+        return {"model": "orweb/auto"}
+    preset = queries.owned_preset(request.user, int(preset_id))
+    return {
+        "model": preset.model,
+        "system_prompt": preset.system_prompt,
+        "temperature": preset.temperature,
+        "max_tokens": preset.max_tokens,
+        "tools": preset.tools,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new(request: HttpRequest) -> HttpResponse:
+    allowed = queries.model_ids(request.user)
+    if request.method == "POST":
+        form = SettingsForm(request.POST, allowed=allowed)
+        if form.is_valid():
+            convo = conversations.create_conversation(request.user, **form.cleaned_data)
+            return redirect("chat:conversation", pk=convo.pk)
+        status = 400
+    else:
+        form = SettingsForm(initial=_settings_initial(request), allowed=allowed)
+        status = 200
+    return _page(request, "chat/new.html", _new_chat_context(request, form), status=status)
+
+
+def _new_chat_context(request: HttpRequest, form: SettingsForm) -> dict[str, Any]:
+    return {
+        "form": form,
+        "models": queries.model_choices(request.user),
+        "presets": Preset.objects.filter(user=request.user),
+        "chosen_tools": set(form["tools"].value() or []),
+        "chosen_fallbacks": set(form["fallback_models"].value() or []),
+    }
+
+
+@login_required
+@require_GET
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    convo = queries.owned_conversation(request.user, pk)
+    if convo.compare_group:
+        return redirect("chat:compare_view", group=convo.compare_group)
+    template = "chat/conversation.html#transcript" if request.htmx else "chat/conversation.html"
+    context: dict[str, Any] = {"conversation": convo, "messages_view": queries.transcript(convo)}
+    if not request.htmx:
+        context["models"] = queries.model_choices(request.user)
+        context["tool_choices"] = tool_choices()
+    return _page(request, template, context)
+
+
+@login_required
+@require_POST
+def update_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change the model, prompt, parameters, tools or fallbacks; they apply from the next reply on."""
+    convo = queries.owned_conversation(request.user, pk)
+    form = SettingsForm(request.POST, allowed=queries.model_ids(request.user))
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field.replace('_', ' ').capitalize()}: {' '.join(errors)}")
+        return redirect("chat:conversation", pk=pk)
+    for field, value in form.cleaned_data.items():
+        setattr(convo, field, value)
+    convo.save(update_fields=[*form.cleaned_data, "updated"])
+    messages.success(request, "Settings saved; they apply from the next reply on.")
+    return redirect("chat:conversation", pk=pk)
+
+
+@login_required
+@require_POST
+def rename(request: HttpRequest, pk: int) -> HttpResponse:
+    convo = queries.owned_conversation(request.user, pk)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse("A title is 1 to 200 characters.", status=400)
+    conversations.rename(convo, form.cleaned_data["title"])
+    if request.POST.get("next") == "list":
+        return redirect("chat:index")
+    return redirect("chat:conversation", pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks "are you sure?", POST deletes: a link alone can never delete anything."""
+    convo = queries.owned_conversation(request.user, pk)
+    if request.method == "POST":
+        conversations.delete(convo)
+        return redirect("chat:index")
+    return _page(request, "chat/confirm_delete.html", {"conversation": convo})
+
+
+@login_required
+@require_POST
+def upload_attachment(request: HttpRequest, pk: int) -> JsonResponse:
+    convo = queries.owned_conversation(request.user, pk)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": "Choose an image to attach."}, status=400)
+    try:
+        attachment = uploads.store_image(request.user, convo, upload.name, upload)
+    except uploads.UploadRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"id": attachment.pk, "name": attachment.name, "size": attachment.size})
+
+
+@login_required
+@require_GET
+def attachment(request: HttpRequest, pk: int) -> HttpResponse:
+    """An uploaded image, to its owner only; served with its checked type and never sniffed."""
+    item = queries.owned_attachment(request.user, pk)
+    response = HttpResponse(bytes(item.data), content_type=item.mime)
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest, pk: int) -> HttpResponse:
+    """The shown branch as a Markdown file."""
+    convo = queries.owned_conversation(request.user, pk)
+    lines = [f"# {convo.title or 'Conversation'}", "", f"Model: {convo.model}", ""]
+    for message in conversations.branch_path(convo):
+        lines += [f"## {message.role}", "", message.content, ""]
+    response = HttpResponse("\n".join(lines), content_type="text/markdown; charset=utf-8")
+    name = slugify(convo.title) or f"conversation-{convo.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.md"'
+    return response
+
+
+@login_required
+@require_POST
+def save_preset(request: HttpRequest) -> HttpResponse:
+    """Saved from the new-chat form (its second submit button); errors come back to that form."""
+    form = PresetForm(request.POST, allowed=queries.model_ids(request.user))
+    if not form.is_valid():
+        return _page(request, "chat/new.html", _new_chat_context(request, form), status=400)
+    fields = ("model", "system_prompt", "temperature", "max_tokens", "tools")
+    preset, _ = Preset.objects.update_or_create(
+        user=request.user, name=form.cleaned_data["name"], defaults={f: form.cleaned_data[f] for f in fields}
+    )
+    messages.success(request, f"Preset “{preset.name}” saved.")
+    return redirect(f"{reverse('chat:new')}?preset={preset.pk}")
+
+
+@login_required
+@require_POST
+def delete_preset(request: HttpRequest, pk: int) -> HttpResponse:
+    queries.owned_preset(request.user, pk).delete()
+    return redirect("chat:new")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def compare(request: HttpRequest) -> HttpResponse:
+    allowed = queries.model_ids(request.user)
+    if request.method == "POST":
+        form = CompareForm(request.POST, allowed=allowed)
+        if form.is_valid():
+            started = conversations.start_compare(
+                request.user, form.cleaned_data["prompt"], form.cleaned_data["models"]
+            )
+            return redirect("chat:compare_view", group=started[0][0].compare_group)
+        status = 400
+    else:
+        form = CompareForm(allowed=allowed)
+        status = 200
+    return _page(
+        request,
+        "chat/compare.html",
+        {
+            "form": form,
+            "models": queries.model_choices(request.user),
+            "chosen": set(form["models"].value() or []),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def compare_view(request: HttpRequest, group: str) -> HttpResponse:
+    columns = Conversation.objects.filter(user=request.user, compare_group=group).order_by("pk")
+    if not columns:
+        raise Http404("No such comparison.")
+    return _page(
+        request,
+        "chat/compare_run.html",
+        {
+            "columns": [(c, queries.transcript(c)) for c in columns],
+        },
+    )
+
+
+@login_required
+@require_POST
+def keep(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Continue with this one": the column becomes a normal conversation, the other columns go."""
+    convo = queries.owned_conversation(request.user, pk)
+    conversations.keep_compare(convo)
+    return redirect("chat:conversation", pk=pk)

@@ -1,0 +1,158 @@
+"""Read helpers for the chat pages: owned objects or 404, the transcript as template data, the picker.
+
+Everything here reads; state changes live in `chat.conversations`. Lookups always filter by the
+requesting user, so another user's id answers 404 (never 403: we don't confirm that it exists).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet, Sum, prefetch_related_objects
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from chat import conversations
+from chat.models import Attachment, Conversation, Message, Preset
+from chat.render import render_markdown
+from gateway.types import AUTO_MODELS
+
+AUTO_LABELS = {
+    "orweb/auto": "Auto: balanced",
+    "orweb/auto:cost": "Auto: cheapest that fits",
+    "orweb/auto:speed": "Auto: fastest",
+    "orweb/auto:quality": "Auto: best quality",
+}
+
+
+def owned_conversation(user: Any, pk: int) -> Conversation:
+    return get_object_or_404(Conversation, pk=pk, user=user)
+
+
+def owned_attachment(user: Any, pk: int) -> Attachment:
+    return get_object_or_404(Attachment, pk=pk, user=user)
+
+
+def owned_preset(user: Any, pk: int) -> Preset:
+    return get_object_or_404(Preset, pk=pk, user=user)
+
+
+def conversation_list(user: Any, q: str = "") -> QuerySet[Conversation]:
+    """The user's conversations, newest activity first; `q` searches titles and message text."""
+    q = q.strip()
+    found = conversations.search(user, q) if q else Conversation.objects.filter(user=user)
+    return found.filter(compare_group__isnull=True).order_by("-updated")
+
+
+def _versions(message: Message, siblings: list[int]) -> dict[str, int | None]:
+    """Where a message sits among its versions (same parent, same role), as `version_info` says it."""
+    at = siblings.index(message.pk) if message.pk in siblings else 0
+    return {
+        "index": at + 1,
+        "count": len(siblings) or 1,
+        "prev_id": siblings[at - 1] if at > 0 else None,
+        "next_id": siblings[at + 1] if at + 1 < len(siblings) else None,
+    }
+
+
+def message_view(message: Message, siblings: list[int]) -> dict[str, Any]:
+    """What `chat/_message.html` shows for one message; mirrors the websocket "message" frame."""
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "status": message.status,
+        "is_live": message.is_live,
+        "seq": message.seq,
+        "content": message.content,
+        "html": render_markdown(message.content),
+        "error": message.error,
+        "model": message.served_model or message.requested_model,
+        "requested_model": message.requested_model,
+        "provider": message.provider,
+        "skipped": message.skipped,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "cost": message.cost,
+        "ttft_ms": message.ttft_ms,
+        "tokens_per_second": message.tokens_per_second,
+        "tool_calls": message.tool_calls,
+        "attachments": list(message.attachments.all()),
+        "versions": _versions(message, siblings),
+    }
+
+
+def transcript(conversation: Conversation) -> list[dict[str, Any]]:
+    """The branch being shown, root first, ready for the template, in a fixed number of queries however
+    long the conversation is. Tool-role messages are shown inside their reply's `tool_calls`."""
+    path = [m for m in conversations.branch_path(conversation) if m.role != Message.Role.TOOL]
+    prefetch_related_objects(path, "attachments")
+    siblings: dict[tuple[int | None, str], list[int]] = defaultdict(list)
+    for pk, parent_id, role in conversation.messages.order_by("created", "id").values_list("id", "parent_id", "role"):
+        siblings[(parent_id, role)].append(pk)
+    return [message_view(m, siblings[(m.parent_id, m.role)]) for m in path]
+
+
+def model_choices(user: Any) -> list[dict[str, Any]]:
+    """The picker's rows: the `orweb/auto*` choices first, then every model this user may call."""
+    from gateway.policy import allowed_models
+
+    rows: list[dict[str, Any]] = [
+        {
+            "id": auto,
+            "name": AUTO_LABELS.get(auto, auto),
+            "auto": True,
+            "images": True,
+            "tools": True,
+            "context": None,
+            "prompt_pm": None,
+            "completion_pm": None,
+            "free": False,
+        }
+        for auto in AUTO_MODELS
+    ]
+    for model in allowed_models(user).order_by("id"):
+        rows.append(
+            {
+                "id": model.id,
+                "name": model.name or model.id,
+                "auto": False,
+                "images": model.supports_images,
+                "tools": model.supports_tools,
+                "context": model.context_length,
+                "prompt_pm": model.prompt_price_per_million,
+                "completion_pm": model.completion_price_per_million,
+                "free": model.is_free,
+            }
+        )
+    return rows
+
+
+def model_ids(user: Any) -> set[str]:
+    return {row["id"] for row in model_choices(user)}
+
+
+@dataclass
+class SpendSummary:
+    """The header's "spent / left" line: this month's spend and the tightest budget that applies."""
+
+    spent: Decimal
+    remaining: Decimal | None
+    budget: str | None
+
+
+def spend_summary(user: Any) -> SpendSummary:
+    from billing.budgets import status_for
+    from billing.models import LedgerEntry
+
+    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    this_month = LedgerEntry.objects.filter(user=user, created__gte=month_start)
+    spent = this_month.aggregate(total=Sum("cost"))["total"]
+    statuses = status_for(user)  # tightest first
+    return SpendSummary(
+        spent=spent or Decimal(0),
+        remaining=statuses[0].remaining if statuses else None,
+        budget=statuses[0].label if statuses else None,
+    )

@@ -23,6 +23,9 @@ class Period(models.TextChoices):
     MONTH = "month"
 
 
+ADJECTIVE = {Period.DAY: "daily", Period.WEEK: "weekly", Period.MONTH: "monthly"}
+
+
 class Budget(models.Model):
     """A spending cap for one user or one group, renewed every period."""
 
@@ -51,7 +54,7 @@ class Budget(models.Model):
     @property
     def label(self) -> str:
         owner = f"user {self.user}" if self.user_id else f"group {self.group}"
-        return f"{self.period}ly budget of {owner}"
+        return f"{ADJECTIVE[self.period]} budget of {owner}"
 
 
 class BudgetPeriod(models.Model):

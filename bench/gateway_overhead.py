@@ -214,7 +214,6 @@ def main() -> None:
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret"),
         "OPENROUTER_BASE_URL": sim_url,
         "OPENROUTER_API_KEY": SIM_KEY,
-        "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "0"),
         "LOG_LEVEL": "WARNING",
         "DEBUG": "0",
     }
@@ -242,10 +241,12 @@ def main() -> None:
         orweb = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{app_port}/v1", api_key=secret, max_retries=0,
                                    http_client=openai.DefaultAsyncHttpxClient(limits=limits))
         print(f"simulator: ttft {args.ttft * 1000:.0f} ms, {args.tps:.0f} tok/s, {args.tokens} tokens a reply")
-        print(f"orweb under daphne (DB_CONN_MAX_AGE={env['DB_CONN_MAX_AGE']})")
+        pool = "off" if env.get("DB_POOL", "1").lower() in ("0", "false", "off") else "on"
+        print(f"orweb under daphne (DB pool {pool}); load average {os.getloadavg()[0]:.2f} at start")
         results = asyncio.run(measure(direct, orweb, args))
         metering = time_metering(args.metering)
         report(results, metering)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         for proc in reversed(procs):
             proc.terminate()

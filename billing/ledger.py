@@ -7,17 +7,20 @@ the existing row and charges nothing again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
+from billing import sql
 from billing.budgets import applicable_budgets, current_period
-from billing.holds import release
 from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
 
 logger = logging.getLogger(__name__)
@@ -50,53 +53,128 @@ class Outcome:
 
 def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
     """Record the call, charge its cost to the budgets, release its hold; once per generation."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                entry = LedgerEntry.objects.create(
-                    generation_id=outcome.generation_id or None,
-                    user_id=outcome.user_id,
-                    source=outcome.source,
-                    api_key_id=outcome.api_key_id,
-                    requested_model=outcome.requested_model,
-                    served_model=outcome.served_model,
-                    provider=outcome.provider or "",
-                    prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens,
-                    cached_tokens=outcome.cached_tokens,
-                    reasoning_tokens=outcome.reasoning_tokens,
-                    cost=outcome.cost,
-                    cost_source=outcome.cost_source,
-                    status=outcome.status,
-                    error=outcome.error[:300],
-                    ttft_ms=outcome.ttft_ms,
-                    latency_ms=outcome.latency_ms,
-                    hold_id=hold_id,
-                )
-        except IntegrityError:
+    now = timezone.now()
+    entry = LedgerEntry(
+        generation_id=outcome.generation_id or None,
+        user_id=outcome.user_id,
+        source=outcome.source,
+        api_key_id=outcome.api_key_id,
+        requested_model=outcome.requested_model,
+        served_model=outcome.served_model,
+        provider=outcome.provider or "",
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        cached_tokens=outcome.cached_tokens,
+        reasoning_tokens=outcome.reasoning_tokens,
+        cost=outcome.cost,
+        cost_source=outcome.cost_source,
+        status=outcome.status,
+        error=outcome.error[:300],
+        ttft_ms=outcome.ttft_ms,
+        latency_ms=outcome.latency_ms,
+        hold_id=hold_id,
+        created=now,
+    )
+    # Without a hold the cost goes to the budgets' current periods, found (or created) by the ORM after
+    # the statement: that pair needs a transaction. With a hold the one statement is atomic by itself.
+    charge_current = hold_id is None and outcome.cost > 0
+    with transaction.atomic() if charge_current else contextlib.nullcontext():
+        [(entry_id, cost)] = sql.fetch(_settle_sql(), _settle_params(entry, now))
+        if entry_id is None:
             if not outcome.generation_id:
-                raise
-            if hold_id is not None:
-                release(hold_id)
+                raise IntegrityError("The ledger entry could not be written.")
             logger.info("Generation %s was already settled", outcome.generation_id)
             return LedgerEntry.objects.get(generation_id=outcome.generation_id)
-        if hold_id is None or not release(hold_id, charge=entry.cost):
-            _charge(entry, _periods_to_charge(entry, hold_id), entry.cost)
-        _bump_rollup(entry, requests=1, cost=entry.cost)
+        entry.pk, entry.cost = entry_id, cost
+        entry._state.adding = False
+        entry._state.db = connection.alias
+        if charge_current:
+            _charge(entry, [current_period(budget).pk for budget in applicable_budgets(entry.user)], entry.cost)
         if entry.cost_source == LedgerEntry.CostSource.ESTIMATED and entry.generation_id:
             transaction.on_commit(lambda: _enqueue_reconcile(entry.pk))
     return entry
 
 
-def _periods_to_charge(entry: LedgerEntry, hold_id: Any) -> list[int]:
-    """The periods the call was held against; without a hold, the current periods of its budgets."""
-    if entry.cost <= 0:
-        return []
-    if hold_id is not None:
-        return list(
-            Hold.periods.through.objects.filter(hold_id=hold_id).values_list("budgetperiod_id", flat=True)
-        )
-    return [current_period(budget).pk for budget in applicable_budgets(entry.user)]
+# One statement instead of ten (insert, release, lock, charge, rollup and the savepoints around them):
+# settle runs after every call, and each round trip to PostgreSQL costs 0.1-1 ms.
+# `entry`: the ledger row, or nothing when this generation is already recorded (a redelivery).
+# `released`: the hold, once (locking its row before the periods, the order `holds.release` keeps too).
+# `locked`: the hold's periods, locked in id order, only when there is something to change.
+# `charged`: held minus the hold's amount if released now, spent plus the cost if the entry is new.
+# `rollup`: the day's row of this user, model and source, created or added to.
+_SETTLE = """
+WITH entry AS (
+    INSERT INTO billing_ledgerentry ({columns}) VALUES ({values})
+    ON CONFLICT (generation_id) DO NOTHING
+    RETURNING id, cost
+),
+released AS (
+    UPDATE billing_hold SET released_at = %(now)s
+    WHERE id = %(hold)s AND released_at IS NULL
+    RETURNING amount
+),
+locked AS MATERIALIZED (
+    SELECT p.id FROM billing_budgetperiod p
+    WHERE p.id IN (SELECT hp.budgetperiod_id FROM billing_hold_periods hp WHERE hp.hold_id = %(hold)s)
+      AND (EXISTS (SELECT 1 FROM released) OR EXISTS (SELECT 1 FROM entry))
+    ORDER BY p.id
+    FOR UPDATE OF p
+),
+charged AS (
+    UPDATE billing_budgetperiod p
+    SET held = p.held - coalesce((SELECT amount FROM released), 0),
+        spent = p.spent + coalesce((SELECT cost FROM entry), 0)
+    FROM locked l WHERE p.id = l.id
+),
+rollup AS (
+    INSERT INTO billing_dailyusage
+        (day, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
+    SELECT %(day)s, %(user)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s,
+           %(completion_tokens)s, e.cost
+    FROM entry e
+    ON CONFLICT (day, user_id, model, source) DO UPDATE SET
+        requests = billing_dailyusage.requests + excluded.requests,
+        errors = billing_dailyusage.errors + excluded.errors,
+        prompt_tokens = billing_dailyusage.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = billing_dailyusage.completion_tokens + excluded.completion_tokens,
+        cost = billing_dailyusage.cost + excluded.cost
+)
+SELECT e.id, e.cost FROM (SELECT 1) one LEFT JOIN entry e ON true
+"""
+
+
+@functools.cache
+def _entry_fields() -> list[Any]:
+    return [field for field in LedgerEntry._meta.concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def _settle_sql() -> str:
+    """The statement with the ledger's columns taken from the model, so a new field can't be missed."""
+    fields = _entry_fields()
+    return _SETTLE.format(
+        columns=", ".join(connection.ops.quote_name(field.column) for field in fields),
+        values=", ".join(f"%(entry_{field.column})s" for field in fields),
+    )
+
+
+def _settle_params(entry: LedgerEntry, now: dt.datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        f"entry_{field.column}": field.get_db_prep_save(getattr(entry, field.attname), connection)
+        for field in _entry_fields()
+    }
+    params.update(
+        now=now,
+        hold=entry.hold_id,
+        day=rollup_day(now),
+        user=entry.user_id,
+        model=entry.served_model or entry.requested_model,
+        source=entry.source,
+        errors=1 if entry.status in ERROR_STATUSES else 0,
+        prompt_tokens=entry.prompt_tokens,
+        completion_tokens=entry.completion_tokens,
+    )
+    return params
 
 
 def _charge(entry: LedgerEntry, period_ids: list[int], amount: Decimal) -> None:

@@ -1,9 +1,11 @@
 """Per-user rate limits in Redis: requests per minute, tokens per minute, concurrent streams.
 
-Requests and tokens use the `limits` library's sliding-window counter (two Redis counters per key,
-so a 200,000 tokens/min limit costs the same as 60 requests/min; its moving window would store one
-list entry per token). A refused request still counts against requests/min. Concurrent streams are a
-sorted set per user, scored by when each slot expires, so a crashed process can't hold a slot forever.
+Requests and tokens use a sliding-window counter (two Redis counters per key, the algorithm of the
+`limits` library's SlidingWindowCounter, so a 200,000 tokens/min limit costs the same as 60 requests/min).
+Concurrent streams are a sorted set per user, scored by when each slot expires, so a crashed process
+can't hold a slot forever. All three are checked and taken by one Lua script (`_ADMIT`), one round trip
+per call instead of the three that `limits` plus the slot script took. A request refused for tokens or
+for a stream slot still counts against requests/min.
 
 Effective limits: the user's own RateLimit row wins field by field; otherwise the most generous value
 among the user's groups' rows; otherwise the settings ORWEB_DEFAULT_RPM / _TPM / _CONCURRENT.
@@ -22,10 +24,7 @@ from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
-from limits import RateLimitItemPerMinute
-from limits.errors import StorageError
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from django.db.models import Q
 
 from billing.models import RateLimit
 from gateway.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
@@ -33,13 +32,57 @@ from gateway.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
 T = TypeVar("T")
 
 STREAM_SLOT_TTL = 15 * 60
+WINDOW_MS = 60_000
 
-_ACQUIRE_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 1
+# KEYS: rpm previous/current window, tpm previous/current window, stream slots.
+# ARGV: rpm limit, tpm limit (-1: none), tokens, window ms, slot limit (-1: none), now (s), slot expiry (s),
+# slot id, slot set ttl (s). Returns {0} when admitted, {1|2, retry ms} when refused for requests|tokens,
+# {3, 0} when every stream slot is taken.
+_ADMIT = """
+local window = tonumber(ARGV[4])
+local function used(prev_key, cur_key)
+    local cur_ttl = tonumber(redis.call('pttl', cur_key))
+    if cur_ttl > 0 and cur_ttl < window then
+        redis.call('rename', cur_key, prev_key)
+        redis.call('set', cur_key, 0, 'PX', cur_ttl + window)
+    end
+    local prev = tonumber(redis.call('get', prev_key)) or 0
+    local prev_ttl = math.max(tonumber(redis.call('pttl', prev_key)) or 0, 0)
+    local cur = tonumber(redis.call('get', cur_key)) or 0
+    return math.floor(prev * prev_ttl / window) + cur, prev, prev_ttl
+end
+local function take(prev_key, cur_key, limit, amount)
+    local count, prev, prev_ttl = used(prev_key, cur_key)
+    local excess = count + amount - limit
+    if excess > 0 then
+        if prev > 0 and excess <= math.floor(prev * prev_ttl / window) then
+            return math.ceil(excess * window / prev)
+        end
+        return math.max(tonumber(redis.call('pttl', cur_key)) - window, 0)
+    end
+    if redis.call('exists', cur_key) == 1 then
+        redis.call('incrby', cur_key, amount)
+    else
+        redis.call('set', cur_key, amount, 'PX', window * 2)
+    end
+    return -1
+end
+local rpm, tpm, slots = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
+if rpm >= 0 then
+    local wait = take(KEYS[1], KEYS[2], rpm, 1)
+    if wait >= 0 then return {1, wait} end
+end
+if tpm >= 0 then
+    local wait = take(KEYS[3], KEYS[4], tpm, tonumber(ARGV[3]))
+    if wait >= 0 then return {2, wait} end
+end
+if slots >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[6])
+    if redis.call('ZCARD', KEYS[5]) >= slots then return {3, 0} end
+    redis.call('ZADD', KEYS[5], ARGV[7], ARGV[8])
+    redis.call('EXPIRE', KEYS[5], ARGV[9])
+end
+return {0}
 """
 
 
@@ -53,8 +96,7 @@ class Limits:
 @dataclass
 class _Backend:
     client: redis.Redis
-    limiter: SlidingWindowCounterRateLimiter
-    acquire_slot: Any
+    admit: Any
 
 
 _backends: dict[str, _Backend] = {}
@@ -64,12 +106,8 @@ def _backend() -> _Backend:
     url = settings.REDIS_URL
     backend = _backends.get(url)
     if backend is None:
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        client = redis.Redis(connection_pool=pool)
-        storage = RedisStorage(url, connection_pool=pool, key_prefix="orweb:rl", wrap_exceptions=True)
-        backend = _Backend(
-            client, SlidingWindowCounterRateLimiter(storage), client.register_script(_ACQUIRE_SLOT)
-        )
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        backend = _Backend(client, client.register_script(_ADMIT))
         _backends[url] = backend
     return backend
 
@@ -79,7 +117,7 @@ def _fail_closed(function: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return function(*args, **kwargs)
-        except (redis.RedisError, StorageError) as exc:
+        except redis.RedisError as exc:
             raise ServiceUnavailable(
                 "Rate limits can't be checked right now (Redis unreachable); try again soon."
             ) from exc
@@ -88,7 +126,7 @@ def _fail_closed(function: Callable[..., T]) -> Callable[..., T]:
 
 
 def effective_limits(user: Any) -> Limits:
-    rows = list(RateLimit.objects.filter(user=user)) + list(RateLimit.objects.filter(group__user=user))
+    rows = list(RateLimit.objects.filter(Q(user=user) | Q(group__user=user)))
     own = next((row for row in rows if row.user_id is not None), None)
     groups = [row for row in rows if row.group_id is not None]
 
@@ -105,56 +143,47 @@ def effective_limits(user: Any) -> Limits:
     )
 
 
-def _retry_after(backend: _Backend, item: RateLimitItemPerMinute, *identifiers: str) -> int:
-    stats = backend.limiter.get_window_stats(item, *identifiers)
-    return max(1, math.ceil(stats.reset_time - time.time()))
-
-
-@_fail_closed
-def check_rate(user_id: int, limits: Limits, tokens: int) -> None:
-    """Count one request of up to `tokens` tokens, or raise RateLimitExceeded saying when to retry."""
-    backend = _backend()
-    who = str(user_id)
-    rpm = limits.requests_per_minute
-    if rpm is not None:
-        item = RateLimitItemPerMinute(rpm)
-        if not backend.limiter.hit(item, "rpm", who):
-            wait = _retry_after(backend, item, "rpm", who)
-            raise RateLimitExceeded(
-                f"Rate limit: {rpm} requests per minute. Retry in {wait} s.", retry_after=wait
-            )
-    tpm = limits.tokens_per_minute
-    if tpm is not None:
-        if tokens > tpm:
-            raise InvalidRequest(
-                f"This request (up to {tokens} tokens) is larger than your limit of {tpm} tokens per minute; "
-                "lower max_tokens or shorten the prompt.",
-                param="max_tokens",
-            )
-        item = RateLimitItemPerMinute(tpm)
-        if not backend.limiter.hit(item, "tpm", who, cost=tokens):
-            wait = _retry_after(backend, item, "tpm", who)
-            raise RateLimitExceeded(
-                f"Rate limit: {tpm} tokens per minute. Retry in {wait} s.", retry_after=wait
-            )
-
-
 def _slots_key(user_id: int) -> str:
     return f"orweb:streams:{user_id}"
 
 
 @_fail_closed
-def acquire_stream_slot(user_id: int, limits: Limits, slot: str) -> None:
-    """Take one of the user's concurrent-stream slots, or raise RateLimitExceeded."""
-    limit = limits.concurrent_streams
-    if limit is None:
-        return
+def take(user_id: int, limits: Limits, tokens: int, slot: str | None = None) -> None:
+    """Count one request of up to `tokens` tokens and, for a stream, take one of the user's concurrent
+    slots (named `slot`); or raise RateLimitExceeded saying when to retry."""
+    tpm = limits.tokens_per_minute
+    if tpm is not None and tokens > tpm:
+        raise InvalidRequest(
+            f"This request (up to {tokens} tokens) is larger than your limit of {tpm} tokens per minute; "
+            "lower max_tokens or shorten the prompt.",
+            param="max_tokens",
+        )
+    rpm = limits.requests_per_minute
+    slots = limits.concurrent_streams if slot is not None else None
     now = time.time()
-    if not _backend().acquire_slot(
-        keys=[_slots_key(user_id)], args=[now, now + STREAM_SLOT_TTL, limit, slot, STREAM_SLOT_TTL]
-    ):
+    keys = [f"orweb:rl:{kind}:{user_id}:{window}" for kind in ("rpm", "tpm") for window in ("prev", "cur")]
+    verdict = _backend().admit(
+        keys=[*keys, _slots_key(user_id)],
+        args=[
+            -1 if rpm is None else rpm,
+            -1 if tpm is None else tpm,
+            tokens,
+            WINDOW_MS,
+            -1 if slots is None else slots,
+            now,
+            now + STREAM_SLOT_TTL,
+            slot or "",
+            STREAM_SLOT_TTL,
+        ],
+    )
+    refused, wait = verdict[0], max(1, math.ceil(int(verdict[1] if len(verdict) > 1 else 0) / 1000))
+    if refused == 1:
+        raise RateLimitExceeded(f"Rate limit: {rpm} requests per minute. Retry in {wait} s.", retry_after=wait)
+    if refused == 2:
+        raise RateLimitExceeded(f"Rate limit: {tpm} tokens per minute. Retry in {wait} s.", retry_after=wait)
+    if refused == 3:
         raise RateLimitExceeded(
-            f"Rate limit: {limit} concurrent streams. Retry when one of yours has finished.", retry_after=1
+            f"Rate limit: {slots} concurrent streams. Retry when one of yours has finished.", retry_after=1
         )
 
 

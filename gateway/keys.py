@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -74,9 +75,21 @@ def authenticate(secret: str) -> ApiKey | None:
     return key
 
 
+def _authenticate_and_let_go(secret: str) -> ApiKey | None:
+    try:
+        return authenticate(secret)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
+
+
 async def aauthenticate(secret: str) -> ApiKey | None:
-    """`authenticate` for async views: both queries in one thread hop."""
-    return await sync_to_async(authenticate)(secret)
+    """`authenticate` for async views: both queries in one thread hop.
+
+    The connection goes back to the pool right away: Django would close it only when the response
+    ends, and a streaming reply would keep it for the whole stream.
+    """
+    return await sync_to_async(_authenticate_and_let_go)(secret)
 
 
 def can_manage(key: ApiKey, user: AbstractBaseUser) -> bool:

@@ -99,12 +99,23 @@ def _policy_q(policy: GroupPolicy) -> Q:
     return allowed | rule
 
 
-def allowed_models(user: Any) -> QuerySet[CatalogModel]:
-    """Every model this user may call now (for pickers, /v1/models, and the gateway's own check)."""
+def policies_of(user: Any) -> list[GroupPolicy]:
+    """The policies of the user's groups (none are read for admins: they are unrestricted)."""
+    if is_unrestricted(user):
+        return []
+    return list(GroupPolicy.objects.filter(group__user=user))
+
+
+def allowed_models(user: Any, policies: list[GroupPolicy] | None = None) -> QuerySet[CatalogModel]:
+    """Every model this user may call now (for pickers, /v1/models, and the gateway's own check).
+
+    `policies`, when given, are the user's `policies_of` already read (one query less per model checked).
+    """
     models = _callable_models()
     if is_unrestricted(user):
         return models
-    policies = list(GroupPolicy.objects.filter(group__user=user))
+    if policies is None:
+        policies = policies_of(user)
     if not policies:
         return models if getattr(settings, "ORWEB_DEFAULT_ALLOW_ALL", True) else models.none()
     union = Q(pk__in=[])
@@ -113,8 +124,11 @@ def allowed_models(user: Any) -> QuerySet[CatalogModel]:
     return models.filter(union)
 
 
-def check_allowed(user: Any, model_id: str) -> CatalogModel:
-    """The catalog row of a model this user may call; ModelUnavailable / ModelNotAllowed otherwise."""
+def check_allowed(user: Any, model_id: str, policies: list[GroupPolicy] | None = None) -> CatalogModel:
+    """The catalog row of a model this user may call; ModelUnavailable / ModelNotAllowed otherwise.
+
+    Given the user's `policies`: one query for an admin or a user without group policies (everything
+    callable is allowed, or nothing, by ORWEB_DEFAULT_ALLOW_ALL), a second only when policies decide."""
     model = _get_model(model_id)
     if model is None or not model.is_available:
         raise ModelUnavailable(f"The model {model_id!r} is not available.", param="model")
@@ -123,7 +137,15 @@ def check_allowed(user: Any, model_id: str) -> CatalogModel:
             f"The model {model_id!r} has no known price; an admin must set one before it can be used.",
             param="model",
         )
-    if not allowed_models(user).filter(pk=model_id).exists():
+    if is_unrestricted(user):
+        return model
+    if policies is None:
+        policies = policies_of(user)
+    if policies:
+        allowed = allowed_models(user, policies).filter(pk=model_id).exists()
+    else:
+        allowed = getattr(settings, "ORWEB_DEFAULT_ALLOW_ALL", True)
+    if not allowed:
         raise ModelNotAllowed(f"You are not allowed to use the model {model_id!r}.", param="model")
     return model
 

@@ -21,16 +21,18 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from billing import ratelimit
 from billing.budgets import remaining_for
 from billing.holds import place_hold
 from billing.ledger import Outcome, settle
 from billing.models import LedgerEntry
 from billing.pricing import estimate, worst_case
-from billing.ratelimit import acquire_stream_slot, check_rate, effective_limits, release_stream_slot
+from billing.ratelimit import effective_limits, release_stream_slot
 from catalog.models import CatalogModel
 from gateway import auto
 from gateway.errors import GatewayError, ServiceUnavailable, UpstreamFailed
-from gateway.policy import Shape, check_allowed, check_fits, max_tokens_for, misfit, shape_of
+from gateway.models import GroupPolicy
+from gateway.policy import Shape, check_allowed, check_fits, max_tokens_for, misfit, policies_of, shape_of
 from gateway.tokens import count_text_tokens
 from gateway.types import AUTO_MODELS, CallResult, ChatRequest, Completion
 from gateway.upstream import get_client, openrouter_user_id
@@ -148,15 +150,19 @@ def _requested_max_tokens(request: ChatRequest) -> Any:
     return request.params.get("max_completion_tokens", request.params.get("max_tokens"))
 
 
-def _pick_model(user: Any, request: ChatRequest, shape: Shape) -> tuple[CatalogModel, str | None]:
+def _pick_model(
+    user: Any, request: ChatRequest, shape: Shape, policies: list[GroupPolicy] | None = None
+) -> tuple[CatalogModel, str | None]:
     if request.model in AUTO_MODELS or request.model.startswith("orweb/auto:"):
         return auto.choose(user, request.model, shape, remaining_for(user)), request.model
-    model = check_allowed(user, request.model)
+    model = check_allowed(user, request.model, policies)
     check_fits(model, shape)
     return model, None
 
 
-def _fallbacks(user: Any, request: ChatRequest, shape: Shape, max_tokens: int, primary: str):
+def _fallbacks(
+    user: Any, request: ChatRequest, shape: Shape, max_tokens: int, primary: str, policies: list[GroupPolicy]
+):
     """The allowed fallback models that take this request as is; the others with why they were skipped."""
     chain: list[CatalogModel] = []
     skipped: list[tuple[str, str]] = []
@@ -165,7 +171,7 @@ def _fallbacks(user: Any, request: ChatRequest, shape: Shape, max_tokens: int, p
         if model_id == primary:
             continue
         try:
-            model = check_allowed(user, model_id)
+            model = check_allowed(user, model_id, policies)
         except GatewayError as error:
             skipped.append((model_id, error.message))
             continue
@@ -185,14 +191,13 @@ def admit(
     """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
     try:
         shape = shape_of(request.messages, _requested_max_tokens(request), request.params)
-        model, auto_mode = _pick_model(user, request, shape)
+        policies = policies_of(user)
+        model, auto_mode = _pick_model(user, request, shape, policies)
         max_tokens = max_tokens_for(model, shape)
-        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk)
+        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, policies)
         chain = [model, *fallbacks]
         limits = effective_limits(user)
-        check_rate(user.pk, limits, shape.prompt_tokens + max_tokens)
-        if slot is not None:
-            acquire_stream_slot(user.pk, limits, slot)
+        ratelimit.take(user.pk, limits, shape.prompt_tokens + max_tokens, slot)
         try:
             amount = max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain)
             hold = place_hold(user, amount)

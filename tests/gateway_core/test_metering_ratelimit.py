@@ -74,12 +74,18 @@ async def test_redis_down_fails_closed(simulator, catalog, member, settings):
 async def test_database_down_fails_closed(simulator, catalog, member, settings):
     from django.db import connections
 
-    real = connections["default"].settings_dict["PORT"]
-    connections["default"].settings_dict["PORT"] = 1
+    database = connections["default"]
+    real = dict(database.settings_dict)
+    # A pool keeps the connections it has: drop it, so the next one is made for the dead port.
+    database.close_pool()
+    database.settings_dict["PORT"] = 1
+    if pool := database.settings_dict["OPTIONS"].get("pool"):
+        database.settings_dict["OPTIONS"] = {**database.settings_dict["OPTIONS"], "pool": {**pool, "timeout": 1}}
     try:
         with pytest.raises(ServiceUnavailable) as refused:
             await gateway.complete(member, ask(), source="api")
     finally:
-        connections["default"].settings_dict["PORT"] = real
+        database.close_pool()
+        database.settings_dict.update(real)
     assert refused.value.status == 503
     assert upstream_calls(simulator) == 0

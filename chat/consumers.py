@@ -4,15 +4,19 @@ Delivery rule, per socket and message: deltas are forwarded only once the socket
 stands (a "message" frame it forwarded, or a `resume` with the page's seq), and only in order. A delta
 that would leave a gap is filled from the Redis list first; one already sent is dropped. So every tab
 gets every delta exactly once, whether it was open all along or reloaded mid-stream.
+
+A new reply's runner starts before its "message" frames are announced (the upstream call needs neither)
+and holds its first delta until they are out. Database helpers run on the loop's thread pool
+(`runner.db`), and nothing here touches the database per delta.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import conversations, frames, runner
@@ -45,12 +49,12 @@ def _text(frame: dict[str, Any], key: str) -> str:
     return value
 
 
-@database_sync_to_async
+@runner.db
 def _owned_conversation(user: Any, conversation_id: int) -> Conversation | None:
     return Conversation.objects.filter(pk=conversation_id, user=user).first()
 
 
-@database_sync_to_async
+@runner.db
 def _message(conversation_id: int, message_id: int) -> Message:
     message = Message.objects.filter(pk=message_id, conversation_id=conversation_id).first()
     if message is None:
@@ -58,18 +62,40 @@ def _message(conversation_id: int, message_id: int) -> Message:
     return message
 
 
-@database_sync_to_async
+@runner.db
+def _send(
+    user: Any, conversation_id: int, content: str, attachments: list[int]
+) -> tuple[runner.Context, list[dict[str, Any]]]:
+    """Store the user's message and a reply this process runs, read what the upstream call needs and
+    build the "message" frames: one database hop, so a burst of sends doesn't queue twice."""
+    try:
+        user_message, reply = conversations.send(
+            Conversation(pk=conversation_id, user_id=user.pk),
+            content,
+            attachments,
+            reply_status=Message.Status.STREAMING,
+        )
+    except Conversation.DoesNotExist:
+        raise ChatActionError("not_found", "This conversation no longer exists.") from None
+    announce = [
+        frames.message_frame(user_message, attachment_ids=list(dict.fromkeys(attachments))),
+        frames.message_frame(reply, versions=frames.ONLY_VERSION, attachment_ids=[]),
+    ]
+    return runner.context(reply, reply.conversation, user), announce
+
+
+@runner.db
 def _message_frames(*messages: Message) -> list[dict[str, Any]]:
     return [frames.message_frame(m) for m in messages]
 
 
-@database_sync_to_async
+@runner.db
 def _finished_frames(message_id: int) -> list[dict[str, Any]]:
     message = Message.objects.select_related("conversation").get(pk=message_id)
     return [frames.message_frame(message), frames.done_frame(message, message.conversation.total_cost)]
 
 
-@database_sync_to_async
+@runner.db
 def _switch(conversation_id: int, message_id: int) -> dict[str, Any]:
     conversation = Conversation.objects.get(pk=conversation_id)
     message = Message.objects.filter(pk=message_id, conversation_id=conversation_id).first()
@@ -148,14 +174,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frames.error_frame(exc.code, exc.message))
 
     async def _announce(self, *messages: Message) -> None:
-        for frame in await _message_frames(*messages):
+        await self._publish_all(await _message_frames(*messages))
+
+    async def _publish_all(self, frames_: list[dict[str, Any]]) -> None:
+        for frame in frames_:
             await runner.publish(self.conversation_id, frame)
 
-    async def _conversation(self) -> Conversation:
-        conversation = await _owned_conversation(self.user, self.conversation_id)
-        if conversation is None:
-            raise ChatActionError("not_found", "This conversation no longer exists.")
-        return conversation
+    async def _start(self, reply: Message, *announce: Message) -> None:
+        """Start the reply's runner and announce `announce` meanwhile.
+
+        The announcement is its own task, so the runner (which waits for it) isn't left hanging if this
+        socket goes away mid-way."""
+        announced = asyncio.ensure_future(self._announce(*announce))
+        await runner.start(reply.pk, after=announced)
+        await asyncio.shield(announced)
 
     async def do_send(self, frame: dict[str, Any]) -> None:
         content = _text(frame, "content")
@@ -164,12 +196,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             isinstance(a, int) and not isinstance(a, bool) for a in attachments
         ):
             raise BadFrame('"attachments" must be a list of ids.')
-        conversation = await self._conversation()
-        user_message, reply = await database_sync_to_async(conversations.send)(
-            conversation, content, attachments
-        )
-        await runner.start(reply.pk)
-        await self._announce(user_message, reply)
+        ctx, announce = await _send(self.user, self.conversation_id, content, attachments)
+        announced = asyncio.ensure_future(self._publish_all(announce))
+        runner.launch(ctx, after=announced)
+        await asyncio.shield(announced)
 
     async def do_stop(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
@@ -179,23 +209,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def do_regenerate(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        reply = await database_sync_to_async(conversations.regenerate)(message)
-        await runner.start(reply.pk)
-        await self._announce(reply)
+        reply = await runner.db(conversations.regenerate)(message)
+        await self._start(reply, reply)
 
     async def do_edit(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        edited, reply = await database_sync_to_async(conversations.edit_and_resend)(
-            message, _text(frame, "content")
-        )
-        await runner.start(reply.pk)
-        await self._announce(edited, reply)
+        edited, reply = await runner.db(conversations.edit_and_resend)(message, _text(frame, "content"))
+        await self._start(reply, edited, reply)
 
     async def do_continue(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        reply = await database_sync_to_async(conversations.continue_after_error)(message)
-        await runner.start(reply.pk)
-        await self._announce(reply)
+        reply = await runner.db(conversations.continue_after_error)(message)
+        await self._start(reply, reply)
 
     async def do_switch(self, frame: dict[str, Any]) -> None:
         branch = await _switch(self.conversation_id, _int(frame, "message_id"))

@@ -134,12 +134,12 @@ def _require_idle(conversation: Conversation) -> None:
         raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
 
 
-def _new_reply(conversation: Conversation, parent: Message) -> Message:
+def _new_reply(conversation: Conversation, parent: Message, status: str = Message.Status.PENDING) -> Message:
     reply = Message.objects.create(
         conversation=conversation,
         parent=parent,
         role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
+        status=status,
         requested_model=conversation.model,
     )
     conversation.current_leaf = reply
@@ -161,10 +161,18 @@ def _owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]
 
 @transaction.atomic
 def send(
-    conversation: Conversation, content: str, attachment_ids: Iterable[int] = ()
+    conversation: Conversation,
+    content: str,
+    attachment_ids: Iterable[int] = (),
+    *,
+    reply_status: str = Message.Status.PENDING,
 ) -> tuple[Message, Message]:
-    """Append a user message to the shown branch and a pending assistant reply under it."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    """Append a user message to the shown branch and an assistant reply under it: pending, or already
+    streaming when the caller runs it itself (chat.runner; then no other process can claim it).
+
+    Only `pk` and `user_id` of `conversation` are used: the row is re-read, locked, and must belong to
+    that user (Conversation.DoesNotExist otherwise)."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk, user_id=conversation.user_id)
     _require_idle(conversation)
     attachments = _owned_attachments(conversation, attachment_ids)
     if not content.strip() and not attachments:
@@ -179,7 +187,7 @@ def send(
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
-    return user_message, _new_reply(conversation, user_message)
+    return user_message, _new_reply(conversation, user_message, reply_status)
 
 
 @transaction.atomic

@@ -38,8 +38,11 @@ def meta(message: Message) -> dict[str, Any]:
     }
 
 
-def message_frame(message: Message) -> dict[str, Any]:
-    """A whole message: sent when it is created and when it finishes (database reads: call in a thread)."""
+def message_frame(
+    message: Message, *, versions: dict[str, int | None] | None = None, attachment_ids: list[int] | None = None
+) -> dict[str, Any]:
+    """A whole message: sent when it is created and when it finishes (database reads: call in a thread).
+    Callers that know the versions or attachments (a message they just created) pass them: no query."""
     return {
         "type": "message",
         "message": {
@@ -52,11 +55,16 @@ def message_frame(message: Message) -> dict[str, Any]:
             "content_text": message.content if message.role == Message.Role.USER else None,
             "error": message.error,
             "tool_calls": message.tool_calls,
-            "attachments": list(message.attachments.values_list("id", flat=True)),
+            "attachments": (
+                list(message.attachments.values_list("id", flat=True)) if attachment_ids is None else attachment_ids
+            ),
             "meta": meta(message),
-            "versions": version_info(message),
+            "versions": version_info(message) if versions is None else versions,
         },
     }
+
+
+ONLY_VERSION = {"index": 1, "count": 1, "prev_id": None, "next_id": None}
 
 
 def done_frame(message: Message, conversation_cost: Decimal) -> dict[str, Any]:

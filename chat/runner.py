@@ -6,7 +6,14 @@ the gateway then settles what was generated. While streaming it
 * publishes numbered deltas to the conversation's group, coalesced to one frame per COALESCE seconds;
 * appends each delta to the Redis list `chat:msg:<id>:deltas` *before* publishing it, so a client that
   joins the group and then reads the list misses nothing (it drops seqs it already has);
-* checkpoints the row (content + seq, always consistent) about once a second, and finalises it at the end.
+* checkpoints the row (content + seq, always consistent) about once a second, and finalises it at the end;
+* holds a lease (`chat:msg:<id>:runner`, refreshed while it runs) so chat.sweep can tell a reply whose
+  process died from one that is still streaming.
+
+Latency: before the upstream call it does only what the call needs (claim the row, read the turns before
+it), in one database hop; the "message" frames are announced concurrently and the first delta waits for
+them, so a tab always hears of a message before its text. Database work runs on the loop's thread pool,
+never on the one thread `database_sync_to_async` shares by default, where 200 replies would queue.
 
 With tools on, it runs the call → tool → call loop (at most MAX_STEPS upstream calls, each metered).
 """
@@ -14,31 +21,36 @@ With tools on, it runs the call → tool → call loop (at most MAX_STEPS upstre
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db.models import F
+from django.db import close_old_connections
+from django.db.models import F, prefetch_related_objects
 
-import gateway
 from chat import conversations, frames, tools, uploads
 from chat.models import Conversation, Message
+from gateway import service as gateway
 from gateway.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from gateway.types import CallResult, ChatRequest
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
 from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COALESCE = 0.03
 CHECKPOINT_EVERY = 1.0
 DELTAS_TTL = 3600
+LEASE_TTL = 150
+LEASE_REFRESH = 30
 MAX_STEPS = 5
 REDIS_CONNECTIONS = 64  # shared by every runner and socket of the process; callers wait for a free one
 FINAL = (Message.Status.COMPLETE, Message.Status.STOPPED, Message.Status.ERROR, Message.Status.INCOMPLETE)
@@ -53,13 +65,42 @@ def deltas_key(message_id: int) -> str:
     return f"chat:msg:{message_id}:deltas"
 
 
+def lease_key(message_id: int) -> str:
+    return f"chat:msg:{message_id}:runner"
+
+
+def db(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run a database function on the loop's thread pool, not on the one thread `database_sync_to_async`
+    shares by default: calls of different replies and sockets then run side by side instead of queueing.
+
+    Each call borrows a connection and hands it back. That happens inside the call: Django keeps
+    connections in context-local storage, which `sync_to_async` copies per call, so a
+    `close_old_connections()` outside it (as DatabaseSyncToAsync does) would miss the connection used."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> T:
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
 def redis_client() -> aioredis.Redis:
     """One client per event loop (an asyncio Redis pool can't cross loops; tests run one loop each)."""
     loop = asyncio.get_running_loop()
     client = _redis_clients.get(id(loop))
     if client is None:
+        # No client name/version: redis-py would otherwise read its package metadata from disk for every
+        # new connection and send CLIENT SETINFO, which under a burst of replies costs the loop real time.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=REDIS_CONNECTIONS, timeout=10, decode_responses=True
+            settings.REDIS_URL,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=10,
+            decode_responses=True,
+            driver_info=None,
         )
         client = aioredis.Redis(connection_pool=pool)
         _redis_clients.clear()
@@ -96,26 +137,46 @@ def _spawn(coro: Any) -> asyncio.Task:
     return task
 
 
-@database_sync_to_async
-def _claim(message_id: int) -> bool:
-    """Pending → streaming with a conditional update: of several processes, exactly one gets to run it."""
-    return (
-        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(status=Message.Status.STREAMING)
-        == 1
+def prepare(message: Message, conversation: Conversation, user: Any) -> Context | None:
+    """Claim a pending reply (pending → streaming with a conditional update: of several processes, exactly
+    one gets it) and read what its upstream call needs; None if someone else has it. Synchronous: callers
+    fold it into the database hop they are already in."""
+    claimed = Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
+        status=Message.Status.STREAMING
     )
+    if claimed != 1:
+        return None
+    message.status = Message.Status.STREAMING
+    return context(message, conversation, user)
 
 
-async def start(message_id: int) -> bool:
-    """Start streaming a pending assistant message in this process; False if someone else has it."""
-    if not await _claim(message_id):
-        return False
-    task = asyncio.create_task(_run(message_id), name=f"chat-runner-{message_id}")
+@db
+def _prepare_by_id(message_id: int) -> Context | None:
+    message = Message.objects.select_related("conversation__user").filter(pk=message_id).first()
+    if message is None:
+        return None
+    return prepare(message, message.conversation, message.conversation.user)
+
+
+def launch(ctx: Context, after: asyncio.Future | None = None) -> None:
+    """Run a prepared reply in this process. Its first delta waits for `after` (the announcement of the
+    message), however that ends."""
+    message_id = ctx.message.pk
+    task = asyncio.create_task(_run(ctx, after), name=f"chat-runner-{message_id}")
     _running[message_id] = task
     task.add_done_callback(lambda _: _running.pop(message_id, None))
+
+
+async def start(message_id: int, after: asyncio.Future | None = None) -> bool:
+    """Start streaming a pending assistant message in this process; False if someone else has it."""
+    ctx = await _prepare_by_id(message_id)
+    if ctx is None:
+        return False
+    launch(ctx, after)
     return True
 
 
-@database_sync_to_async
+@db
 def _pending_ids(conversation_id: int) -> list[int]:
     return list(
         Message.objects.filter(
@@ -154,11 +215,43 @@ async def _listen_for_stop(message_id: int, task: asyncio.Task) -> None:
         await layer.group_discard(frames.runner_group(message_id), channel)
 
 
+PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+def pubsub_channel(group: str) -> str | None:
+    """The Redis pub/sub channel the channel layer delivers `group` from, if we can publish to it ourselves:
+    the layer is RedisPubSubChannelLayer and its one host is our Redis. Else None (use group_send)."""
+    config = settings.CHANNEL_LAYERS["default"]
+    options = config.get("CONFIG", {})
+    if config["BACKEND"] != PUBSUB_LAYER or options.get("hosts") != [settings.REDIS_URL]:
+        return None
+    return f"{options.get('prefix', 'asgi')}__group__{group}"
+
+
+async def group_publish(group: str, message: dict[str, Any], *, append: tuple[str, str] | None = None) -> None:
+    """What `group_send` does, without its lock: RedisPubSubChannelLayer publishes every message of the
+    process one at a time behind one asyncio.Lock, which at a few thousand frames a second becomes the
+    queue every reply waits in. We publish the same bytes to the same channel from our own pool.
+
+    `append` = (list key, item) is pushed in the same round trip, before the publish (Redis runs a
+    pipeline in order), so whoever hears the message can find it in the list."""
+    layer = get_channel_layer()
+    channel = pubsub_channel(group)
+    if channel is None:
+        if append is not None:
+            await redis_client().rpush(*append)
+        await layer.group_send(group, message)
+        return
+    async with redis_client().pipeline(transaction=False) as pipe:
+        if append is not None:
+            pipe.rpush(*append)
+        pipe.publish(channel, layer.serialize(message))
+        await pipe.execute()
+
+
 async def publish(conversation_id: int, frame: dict[str, Any]) -> None:
     """Send a prepared frame to every tab of a conversation."""
-    await get_channel_layer().group_send(
-        frames.conversation_group(conversation_id), {"type": "chat.frame", "frame": frame}
-    )
+    await group_publish(frames.conversation_group(conversation_id), {"type": "chat.frame", "frame": frame})
 
 
 class DeltaPump:
@@ -167,7 +260,9 @@ class DeltaPump:
     `text` and `seq` always describe the same published prefix, which is what a checkpoint saves.
     """
 
-    def __init__(self, message_id: int, conversation_id: int, text: str, seq: int) -> None:
+    def __init__(
+        self, message_id: int, conversation_id: int, text: str, seq: int, after: asyncio.Future | None = None
+    ) -> None:
         self.message_id = message_id
         self.group = frames.conversation_group(conversation_id)
         self.text = text
@@ -175,8 +270,8 @@ class DeltaPump:
         self._pending: list[str] = []
         self._wake = asyncio.Event()
         self._closed = False
-        self._checkpoint: asyncio.Task | None = None
-        self._last_checkpoint = time.monotonic()
+        self._after = after
+        self._expiry_set = False  # set once: a reply streams for minutes, not for DELTAS_TTL
         self._task = asyncio.create_task(self._loop())
 
     def feed(self, piece: str) -> None:
@@ -192,16 +287,19 @@ class DeltaPump:
         self.seq += 1
         self.text += piece
         seq = self.seq
-        client = redis_client()
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.rpush(deltas_key(self.message_id), f"{seq}\t{piece}")
-            pipe.expire(deltas_key(self.message_id), DELTAS_TTL)
-            await pipe.execute()
-        await get_channel_layer().group_send(
-            self.group, {"type": "chat.delta", "message_id": self.message_id, "seq": seq, "text": piece}
+        key = deltas_key(self.message_id)
+        await group_publish(
+            self.group,
+            {"type": "chat.delta", "message_id": self.message_id, "seq": seq, "text": piece},
+            append=(key, f"{seq}\t{piece}"),
         )
+        if not self._expiry_set:
+            await redis_client().expire(key, DELTAS_TTL)
+            self._expiry_set = True
 
     async def _loop(self) -> None:
+        if self._after is not None:
+            await asyncio.wait([self._after])
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -209,39 +307,86 @@ class DeltaPump:
             if self._closed:
                 await self._flush()
                 return
-            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY:
-                self.checkpoint()
+            self.checkpoint()
             await asyncio.sleep(COALESCE)
 
     def checkpoint(self, **fields: Any) -> None:
-        """Save content + seq (and any extra fields) in the background, one save at a time, in order."""
-        if self._checkpoint is not None and not self._checkpoint.done() and not fields:
-            return
-        self._last_checkpoint = time.monotonic()
-        previous = self._checkpoint
-        self._checkpoint = asyncio.create_task(_save_checkpoint(previous, self.message_id, self.text, self.seq, fields))
+        """Have content + seq (and any extra fields) saved with the next batch (chat.runner.Checkpoints)."""
+        checkpoints().put(self.message_id, self.text, self.seq, fields)
 
     async def close(self) -> None:
-        """Publish what is left and wait for the last checkpoint; safe to call while being cancelled."""
+        """Publish what is left and settle its checkpoints; safe to call while being cancelled."""
         self._closed = True
         self._wake.set()
         await asyncio.shield(self._task)
-        if self._checkpoint is not None:
-            await asyncio.shield(self._checkpoint)
+        await asyncio.shield(checkpoints().settle(self.message_id))
 
 
-async def _save_checkpoint(
-    previous: asyncio.Task | None, message_id: int, text: str, seq: int, fields: dict[str, Any]
-) -> None:
-    if previous is not None:
-        await asyncio.wait([previous])
-    await database_sync_to_async(
-        lambda: Message.objects.filter(pk=message_id).update(content=text, seq=seq, **fields)
-    )()
+class Checkpoints:
+    """The checkpoints of every reply of this process, saved together about once a second in one database
+    hop (200 replies streaming = one hop a second, not 200). A row's content and seq are always saved
+    together; extra fields (tool calls) ride along with the next batch."""
+
+    def __init__(self) -> None:
+        self._dirty: dict[int, tuple[str, int, dict[str, Any]]] = {}
+        self._saving: dict[int, asyncio.Task] = {}
+        self._task: asyncio.Task | None = None
+
+    def put(self, message_id: int, text: str, seq: int, fields: dict[str, Any]) -> None:
+        previous = self._dirty.get(message_id)
+        self._dirty[message_id] = (text, seq, {**previous[2], **fields} if previous else fields)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            batch, self._dirty = self._dirty, {}
+            save = asyncio.ensure_future(db(_save_checkpoints)(batch))
+            self._saving.update(dict.fromkeys(batch, save))
+            try:
+                await save
+            except Exception:
+                log.exception("could not checkpoint %s replies", len(batch))
+            finally:
+                for message_id in batch:
+                    if self._saving.get(message_id) is save:
+                        del self._saving[message_id]
+
+    async def settle(self, message_id: int) -> None:
+        """Drop the reply's unsaved checkpoint and wait for one being saved: after this, no checkpoint can
+        overwrite what the caller writes (the final row)."""
+        self._dirty.pop(message_id, None)
+        saving = self._saving.get(message_id)
+        if saving is not None:
+            await asyncio.wait([saving])
+        if not self._dirty and not self._saving and self._task is not None:
+            self._task.cancel()
+
+
+def _save_checkpoints(batch: dict[int, tuple[str, int, dict[str, Any]]]) -> None:
+    plain = [Message(pk=mid, content=text, seq=seq) for mid, (text, seq, fields) in batch.items() if not fields]
+    if plain:
+        Message.objects.bulk_update(plain, ["content", "seq"])
+    for mid, (text, seq, fields) in batch.items():
+        if fields:
+            Message.objects.filter(pk=mid).update(content=text, seq=seq, **fields)
+
+
+_checkpoints: dict[int, Checkpoints] = {}
+
+
+def checkpoints() -> Checkpoints:
+    """This event loop's Checkpoints (tests run one loop each)."""
+    loop = id(asyncio.get_running_loop())
+    if loop not in _checkpoints:
+        _checkpoints.clear()
+        _checkpoints[loop] = Checkpoints()
+    return _checkpoints[loop]
 
 
 @dataclass
-class _Context:
+class Context:
     message: Message
     conversation: Conversation
     user: Any
@@ -319,18 +464,27 @@ def _assistant_turns(message: Message) -> list[dict[str, Any]]:
     return turns
 
 
-@database_sync_to_async
-def _load(message_id: int) -> _Context:
-    message = Message.objects.select_related("conversation__user").get(pk=message_id)
-    conversation = message.conversation
-    path = conversations.branch_path(conversation)
-    ids = [m.pk for m in path]
-    path = path[: ids.index(message.pk)] if message.pk in ids else list(_ancestors(message))
+def _turns_before(message: Message) -> list[Message]:
+    """The messages `message` answers or continues, root first: one query for the conversation's
+    messages, one for the attachments of the user turns."""
+    by_id = {m.pk: m for m in Message.objects.filter(conversation_id=message.conversation_id)}
+    path = []
+    node = by_id.get(message.parent_id) if message.parent_id else None
+    while node is not None:
+        path.append(node)
+        node = by_id.get(node.parent_id) if node.parent_id else None
+    path.reverse()
+    prefetch_related_objects([m for m in path if m.role == Message.Role.USER], "attachments")
+    return path
+
+
+def context(message: Message, conversation: Conversation, user: Any) -> Context:
+    """What the upstream call of `message` needs, for a reply this process has claimed."""
     history: list[dict[str, Any]] = []
     if conversation.system_prompt:
         history.append({"role": "system", "content": conversation.system_prompt})
     has_images = False
-    for turn in path:
+    for turn in _turns_before(message):
         if turn.role == Message.Role.USER:
             content = _user_content(turn)
             has_images = has_images or isinstance(content, list)
@@ -339,19 +493,10 @@ def _load(message_id: int) -> _Context:
             history += _assistant_turns(turn)
     if message.content:
         history.append({"role": "assistant", "content": message.content})
-    return _Context(message, conversation, conversation.user, history, has_images)
+    return Context(message, conversation, user, history, has_images)
 
 
-def _ancestors(message: Message) -> list[Message]:
-    chain = []
-    node = message.parent
-    while node is not None:
-        chain.append(node)
-        node = node.parent
-    return chain[::-1]
-
-
-def _request(ctx: _Context, messages: list[dict[str, Any]]) -> ChatRequest:
+def _request(ctx: Context, messages: list[dict[str, Any]]) -> ChatRequest:
     conversation = ctx.conversation
     params: dict[str, Any] = {}
     if conversation.temperature is not None:
@@ -392,7 +537,7 @@ def _refusal(exc: GatewayError) -> _Outcome:
 
 
 async def _step(
-    ctx: _Context, pump: DeltaPump, messages: list[dict[str, Any]], totals: _Totals
+    ctx: Context, pump: DeltaPump, messages: list[dict[str, Any]], totals: _Totals
 ) -> tuple[_Outcome, list[dict[str, Any]]]:
     """One metered upstream call; returns how it ended and the tool calls it asked for."""
     calls: dict[int, dict[str, Any]] = {}
@@ -433,7 +578,7 @@ async def _step(
 
 
 async def _run_tools(
-    ctx: _Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: _Totals
+    ctx: Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: _Totals
 ) -> list[dict[str, Any]]:
     """Run the calls of one step, show each in the transcript; returns the turns to send next."""
     turns: list[dict[str, Any]] = [
@@ -451,7 +596,7 @@ async def _run_tools(
         }
     ]
     for call in calls:
-        result = await database_sync_to_async(tools.run_tool)(call["name"], call["arguments"])
+        result = await db(tools.run_tool)(call["name"], call["arguments"])
         shown = {"step": step, **call, "result": result}
         totals.tool_calls.append(shown)
         turns.append({"role": "tool", "tool_call_id": call["id"], "content": result})
@@ -460,7 +605,7 @@ async def _run_tools(
     return turns
 
 
-async def _stream_reply(ctx: _Context, pump: DeltaPump, totals: _Totals) -> _Outcome:
+async def _stream_reply(ctx: Context, pump: DeltaPump, totals: _Totals) -> _Outcome:
     messages = list(ctx.history)
     for step in range(MAX_STEPS):
         outcome, calls = await _step(ctx, pump, messages, totals)
@@ -472,20 +617,22 @@ async def _stream_reply(ctx: _Context, pump: DeltaPump, totals: _Totals) -> _Out
     return _Outcome()
 
 
-@database_sync_to_async
-def _image_refusal(ctx: _Context) -> str | None:
-    return conversations.image_refusal(ctx.conversation.model) if ctx.has_images else None
+@db
+def _image_refusal(model: str) -> str | None:
+    return conversations.image_refusal(model)
 
 
-@database_sync_to_async
+@db
 def _finish(
     message_id: int,
     conversation_id: int,
     pump: DeltaPump,
     totals: _Totals,
     outcome: _Outcome,
-) -> tuple[dict[str, Any], bool] | None:
-    """Finalise the row and the conversation's total; returns the done frame and whether to title it."""
+    user: Any,
+) -> tuple[dict[str, Any], bool, dict[str, Any] | None] | None:
+    """Finalise the row and the conversation's total, in one hop; returns the done frame, whether to title
+    the conversation, and the user's budget frame (None if it couldn't be read)."""
     fields = {
         "content": pump.text,
         "seq": pump.seq,
@@ -505,15 +652,19 @@ def _finish(
     if not Message.objects.filter(pk=message_id).update(**fields):
         return None
     Conversation.objects.filter(pk=conversation_id).update(total_cost=F("total_cost") + totals.cost)
-    message = Message.objects.get(pk=message_id)
-    conversation = Conversation.objects.get(pk=conversation_id)
+    message = Message.objects.select_related("conversation").get(pk=message_id)
+    conversation = message.conversation
     wants_title = (
         not conversation.title and conversation.compare_group is None and outcome.status == Message.Status.COMPLETE
     )
-    return frames.done_frame(message, conversation.total_cost), wants_title
+    try:
+        budget = _budget_frame(user)
+    except Exception:
+        log.exception("could not read the budget after message %s", message_id)
+        budget = None
+    return frames.done_frame(message, conversation.total_cost), wants_title, budget
 
 
-@database_sync_to_async
 def _budget_frame(user: Any) -> dict[str, Any]:
     from chat.queries import spend_summary
 
@@ -526,15 +677,26 @@ def _budget_frame(user: Any) -> dict[str, Any]:
     }
 
 
-async def _run(message_id: int) -> None:
-    ctx = await _load(message_id)
-    conversation_id = ctx.conversation.pk
-    pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq)
+async def _keep_lease(message_id: int) -> None:
+    """Tell chat.sweep this reply has a live runner, until cancelled (then let go of the lease)."""
+    client = redis_client()
+    try:
+        while True:
+            await client.set(lease_key(message_id), "1", ex=LEASE_TTL)
+            await asyncio.sleep(LEASE_REFRESH)
+    finally:
+        await asyncio.shield(client.delete(lease_key(message_id)))
+
+
+async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
+    message_id, conversation_id = ctx.message.pk, ctx.conversation.pk
+    pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq, after)
     totals = _Totals()
     listener = _spawn(_listen_for_stop(message_id, asyncio.current_task()))
+    lease = _spawn(_keep_lease(message_id))
     outcome = _Outcome()
     try:
-        refusal = await _image_refusal(ctx)
+        refusal = await _image_refusal(ctx.conversation.model) if ctx.has_images else None
         outcome = (
             _Outcome(Message.Status.ERROR, refusal, "not_allowed")
             if refusal
@@ -554,17 +716,18 @@ async def _run(message_id: int) -> None:
     except Exception:
         log.exception("could not publish the tail of message %s", message_id)
         outcome = _Outcome(Message.Status.INCOMPLETE, "The reply could not be delivered in full.", "internal")
-    finished = await _finish(message_id, conversation_id, pump, totals, outcome)
+    try:
+        finished = await _finish(message_id, conversation_id, pump, totals, outcome, ctx.user)
+    finally:
+        lease.cancel()
     if finished is None:
         return
-    done, wants_title = finished
+    done, wants_title, budget = finished
     if outcome.error_code in ("budget", "rate_limited", "not_allowed"):
         await publish(conversation_id, frames.error_frame(outcome.error_code, outcome.error, message_id=message_id))
     await publish(conversation_id, done)
-    try:
-        await publish(conversation_id, await _budget_frame(ctx.user))
-    except Exception:
-        log.exception("could not send the budget after message %s", message_id)
+    if budget is not None:
+        await publish(conversation_id, budget)
     if wants_title:
         from chat.titles import title_conversation
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +19,19 @@ from tests.gateway_core.metering_helpers import load_catalog
 
 MODEL = "openai/gpt-4o-mini"
 TEXT_ONLY = "openai/gpt-3.5-turbo"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_channel_layer():
+    """Group names are Redis pub/sub channels built from database ids, and pub/sub ignores the database
+    number: another test run on the same Redis server would hear our conversations. A prefix of our own
+    keeps frames apart."""
+    from channels.layers import channel_layers
+
+    config = settings.CHANNEL_LAYERS["default"].setdefault("CONFIG", {})
+    config["prefix"] = f"test-chat-{uuid.uuid4().hex[:12]}"
+    channel_layers.backends.clear()
+    yield
 
 
 @pytest.fixture(autouse=True)

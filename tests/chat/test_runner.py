@@ -1,0 +1,105 @@
+"""The runner's plumbing: batched checkpoints, its own pub/sub publishing, ordering of frames, the lease."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from conftest import Socket, deltas, reply_id
+
+from chat import conversations, frames, runner
+from chat.models import Message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
+
+
+@database_sync_to_async
+def new_reply(conversation) -> Message:
+    return conversations.send(conversation, "hi")[1]
+
+
+@database_sync_to_async
+def row(message_id: int) -> Message:
+    return Message.objects.get(pk=message_id)
+
+
+@pytest.fixture
+def quick_checkpoints(monkeypatch):
+    monkeypatch.setattr(runner, "CHECKPOINT_EVERY", 0.01)
+
+
+async def test_checkpoints_of_several_replies_are_saved_together(conversation, ann, quick_checkpoints):
+    one = await new_reply(conversation)
+    other_conversation = await database_sync_to_async(conversations.create_conversation)(ann, model="x/y")
+    two = await new_reply(other_conversation)
+    runner.checkpoints().put(one.pk, "Hel", 1, {})
+    runner.checkpoints().put(one.pk, "Hello", 2, {})
+    runner.checkpoints().put(two.pk, "Hi", 1, {"tool_calls": [{"step": 0}]})
+    async with asyncio.timeout(10):
+        while (await row(two.pk)).seq != 1 or (await row(one.pk)).seq != 2:
+            await asyncio.sleep(0.01)
+    assert (await row(one.pk)).content == "Hello"
+    assert (await row(two.pk)).tool_calls == [{"step": 0}]
+
+
+async def test_a_settled_reply_is_not_overwritten_by_a_checkpoint_it_had_queued(conversation, quick_checkpoints):
+    reply = await new_reply(conversation)
+    runner.checkpoints().put(reply.pk, "partial", 1, {})
+    await runner.checkpoints().settle(reply.pk)
+    await database_sync_to_async(Message.objects.filter(pk=reply.pk).update)(content="final", seq=9)
+    runner.checkpoints().put(conversation.pk * 1000, "other", 1, {})
+    await asyncio.sleep(0.1)
+    assert ((await row(reply.pk)).content, (await row(reply.pk)).seq) == ("final", 9)
+
+
+async def test_our_publishing_uses_the_channel_layers_own_group_channel():
+    layer = get_channel_layer()
+    group = frames.conversation_group(7)
+    assert runner.pubsub_channel(group) == layer._get_group_channel_name(group)
+
+
+async def test_group_publish_appends_before_it_publishes_and_reaches_the_group(conversation):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = frames.conversation_group(conversation.pk)
+    await layer.group_add(group, channel)
+    key = runner.deltas_key(123456)
+    await runner.group_publish(group, {"type": "chat.delta", "seq": 1}, append=(key, "1\tx"))
+    assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "chat.delta", "seq": 1}
+    assert await runner.redis_client().lrange(key, 0, -1) == ["1\tx"]
+    await layer.group_discard(group, channel)
+
+
+async def test_a_new_reply_is_announced_before_its_first_delta(conversation):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await socket.send({"action": "send", "content": "echo: one two three [[sim tps=200]]"})
+    _, seen = await socket.until("done")
+    mid = reply_id(seen)
+    kinds = [f["type"] for f in seen if f.get("message_id") == mid or f.get("message", {}).get("id") == mid]
+    assert kinds[0] == "message" and "delta" in kinds
+    assert "".join(text for _, text in deltas(seen, mid)) == "one two three"
+    await socket.close()
+
+
+async def test_sending_to_a_deleted_conversation_is_refused(conversation):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await database_sync_to_async(conversations.delete)(conversation)
+    await socket.send({"action": "send", "content": "hello"})
+    answer = await socket.receive()
+    assert (answer["type"], answer["code"]) == ("error", "not_found")
+    await socket.close()
+
+
+async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(conversation):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await socket.send({"action": "send", "content": "write [[sim tokens=200 tps=100]]"})
+    _, seen = await socket.until("delta")
+    mid = reply_id(seen)
+    assert await runner.redis_client().exists(runner.lease_key(mid))
+    await socket.send({"action": "stop", "message_id": mid})
+    await socket.until("done")
+    await runner.drain()
+    assert not await runner.redis_client().exists(runner.lease_key(mid))
+    await socket.close()

@@ -77,6 +77,19 @@ def simulator(simulator_server: SimulatorServer, settings) -> SimulatorServer:
     return simulator_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Return pooled connections before the test database is dropped, so it can be."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            connection.close()
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
+
+
 @dataclass
 class LiveApp:
     """orweb's ASGI app (HTTP and websockets) served on a real local socket."""
@@ -91,7 +104,7 @@ def live_app_server() -> Iterator[LiveApp]:
 
     port = _free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            ws="websockets")
+                            ws="websockets-sansio")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/client_stream.py
+	$(BIN)/python -m orweb.devstack bench $(BENCH)
 
 clean:
 	rm -rf .data

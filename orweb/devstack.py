@@ -7,6 +7,7 @@ Every process started here is stopped when this one exits, by Ctrl-C or SIGTERM:
 
     python -m orweb.devstack run            # the app: daphne, Celery worker and beat
     python -m orweb.devstack test [ARGS]    # the test suite (pytest ARGS)
+    python -m orweb.devstack bench [NAMES]  # the benchmarks in bench/
     python -m orweb.devstack services       # only the servers, until Ctrl-C
 """
 
@@ -220,6 +221,23 @@ def test(pytest_args: list[str]) -> int:
             return 130
 
 
+BENCHMARKS = ["client_stream.py", "metering.py", "gateway_overhead.py", "relay.py"]
+
+
+def bench(names: list[str]) -> int:
+    """Run benchmarks against the same kind of servers the tests use (each prints its own ratios)."""
+    with stack(DATA / "bench") as s:
+        s.env.setdefault("SECRET_KEY", "bench-only-secret")
+        s.postgres("orweb")
+        s.redis()
+        for name in names or BENCHMARKS:
+            log(f"bench/{name}")
+            code = subprocess.call([PYTHON, f"bench/{name}"], env=s.env, cwd=ROOT)
+            if code:
+                return code
+        return 0
+
+
 def services() -> int:
     with stack(DATA) as s:
         s.postgres("orweb")
@@ -238,6 +256,8 @@ def main(argv: list[str]) -> int:
         return run(port=int(os.environ.get("PORT", "8000")))
     if command == "test":
         return test(argv[1:])
+    if command == "bench":
+        return bench(argv[1:])
     if command == "services":
         return services()
     print(__doc__, file=sys.stderr)

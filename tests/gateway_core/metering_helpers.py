@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.models import CatalogModel
+from catalog.sync import sync_catalog
 from gateway.types import ChatRequest
 from openrouter.simulator.state import CATALOG_PATH
 
 
-def _price(pricing: dict[str, Any], key: str) -> Decimal | None:
-    try:
-        value = Decimal(str(pricing.get(key, "0")))
-    except InvalidOperation:
-        return None
-    return None if value < 0 else value
-
-
 def load_catalog() -> None:
-    """The simulator's bundled models as CatalogModel rows (what a catalog sync would write)."""
-    rows = []
-    for entry in json.loads(CATALOG_PATH.read_text()):
-        info = entry.get("model", entry)
-        pricing = info["pricing"]
-        architecture = info.get("architecture") or {}
-        rows.append(
-            CatalogModel(
-                id=info["id"],
-                name=info.get("name", info["id"]),
-                context_length=info.get("context_length"),
-                max_completion_tokens=(info.get("top_provider") or {}).get("max_completion_tokens"),
-                input_modalities=architecture.get("input_modalities", ["text"]),
-                output_modalities=architecture.get("output_modalities", ["text"]),
-                supported_parameters=info.get("supported_parameters", []),
-                prompt_price=_price(pricing, "prompt"),
-                completion_price=_price(pricing, "completion"),
-                request_price=_price(pricing, "request") or Decimal(0),
-                image_price=_price(pricing, "image") or Decimal(0),
-            )
-        )
-    CatalogModel.objects.bulk_create(rows)
+    """The simulator's bundled models in the catalog, written by the real catalog sync."""
+    sync_catalog([entry.get("model", entry) for entry in json.loads(CATALOG_PATH.read_text())])
 
 
 def ask(text: str = "echo: hello there", model: str = "openai/gpt-4o-mini", **kwargs: Any) -> ChatRequest:

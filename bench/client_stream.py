@@ -3,7 +3,7 @@
 Starts the simulator in a subprocess (so it doesn't share our CPU), then reads the same stream with
 (a) the client and (b) `httpx` `aiter_lines`, paced (default 2,000 tokens/s, one token per chunk) and
 unpaced (as fast as the simulator writes: shows the client's overhead), and finally feeds the
-pre-recorded bytes of one stream through the decoder and event builder in a loop.
+pre-recorded bytes of one stream through the splitter, decoder and event builder in a loop.
 
     python bench/client_stream.py [--tokens 4000] [--tps 2000] [--rounds 3]
 """
@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openrouter import OpenRouterClient, TextDelta  # noqa: E402
-from openrouter.sse import ChunkDecoder, aiter_data  # noqa: E402
+from openrouter.sse import ChunkDecoder, EventSplitter  # noqa: E402
 
 API_KEY = "sk-or-v1-bench"
 MODEL = "openai/gpt-4o-mini"
@@ -91,19 +91,15 @@ async def record(base_url: str, request: dict) -> list[bytes]:
         return [piece async for piece in response.aiter_raw()]
 
 
-async def decode(pieces: list[bytes]) -> int:
-    """Decoder + event builder over recorded bytes: returns the number of SSE data events."""
-
-    async def replay() -> AsyncIterator[bytes]:
-        for piece in pieces:
-            yield piece
-
-    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=replay())
+def decode(pieces: list[bytes]) -> int:
+    """Splitter + decoder + event builder over recorded bytes: returns the number of SSE data events."""
+    splitter = EventSplitter()
     decoder = ChunkDecoder(MODEL)
     count = 0
-    async for data in aiter_data(response):
-        decoder.feed(data)
-        count += 1
+    for piece in pieces:
+        for data in splitter.feed(piece):
+            decoder.feed(data)
+            count += 1
     decoder.end()
     return count
 
@@ -192,14 +188,14 @@ async def main() -> None:
     finally:
         simulator.terminate()
         simulator.wait()
-    events = await decode(pieces)
+    events = decode(pieces)
     loops = 20
     started = time.perf_counter()
     for _ in range(loops):
-        await decode(pieces)
+        decode(pieces)
     per_chunk = (time.perf_counter() - started) / (loops * events) * 1e6
     size = sum(map(len, pieces))
-    print(f"\nParsing: {events} SSE events ({size:,} bytes in {len(pieces)} reads), httpx-sse + ChunkDecoder")
+    print(f"\nParsing: {events} SSE events ({size:,} bytes in {len(pieces)} reads), EventSplitter + ChunkDecoder")
     print(f"  {per_chunk:.2f} µs per chunk")
 
 

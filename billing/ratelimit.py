@@ -126,7 +126,11 @@ def _fail_closed(function: Callable[..., T]) -> Callable[..., T]:
 
 
 def effective_limits(user: Any) -> Limits:
-    rows = list(RateLimit.objects.filter(Q(user=user) | Q(group__user=user)))
+    return limits_from(list(RateLimit.objects.filter(Q(user=user) | Q(group__user=user))))
+
+
+def limits_from(rows: list[RateLimit]) -> Limits:
+    """The effective limits given every RateLimit row of a user and of their groups."""
     own = next((row for row in rows if row.user_id is not None), None)
     groups = [row for row in rows if row.group_id is not None]
 

@@ -138,6 +138,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.joined:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Frames of the group go straight to their handler. Channels would first close stale database
+        connections on its one sync thread, a thread hop per frame that queues behind everyone's database
+        work; these handlers never touch the database (what does runs in `runner.db`, which cleans up)."""
+        if message["type"] == "chat.delta":
+            await self.chat_delta(message)
+        elif message["type"] == "chat.frame":
+            await self.chat_frame(message)
+        else:
+            await super().dispatch(message)
+
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, default=str, separators=(",", ":")))
 

@@ -228,25 +228,88 @@ def pubsub_channel(group: str) -> str | None:
     return f"{options.get('prefix', 'asgi')}__group__{group}"
 
 
-async def group_publish(group: str, message: dict[str, Any], *, append: tuple[str, str] | None = None) -> None:
+async def group_publish(
+    group: str, message: dict[str, Any], *, append: tuple[str, str] | None = None, expire: int | None = None
+) -> None:
     """What `group_send` does, without its lock: RedisPubSubChannelLayer publishes every message of the
     process one at a time behind one asyncio.Lock, which at a few thousand frames a second becomes the
-    queue every reply waits in. We publish the same bytes to the same channel from our own pool.
+    queue every reply waits in. We publish the same bytes to the same channel ourselves, batched with
+    what every other reply of the process publishes meanwhile (`Publisher`).
 
-    `append` = (list key, item) is pushed in the same round trip, before the publish (Redis runs a
-    pipeline in order), so whoever hears the message can find it in the list."""
+    `append` = (list key, item) is pushed before the publish, in the same round trip (Redis runs a
+    pipeline in order), so whoever hears the message can find it in the list; `expire` then sets that
+    list's time to live in seconds."""
     layer = get_channel_layer()
     channel = pubsub_channel(group)
     if channel is None:
         if append is not None:
             await redis_client().rpush(*append)
+            if expire is not None:
+                await redis_client().expire(append[0], expire)
         await layer.group_send(group, message)
         return
-    async with redis_client().pipeline(transaction=False) as pipe:
-        if append is not None:
-            pipe.rpush(*append)
-        pipe.publish(channel, layer.serialize(message))
-        await pipe.execute()
+    await publisher().send(channel, layer.serialize(message), append, expire)
+
+
+class Publisher:
+    """Sends the publishes of every reply of this process to Redis, many to a round trip.
+
+    At 200 replies a frame each every 30 ms, one round trip per frame is most of what streaming costs
+    the process. Here a publish waits in a queue; one task sends whatever has queued up as one
+    pipeline, then the next batch. One pipeline at a time keeps them in order, and a send returns
+    when its batch has gone out, so a reply's frames stay in order too.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[str, bytes, tuple[str, str] | None, int | None, asyncio.Future[None]]] = []
+        self._sending = False
+
+    async def send(
+        self, channel: str, payload: bytes, append: tuple[str, str] | None = None, expire: int | None = None
+    ) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((channel, payload, append, expire, done))
+        if not self._sending:
+            self._sending = True
+            _spawn(self._send_all())
+        await done
+
+    async def _send_all(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    async with redis_client().pipeline(transaction=False) as pipe:
+                        for channel, payload, append, expire, _ in batch:
+                            if append is not None:
+                                pipe.rpush(*append)
+                                if expire is not None:
+                                    pipe.expire(append[0], expire)
+                            pipe.publish(channel, payload)
+                        await pipe.execute()
+                except Exception as exc:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._sending = False
+
+
+_publishers: dict[int, Publisher] = {}
+
+
+def publisher() -> Publisher:
+    """The publisher of this event loop (like `redis_client`, one per loop)."""
+    loop_id = id(asyncio.get_running_loop())
+    found = _publishers.get(loop_id)
+    if found is None:
+        _publishers.clear()
+        found = _publishers[loop_id] = Publisher()
+    return found
 
 
 async def publish(conversation_id: int, frame: dict[str, Any]) -> None:
@@ -265,6 +328,7 @@ class DeltaPump:
     ) -> None:
         self.message_id = message_id
         self.group = frames.conversation_group(conversation_id)
+        self._key = deltas_key(message_id)
         self.text = text
         self.seq = seq
         self._pending: list[str] = []
@@ -287,15 +351,13 @@ class DeltaPump:
         self.seq += 1
         self.text += piece
         seq = self.seq
-        key = deltas_key(self.message_id)
         await group_publish(
             self.group,
             {"type": "chat.delta", "message_id": self.message_id, "seq": seq, "text": piece},
-            append=(key, f"{seq}\t{piece}"),
+            append=(self._key, f"{seq}\t{piece}"),
+            expire=None if self._expiry_set else DELTAS_TTL,
         )
-        if not self._expiry_set:
-            await redis_client().expire(key, DELTAS_TTL)
-            self._expiry_set = True
+        self._expiry_set = True
 
     async def _loop(self) -> None:
         if self._after is not None:

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MeteredStream", "allowed_models", "complete", "resolve_model_for", "stream"]
+__all__ = [
+    "MeteredStream",
+    "allowed_models",
+    "complete",
+    "complete_with_key",
+    "resolve_model_for",
+    "stream",
+    "stream_with_key",
+]
 
 
 def __getattr__(name: str) -> Any:

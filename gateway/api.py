@@ -1,5 +1,7 @@
 """The OpenAI-compatible API under /v1: transport only. Bearer auth with a personal key (no cookies, so no
-CSRF), the body translated by `gateway.openai_compat`, every call through `gateway.complete` / `.stream`.
+CSRF), the body translated by `gateway.openai_compat`, every call through `gateway.complete` / `.stream`
+(their `_with_key` forms for chat completions, which check the key in the same worker-thread hop as
+admission).
 
 A client that disconnects mid-stream cancels the request task (Django's ASGI handler does that); the
 cancellation runs through `_stream_body`, which leaves the gateway's stream context, so the upstream
@@ -45,13 +47,21 @@ def _gateway_error(error: GatewayError) -> JsonResponse:
     return JsonResponse(body, status=status, headers=headers)
 
 
-async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
+def _bearer(request: HttpRequest) -> str | JsonResponse:
+    """The secret sent as `Authorization: Bearer <secret>`, not yet checked."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return _error(401, "Missing API key: send 'Authorization: Bearer <your orweb key>'.",
                       code="missing_api_key")
+    return secret.strip()
+
+
+async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
+    secret = _bearer(request)
+    if isinstance(secret, JsonResponse):
+        return secret
     try:
-        key = await aauthenticate(secret.strip())
+        key = await aauthenticate(secret)
     except DatabaseError:
         return _gateway_error(ServiceUnavailable("The database can't be reached right now; try again soon."))
     if key is None:
@@ -70,15 +80,15 @@ def _method_not_allowed(request: HttpRequest, allowed: str) -> JsonResponse | No
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     if refused := _method_not_allowed(request, "POST"):
         return refused
-    key = await _authenticate(request)
-    if isinstance(key, JsonResponse):
-        return key
+    secret = _bearer(request)
+    if isinstance(secret, JsonResponse):
+        return secret
     try:
         api_request = parse_chat_request(parse_body(request.body))
         if not api_request.stream:
-            completion = await gateway.complete(key.user, api_request.chat, source="api", api_key=key)
+            completion = await gateway.complete_with_key(secret, api_request.chat, source="api")
             return JsonResponse(completion_json(completion))
-        call = gateway.stream(key.user, api_request.chat, source="api", api_key=key)
+        call = gateway.stream_with_key(secret, api_request.chat, source="api")
         writer = ChunkWriter(api_request.chat.model, include_usage=api_request.include_usage)
         body = _stream_body(call, writer)
         await anext(body)

@@ -24,6 +24,13 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
 
 
+class InvalidApiKey(GatewayError):
+    """The personal API key is unknown or revoked, or its user is inactive."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
 class ModelNotAllowed(GatewayError):
     status = 403
     code = "model_not_allowed"

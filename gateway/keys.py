@@ -44,7 +44,8 @@ def create_key(user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     return key, secret
 
 
-def _candidate(secret: str) -> str | None:
+def candidate_hash(secret: str) -> str | None:
+    """The hash to look a secret up by, or None when it can't be one of our keys."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
         return None
     return hash_secret(secret)
@@ -62,17 +63,22 @@ def _stale(key: ApiKey, now: datetime) -> Q | None:
 
 def authenticate(secret: str) -> ApiKey | None:
     """The active key for this secret, with its (active) user loaded; None when unknown or revoked."""
-    hashed = _candidate(secret)
+    hashed = candidate_hash(secret)
     if hashed is None:
         return None
     key = ApiKey.objects.select_related("user").filter(hashed_key=hashed, revoked_at__isnull=True).first()
     if key is None or not key.user.is_active:
         return None
+    note_use(key)
+    return key
+
+
+def note_use(key: ApiKey) -> None:
+    """Record that the key was just used (at most one write per LAST_USED_RESOLUTION)."""
     now = timezone.now()
     if (stale := _stale(key, now)) is not None:
         ApiKey.objects.filter(stale).update(last_used_at=now)
         key.last_used_at = now
-    return key
 
 
 def _authenticate_and_let_go(secret: str) -> ApiKey | None:

@@ -382,6 +382,7 @@ class ChunkWriter:
         self.cached_tokens = 0
         self.reasoning_tokens = 0
         self.started = False
+        self._frames: dict[str, tuple[bytes, bytes]] = {}
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -399,18 +400,29 @@ class ChunkWriter:
         self.started = True
         return sse(self._chunk({"role": "assistant", "content": ""})) + sse(self._chunk(delta))
 
+    def _text(self, key: str, text: str) -> bytes:
+        """`_delta({key: text})`, from the bytes around the text, built once per stream: one per token."""
+        if not self.started:
+            return self._delta({key: text})
+        frame = self._frames.get(key)
+        if frame is None:
+            head, hole, tail = sse(self._chunk({key: None})).partition(f'"delta":{{"{key}":null}}'.encode())
+            frame = self._frames[key] = (head + hole[:-5], hole[-1:] + tail)
+        return frame[0] + json.dumps(text).encode() + frame[1]
+
     def event(self, event: Event) -> bytes:
         """The SSE bytes for one event (empty for events that only update state)."""
         if isinstance(event, Started):
             self.id, self.model, self.provider = event.generation_id, event.model, event.provider
+            self._frames.clear()
             if self.started:
                 return b""
             self.started = True
             return sse(self._chunk({"role": "assistant", "content": ""}))
         if isinstance(event, TextDelta):
-            return self._delta({"content": event.text})
+            return self._text("content", event.text)
         if isinstance(event, ReasoningDelta):
-            return self._delta({"reasoning": event.text})
+            return self._text("reasoning", event.text)
         if isinstance(event, ToolCallDelta):
             call: dict[str, Any] = {"index": event.index, "function": {"arguments": event.arguments}}
             if event.id:

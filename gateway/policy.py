@@ -124,12 +124,33 @@ def allowed_models(user: Any, policies: list[GroupPolicy] | None = None) -> Quer
     return models.filter(union)
 
 
+def policy_allows(policy: GroupPolicy, model: CatalogModel) -> bool:
+    """`_policy_q` for one callable model already read: whether this policy lets it through."""
+    if model.pk in (policy.allowed_models or []):
+        return True
+    if not policy.allow_by_rule:
+        return False
+    cap = policy.price_cap_per_token
+    if cap is not None and not (model.prompt_price <= cap and model.completion_price <= cap):
+        return False
+    for capability in policy.required_capabilities or []:
+        offered = model.input_modalities if capability in MODALITIES else model.supported_parameters
+        if not isinstance(offered, list) or capability not in offered:
+            return False
+    return True
+
+
 def check_allowed(user: Any, model_id: str, policies: list[GroupPolicy] | None = None) -> CatalogModel:
     """The catalog row of a model this user may call; ModelUnavailable / ModelNotAllowed otherwise.
 
-    Given the user's `policies`: one query for an admin or a user without group policies (everything
-    callable is allowed, or nothing, by ORWEB_DEFAULT_ALLOW_ALL), a second only when policies decide."""
-    model = _get_model(model_id)
+    Given the user's `policies`, one query (the model's row)."""
+    return check_model_allowed(user, model_id, _get_model(model_id), policies)
+
+
+def check_model_allowed(
+    user: Any, model_id: str, model: CatalogModel | None, policies: list[GroupPolicy] | None = None
+) -> CatalogModel:
+    """`check_allowed` with the model's catalog row (None: not in the catalog) already read."""
     if model is None or not model.is_available:
         raise ModelUnavailable(f"The model {model_id!r} is not available.", param="model")
     if not model.price_known:
@@ -142,7 +163,7 @@ def check_allowed(user: Any, model_id: str, policies: list[GroupPolicy] | None =
     if policies is None:
         policies = policies_of(user)
     if policies:
-        allowed = allowed_models(user, policies).filter(pk=model_id).exists()
+        allowed = any(policy_allows(policy, model) for policy in policies)
     else:
         allowed = getattr(settings, "ORWEB_DEFAULT_ALLOW_ALL", True)
     if not allowed:

@@ -27,12 +27,21 @@ from billing.holds import place_hold
 from billing.ledger import Outcome, settle
 from billing.models import LedgerEntry
 from billing.pricing import estimate, worst_case
-from billing.ratelimit import effective_limits, release_stream_slot
+from billing.ratelimit import limits_from, release_stream_slot
 from catalog.models import CatalogModel
 from gateway import auto
-from gateway.errors import GatewayError, ServiceUnavailable, UpstreamFailed
-from gateway.models import GroupPolicy
-from gateway.policy import Shape, check_allowed, check_fits, max_tokens_for, misfit, policies_of, shape_of
+from gateway import context as call_context
+from gateway.context import CallContext
+from gateway.errors import GatewayError, InvalidApiKey, ServiceUnavailable, UpstreamFailed
+from gateway.policy import (
+    Shape,
+    check_allowed,
+    check_fits,
+    check_model_allowed,
+    max_tokens_for,
+    misfit,
+    shape_of,
+)
 from gateway.tokens import count_text_tokens
 from gateway.types import AUTO_MODELS, CallResult, ChatRequest, Completion
 from gateway.upstream import get_client, openrouter_user_id
@@ -150,19 +159,24 @@ def _requested_max_tokens(request: ChatRequest) -> Any:
     return request.params.get("max_completion_tokens", request.params.get("max_tokens"))
 
 
+def _is_auto(model_id: str) -> bool:
+    return model_id in AUTO_MODELS or model_id.startswith("orweb/auto:")
+
+
 def _pick_model(
-    user: Any, request: ChatRequest, shape: Shape, policies: list[GroupPolicy] | None = None
+    user: Any, request: ChatRequest, shape: Shape, context: CallContext | None = None
 ) -> tuple[CatalogModel, str | None]:
-    if request.model in AUTO_MODELS or request.model.startswith("orweb/auto:"):
+    if _is_auto(request.model):
         return auto.choose(user, request.model, shape, remaining_for(user)), request.model
-    model = check_allowed(user, request.model, policies)
+    if context is None:
+        model = check_allowed(user, request.model)
+    else:
+        model = check_model_allowed(user, request.model, context.models.get(request.model), context.policies)
     check_fits(model, shape)
     return model, None
 
 
-def _fallbacks(
-    user: Any, request: ChatRequest, shape: Shape, max_tokens: int, primary: str, policies: list[GroupPolicy]
-):
+def _fallbacks(user: Any, request: ChatRequest, shape: Shape, max_tokens: int, primary: str, context: CallContext):
     """The allowed fallback models that take this request as is; the others with why they were skipped."""
     chain: list[CatalogModel] = []
     skipped: list[tuple[str, str]] = []
@@ -171,7 +185,7 @@ def _fallbacks(
         if model_id == primary:
             continue
         try:
-            model = check_allowed(user, model_id, policies)
+            model = check_model_allowed(user, model_id, context.models.get(model_id), context.policies)
         except GatewayError as error:
             skipped.append((model_id, error.message))
             continue
@@ -185,18 +199,38 @@ def _fallbacks(
     return chain, skipped
 
 
+def _model_ids(request: ChatRequest) -> list[str]:
+    return [model_id for model_id in (request.model, *request.fallback_models) if isinstance(model_id, str)]
+
+
 def admit(
     user: Any, request: ChatRequest, *, source: str, api_key: Any = None, slot: str | None = None
 ) -> Admission:
     """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
+    context = call_context.for_user(user, _model_ids(request))
+    return _admit_in(context, request, source=source, api_key=api_key, slot=slot)
+
+
+def admit_key(secret: str, request: ChatRequest, *, source: str, slot: str | None = None) -> Admission:
+    """`admit` for a call made with a personal API key, read in the same statement as what admission
+    checks (InvalidApiKey when the key is unknown or revoked): one thread hop and one round trip."""
+    context = call_context.for_key(secret, _model_ids(request))
+    if context is None:
+        raise InvalidApiKey("Invalid or revoked API key.")
+    return _admit_in(context, request, source=source, api_key=context.api_key, slot=slot)
+
+
+def _admit_in(
+    context: CallContext, request: ChatRequest, *, source: str, api_key: Any, slot: str | None
+) -> Admission:
+    user = context.user
     try:
         shape = shape_of(request.messages, _requested_max_tokens(request), request.params)
-        policies = policies_of(user)
-        model, auto_mode = _pick_model(user, request, shape, policies)
+        model, auto_mode = _pick_model(user, request, shape, context)
         max_tokens = max_tokens_for(model, shape)
-        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, policies)
+        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, context)
         chain = [model, *fallbacks]
-        limits = effective_limits(user)
+        limits = limits_from(context.rate_limits)
         ratelimit.take(user.pk, limits, shape.prompt_tokens + max_tokens, slot)
         try:
             amount = max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain)
@@ -289,6 +323,7 @@ def _log_refusal(user_id: int, source: str, requested: str, error: GatewayError)
 
 
 _admit = _in_thread(admit)
+_admit_key = _in_thread(admit_key)
 _finish = _in_thread(finish)
 
 
@@ -356,7 +391,15 @@ def _attempt_notes(attempts: list[tuple[str, OpenRouterError]]) -> list[tuple[st
 
 async def complete(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> Completion:
     """One non-streaming call through the metered path."""
-    admission = await _admit(user, request, source=source, api_key=api_key)
+    return await _complete(await _admit(user, request, source=source, api_key=api_key))
+
+
+async def complete_with_key(secret: str, request: ChatRequest, *, source: str = "api") -> Completion:
+    """`complete` for the holder of a personal API key (InvalidApiKey when it is unknown or revoked)."""
+    return await _complete(await _admit_key(secret, request, source=source))
+
+
+async def _complete(admission: Admission) -> Completion:
     started = time.monotonic()
     try:
         answer = await get_client().chat(admission.body, fallback_models=[m.pk for m in admission.chain[1:]])
@@ -412,8 +455,11 @@ class MeteredStream:
     what was generated is paid for (estimated at catalog price when no usage came, reconciled later).
     """
 
-    def __init__(self, user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> None:
+    def __init__(
+        self, user: Any, request: ChatRequest, *, source: str, api_key: Any = None, key_secret: str | None = None
+    ) -> None:
         self._user = user
+        self._key_secret = key_secret
         self._request = request
         self._source = source
         self._api_key = api_key
@@ -431,9 +477,14 @@ class MeteredStream:
         self.skipped: list[tuple[str, str]] = []
 
     async def __aenter__(self) -> MeteredStream:
-        admission = await _admit(
-            self._user, self._request, source=self._source, api_key=self._api_key, slot=uuid.uuid4().hex
-        )
+        if self._key_secret is not None:
+            admission = await _admit_key(
+                self._key_secret, self._request, source=self._source, slot=uuid.uuid4().hex
+            )
+        else:
+            admission = await _admit(
+                self._user, self._request, source=self._source, api_key=self._api_key, slot=uuid.uuid4().hex
+            )
         self._admission = admission
         self.chosen_model = admission.chosen_model
         self._started = time.monotonic()
@@ -531,6 +582,11 @@ class MeteredStream:
 def stream(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> MeteredStream:
     """One streaming call through the metered path (see MeteredStream)."""
     return MeteredStream(user, request, source=source, api_key=api_key)
+
+
+def stream_with_key(secret: str, request: ChatRequest, *, source: str = "api") -> MeteredStream:
+    """`stream` for the holder of a personal API key: the key is checked on entering, with admission."""
+    return MeteredStream(None, request, source=source, key_secret=secret)
 
 
 def resolve_model_for(user: Any, request: ChatRequest) -> str:

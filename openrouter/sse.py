@@ -1,21 +1,22 @@
-"""Decoding an OpenRouter chat stream: SSE framing by httpx-sse, OpenRouter's chunk shapes by `ChunkDecoder`.
+"""Decoding an OpenRouter chat stream: SSE framing by `EventSplitter`, OpenRouter's chunk shapes by `ChunkDecoder`.
 
 Real streams vary (usage on its own `choices: []` chunk, on the finish chunk or before it; error chunks
 inside a 200; keep-alive comments anywhere), so the decoder is liberal about shapes and strict about
 endings: a stream is only complete with a finish_reason or `[DONE]`.
+
+Both run once per chunk for every stream of the process, so they work on bytes and do little: the
+splitter cuts events with `bytes.split`, chunks are parsed by orjson, and only a chunk that carries
+usage is parsed again with the standard library, so its cost comes out as an exact Decimal.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from decimal import Decimal
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource
+import orjson
 
 from openrouter.errors import (
     IncompleteStream,
@@ -40,13 +41,72 @@ logger = logging.getLogger(__name__)
 json_decoder = json.JSONDecoder(parse_float=Decimal)
 """Parses money exactly: every JSON float becomes a Decimal."""
 
+_DONE = b"[DONE]"
 
-async def aiter_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data` of each SSE event of `response`; comments and data-less events never come out."""
-    async with aclosing(EventSource(response).aiter_sse()) as events:
-        async for sse in events:
-            if sse.data:
-                yield sse.data
+
+class EventSplitter:
+    """Cuts an SSE byte stream, fed in pieces split anywhere, into the `data` of its events.
+
+    Lines may end in LF, CRLF or CR. Comments, `event`/`id`/`retry` and unknown fields are dropped, and so
+    are events without data; an event the stream ends in the middle of never comes out.
+    """
+
+    __slots__ = ("_buffer", "_cr")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._cr = False
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        """The data of every event that `piece` completes, in order."""
+        if self._cr or b"\r" in piece:
+            piece = self._normalise(piece)
+        *blocks, self._buffer = (self._buffer + piece).split(b"\n\n") if self._buffer else piece.split(b"\n\n")
+        if not blocks:
+            return []
+        datas = []
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                if len(block) > 6:
+                    datas.append(block[6:])
+            elif data := _data_of(block):
+                datas.append(data)
+        return datas
+
+    def _normalise(self, piece: bytes) -> bytes:
+        """Line ends as LF. A piece that ends in CR has ended its line; an LF starting the next is its CRLF's."""
+        if self._cr and piece.startswith(b"\n"):
+            piece = piece[1:]
+        self._cr = piece.endswith(b"\r")
+        return piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _data_of(block: bytes) -> bytes:
+    """The data of an event written over several lines (or with comments or other fields)."""
+    lines = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            lines.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        elif line == b"data":
+            lines.append(b"")
+    return b"\n".join(lines)
+
+
+def parse_chunk(data: bytes | str) -> Any:
+    """One chunk's JSON; a chunk with usage is parsed with Decimal floats, so its cost is exact.
+
+    orjson parses the rest (a few times faster); what it refuses but the standard library accepts
+    (NaN, lone surrogates) is parsed by the standard library too.
+    Raises ValueError for what isn't JSON at all.
+    """
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(chunk) is not dict or not chunk.get("usage"):
+            return chunk
+    return json_decoder.decode(data.decode() if isinstance(data, bytes) else data)
 
 
 class ChunkDecoder:
@@ -69,23 +129,24 @@ class ChunkDecoder:
         self.over = False
         self._usage: dict[str, Any] | None = None
 
-    def feed(self, data: str) -> list[Event]:
-        if data == "[DONE]":
+    def feed(self, data: bytes | str) -> list[Event]:
+        """The events of one SSE event's data (bytes from the splitter; str is accepted too)."""
+        if data == _DONE or data == "[DONE]":
             self.done = True
             return self.end()
         try:
-            chunk = json_decoder.decode(data)
+            chunk = parse_chunk(data)
         except ValueError:
-            return self.end(InvalidResponse(f"Malformed stream chunk: {data[:200]!r}"))
-        if not isinstance(chunk, dict):
-            return self.end(InvalidResponse(f"Unexpected stream chunk: {data[:200]!r}"))
+            return self.end(InvalidResponse(f"Malformed stream chunk: {_excerpt(data)!r}"))
+        if type(chunk) is not dict:
+            return self.end(InvalidResponse(f"Unexpected stream chunk: {_excerpt(data)!r}"))
         if error := chunk.get("error"):
             return self.end(error_from_payload(error))
         events: list[Event] = [] if self.started else [self._start(chunk)]
         try:
             self._add_events(chunk, events)
         except (AttributeError, TypeError, IndexError):
-            events.extend(self.end(InvalidResponse(f"Unexpected stream chunk: {data[:200]!r}")))
+            events.extend(self.end(InvalidResponse(f"Unexpected stream chunk: {_excerpt(data)!r}")))
         return events
 
     def end(self, error: OpenRouterError | None = None) -> list[Event]:
@@ -130,6 +191,10 @@ class ChunkDecoder:
         self.model = chunk.get("model") or self.model
         self.provider = chunk.get("provider")
         return Started(self.generation_id, self.model, self.provider)
+
+
+def _excerpt(data: bytes | str) -> str:
+    return (data.decode(errors="replace") if isinstance(data, bytes) else data)[:200]
 
 
 def _tool_call_deltas(calls: Any) -> list[ToolCallDelta]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import channels.consumer
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -70,6 +71,47 @@ async def test_group_publish_appends_before_it_publishes_and_reaches_the_group(c
     assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "chat.delta", "seq": 1}
     assert await runner.redis_client().lrange(key, 0, -1) == ["1\tx"]
     await layer.group_discard(group, channel)
+
+
+async def test_publishes_of_many_replies_at_once_go_out_in_order_and_in_full(conversation):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = frames.conversation_group(conversation.pk)
+    await layer.group_add(group, channel)
+    keys = [runner.deltas_key(654320 + i) for i in range(5)]
+
+    async def reply(key: str) -> None:
+        for seq in range(1, 21):
+            await runner.group_publish(
+                group,
+                {"type": "chat.delta", "key": key, "seq": seq},
+                append=(key, f"{seq}\tx"),
+                expire=None if seq > 1 else 60,
+            )
+
+    await asyncio.gather(*(reply(key) for key in keys))
+    heard = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(100)]
+    for key in keys:
+        assert [m["seq"] for m in heard if m["key"] == key] == list(range(1, 21))
+        assert await runner.redis_client().lrange(key, 0, -1) == [f"{seq}\tx" for seq in range(1, 21)]
+        assert 0 < await runner.redis_client().ttl(key) <= 60
+        await runner.redis_client().delete(key)
+    await layer.group_discard(group, channel)
+
+
+async def test_relayed_frames_go_to_the_socket_without_a_hop_to_the_sync_thread(conversation, monkeypatch):
+    hops = []
+
+    async def counted_hop() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted_hop)
+    socket = await Socket(conversation.user, conversation.pk).open()
+    connecting = len(hops)
+    await socket.send({"action": "send", "content": "echo: one two three four five six [[sim tps=200]]"})
+    _, seen = await socket.until("done")
+    assert len(seen) > 3
+    assert len(hops) == connecting + 1  # the "send" action only, none for the frames
 
 
 async def test_a_new_reply_is_announced_before_its_first_delta(conversation):

@@ -1,0 +1,37 @@
+"""/v1 is served by its own lean Django handler (orweb.asgi.ApiHandler): the host check and the security
+headers still apply, the cookie middleware doesn't, and every other path keeps the full stack."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_it_answers_with_the_security_headers_and_no_cookies(live_app, catalog, owner):
+    response = httpx.get(live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner.secret}"})
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "set-cookie" not in response.headers
+
+
+def test_it_refuses_a_host_that_is_not_allowed(live_app, catalog, owner):
+    response = httpx.get(live_app.url + "/v1/models",
+                         headers={"Authorization": f"Bearer {owner.secret}", "Host": "evil.example"})
+    assert response.status_code == 400
+
+
+def test_it_ignores_a_session_cookie(live_app, catalog, owner, client):
+    client.force_login(owner.user)
+    cookie = client.cookies["sessionid"].value
+    response = httpx.get(live_app.url + "/v1/models", cookies={"sessionid": cookie})
+    assert response.status_code == 401
+
+
+def test_other_paths_keep_the_full_middleware_stack(live_app, catalog):
+    response = httpx.get(live_app.url + "/login/")
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in response.headers.get("set-cookie", "")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import openai
+from dburl import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,7 +100,7 @@ def setup_database(env: dict[str, str], sim_url: str) -> str:
     """A fresh database: migrated, the simulator's catalog, a user with a budget and a key. The key."""
     import psycopg
 
-    admin_url = env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    admin_url = with_database(env["DATABASE_URL"], "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
@@ -209,7 +210,7 @@ def main() -> None:
     sim_url = f"http://127.0.0.1:{sim_port}/api/v1"
     env = {
         **os.environ,
-        "DATABASE_URL": base_db.rsplit("/", 1)[0] + "/" + DB_NAME,
+        "DATABASE_URL": with_database(base_db, DB_NAME),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret"),
         "OPENROUTER_BASE_URL": sim_url,

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import websockets
+from dburl import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -193,7 +194,7 @@ def setup_database(env: dict[str, str]) -> tuple[str, list[int]]:
 
     clear_redis(env["REDIS_URL"])
 
-    admin_url = env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    admin_url = with_database(env["DATABASE_URL"], "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
@@ -384,12 +385,12 @@ def main() -> None:
     args = parser.parse_args()
     args.phases = set(args.phases.split(","))
 
-    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orweb").rsplit("/", 1)[0]
+    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orweb")
     sim_port, app_port = free_port(), free_port()
     sim_base = f"http://127.0.0.1:{sim_port}/api/v1"
     env = {
         **os.environ,
-        "DATABASE_URL": f"{server}/{DB_NAME}",
+        "DATABASE_URL": with_database(server, DB_NAME),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
         "SECRET_KEY": "bench-relay",
         "OPENROUTER_BASE_URL": sim_base,

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 import uvicorn
+from django.conf import settings as django_settings
 
 SIM_KEY = "sk-or-test-server-key"
 
@@ -40,6 +42,40 @@ class SimulatorServer:
 
     def stats(self) -> dict:
         return self.control("GET", "stats").json()
+
+
+def database_url(db: dict) -> str:
+    """A database's settings as a URL for another process, over TCP or a unix socket (embedded server)."""
+    if db["HOST"]:
+        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['OPTIONS']['host']}"
+
+
+@pytest.fixture(autouse=True)
+def _clean_rate_limits() -> None:
+    """Rate-limit counters and stream slots live in Redis: each test starts with none."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    for key in client.scan_iter("orweb:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def catalog(db) -> None:
+    """The simulator's bundled models in the catalog."""
+    from tests.gateway_core.metering_helpers import load_catalog
+
+    load_catalog()
+
+
+@pytest.fixture
+def member(db, django_user_model):
+    return django_user_model.objects.create_user("member", password="x")
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_user("boss", password="x", is_staff=True)
 
 
 def _free_port() -> int:

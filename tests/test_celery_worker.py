@@ -20,16 +20,10 @@ import gateway
 from billing.models import LedgerEntry
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
-from tests.conftest import SIM_KEY
+from tests.conftest import SIM_KEY, database_url
 from tests.gateway_core.metering_helpers import ask, load_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _database_url(db: dict) -> str:
-    if db["HOST"]:
-        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['OPTIONS']['host']}"
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ def worker(simulator, settings):
     celery_app.control.purge()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "SECRET_KEY": settings.SECRET_KEY,

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import openai
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from catalog.sync import sync_from_openrouter
@@ -45,15 +43,6 @@ def admin(db) -> Persona:
 def sdk(live_app, secret: str) -> openai.OpenAI:
     """The official SDK pointed at orweb's /v1, without its own retries (we test one request each)."""
     return openai.OpenAI(base_url=live_app.url + "/v1", api_key=secret, max_retries=0, timeout=30)
-
-
-@pytest.fixture(autouse=True)
-def _clean_rate_limits():
-    """Rate-limit counters and stream slots live in Redis: each test starts with none."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("orweb:*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture

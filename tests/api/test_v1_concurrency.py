@@ -26,7 +26,7 @@ from gateway.policy import shape_of
 from gateway.service import hold_amount
 from orweb.devstack import free_port, wait_for_port
 from tests.api.conftest import sdk
-from tests.conftest import SIM_KEY
+from tests.conftest import SIM_KEY, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,20 +37,13 @@ MAX_TOKENS = 200
 REQUESTS = 20
 
 
-def _database_url(db: dict) -> str:
-    """The test database as a URL, whether it is reached over TCP or a unix socket (embedded server)."""
-    if db["HOST"]:
-        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['OPTIONS']['host']}"
-
-
 @pytest.fixture
 def second_server(simulator, live_app, settings):
     """orweb in its own process, on the same database, Redis and simulator as the in-thread app."""
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "OPENROUTER_BASE_URL": simulator.base_url,

@@ -67,9 +67,9 @@ def _send(
     user: Any, conversation_id: int, content: str, attachments: list[int]
 ) -> tuple[runner.Context, list[dict[str, Any]]]:
     """Store the user's message and a reply this process runs, read what the upstream call needs and
-    build the "message" frames: one database hop, so a burst of sends doesn't queue twice."""
+    build the "message" frames: one database hop, and no read of what the send just wrote or read."""
     try:
-        user_message, reply = conversations.send(
+        sent = conversations.send_and_read(
             Conversation(pk=conversation_id, user_id=user.pk),
             content,
             attachments,
@@ -78,10 +78,12 @@ def _send(
     except Conversation.DoesNotExist:
         raise ChatActionError("not_found", "This conversation no longer exists.") from None
     announce = [
-        frames.message_frame(user_message, attachment_ids=list(dict.fromkeys(attachments))),
-        frames.message_frame(reply, versions=frames.ONLY_VERSION, attachment_ids=[]),
+        frames.message_frame(
+            sent.user_message, versions=sent.versions, attachment_ids=list(dict.fromkeys(attachments))
+        ),
+        frames.message_frame(sent.reply, versions=frames.ONLY_VERSION, attachment_ids=[]),
     ]
-    return runner.context(reply, reply.conversation, user), announce
+    return runner.context(sent.reply, sent.reply.conversation, user, sent.turns), announce
 
 
 @runner.db

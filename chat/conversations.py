@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from chat.models import Attachment, Conversation, Message
 from chat.tools import TOOLS
@@ -60,18 +62,32 @@ def create_conversation(
     )
 
 
-def branch_path(conversation: Conversation) -> list[Message]:
-    """The messages shown: root → current_leaf, in one query."""
-    if conversation.current_leaf_id is None:
-        return []
-    by_id = {m.pk: m for m in conversation.messages.all()}
+def path_to(by_id: dict[int, Message], leaf_id: int | None) -> list[Message]:
+    """The messages from the root to `leaf_id` (root first), walked in `by_id`: no query."""
     path: list[Message] = []
-    node = by_id.get(conversation.current_leaf_id)
+    node = by_id.get(leaf_id) if leaf_id else None
     while node is not None:
         path.append(node)
         node = by_id.get(node.parent_id) if node.parent_id else None
     path.reverse()
     return path
+
+
+def branch_path(conversation: Conversation) -> list[Message]:
+    """The messages shown: root → current_leaf, in one query."""
+    if conversation.current_leaf_id is None:
+        return []
+    return path_to({m.pk: m for m in conversation.messages.all()}, conversation.current_leaf_id)
+
+
+def messages_by_id(conversation_id: int) -> dict[int, Message]:
+    """Every message of a conversation by id, each with `attachment_ids` (a list, oldest first): one query."""
+    messages = Message.objects.filter(conversation_id=conversation_id).annotate(
+        attachment_ids=ArrayAgg(
+            "attachments__id", filter=Q(attachments__isnull=False), order_by="attachments__id", default=Value([])
+        )
+    )
+    return {m.pk: m for m in messages}
 
 
 def versions_of(message: Message) -> QuerySet[Message]:
@@ -159,7 +175,66 @@ def _owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]
     return found
 
 
+@dataclass
+class Sent:
+    """What `send_and_read` wrote and what it read on the way: enough to start the reply and announce
+    both messages without reading anything again."""
+
+    user_message: Message
+    reply: Message
+    turns: list[Message]  # the branch the reply answers, root first, ending with `user_message`
+    versions: dict[str, int | None]  # of `user_message`, as `version_info` gives them
+
+
 @transaction.atomic
+def send_and_read(
+    conversation: Conversation,
+    content: str,
+    attachment_ids: Iterable[int] = (),
+    *,
+    reply_status: str = Message.Status.PENDING,
+) -> Sent:
+    """Append a user message to the shown branch and an assistant reply under it: pending, or already
+    streaming when the caller runs it itself (chat.runner; then no other process can claim it).
+
+    Only `pk` and `user_id` of `conversation` are used: the row is re-read, locked, and must belong to
+    that user (Conversation.DoesNotExist otherwise). The conversation's messages are read once, under the
+    lock: that one query is the idle check, the branch for the prompt and the new message's versions.
+    Every message in `turns` has `attachment_ids`."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk, user_id=conversation.user_id)
+    by_id = messages_by_id(conversation.pk)
+    if any(m.is_live for m in by_id.values()):
+        raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
+    attachments = _owned_attachments(conversation, attachment_ids)
+    if not content.strip() and not attachments:
+        raise ChatActionError("empty", "Type a message first.")
+    _check_images(conversation, bool(attachments))
+    parent_id = conversation.current_leaf_id
+    user_message = Message.objects.create(
+        conversation=conversation,
+        parent_id=parent_id,
+        role=Message.Role.USER,
+        content=content,
+    )
+    if attachments:
+        user_message.attachments.set(attachments)
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
+    user_message.attachment_ids = [a.pk for a in sorted(attachments, key=lambda a: a.pk)]
+    siblings = sorted(
+        (m for m in by_id.values() if m.parent_id == parent_id and m.role == Message.Role.USER),
+        key=lambda m: (m.created, m.pk),
+    )
+    ids = [m.pk for m in siblings] + [user_message.pk]
+    versions = {
+        "index": len(ids),
+        "count": len(ids),
+        "prev_id": ids[-2] if len(ids) > 1 else None,
+        "next_id": None,
+    }
+    reply = _new_reply(conversation, user_message, reply_status)
+    return Sent(user_message, reply, [*path_to(by_id, parent_id), user_message], versions)
+
+
 def send(
     conversation: Conversation,
     content: str,
@@ -167,27 +242,9 @@ def send(
     *,
     reply_status: str = Message.Status.PENDING,
 ) -> tuple[Message, Message]:
-    """Append a user message to the shown branch and an assistant reply under it: pending, or already
-    streaming when the caller runs it itself (chat.runner; then no other process can claim it).
-
-    Only `pk` and `user_id` of `conversation` are used: the row is re-read, locked, and must belong to
-    that user (Conversation.DoesNotExist otherwise)."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk, user_id=conversation.user_id)
-    _require_idle(conversation)
-    attachments = _owned_attachments(conversation, attachment_ids)
-    if not content.strip() and not attachments:
-        raise ChatActionError("empty", "Type a message first.")
-    _check_images(conversation, bool(attachments))
-    user_message = Message.objects.create(
-        conversation=conversation,
-        parent_id=conversation.current_leaf_id,
-        role=Message.Role.USER,
-        content=content,
-    )
-    if attachments:
-        user_message.attachments.set(attachments)
-        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
-    return user_message, _new_reply(conversation, user_message, reply_status)
+    """`send_and_read` for callers that need only the two new messages."""
+    sent = send_and_read(conversation, content, attachment_ids, reply_status=reply_status)
+    return sent.user_message, sent.reply
 
 
 @transaction.atomic

@@ -33,10 +33,10 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F, prefetch_related_objects
+from django.db.models import F
 
 from chat import conversations, frames, tools, uploads
-from chat.models import Conversation, Message
+from chat.models import Attachment, Conversation, Message
 from gateway import service as gateway
 from gateway.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from gateway.types import CallResult, ChatRequest
@@ -490,12 +490,13 @@ class _Totals:
         return (Decimal(self.completion_tokens) * 1000 / self.generation_ms).quantize(Decimal("0.01"))
 
 
-def _user_content(message: Message) -> str | list[dict[str, Any]]:
-    attachments = list(message.attachments.all())
-    if not attachments:
+def _user_content(message: Message, attachments: dict[int, Attachment]) -> str | list[dict[str, Any]]:
+    if not message.attachment_ids:
         return message.content
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
-    parts += [{"type": "image_url", "image_url": {"url": uploads.data_url(a)}} for a in attachments]
+    parts += [
+        {"type": "image_url", "image_url": {"url": uploads.data_url(attachments[i])}} for i in message.attachment_ids
+    ]
     return parts
 
 
@@ -527,28 +528,27 @@ def _assistant_turns(message: Message) -> list[dict[str, Any]]:
 
 
 def _turns_before(message: Message) -> list[Message]:
-    """The messages `message` answers or continues, root first: one query for the conversation's
-    messages, one for the attachments of the user turns."""
-    by_id = {m.pk: m for m in Message.objects.filter(conversation_id=message.conversation_id)}
-    path = []
-    node = by_id.get(message.parent_id) if message.parent_id else None
-    while node is not None:
-        path.append(node)
-        node = by_id.get(node.parent_id) if node.parent_id else None
-    path.reverse()
-    prefetch_related_objects([m for m in path if m.role == Message.Role.USER], "attachments")
-    return path
+    """The messages `message` answers or continues, root first, with their `attachment_ids`: one query."""
+    return conversations.path_to(conversations.messages_by_id(message.conversation_id), message.parent_id)
 
 
-def context(message: Message, conversation: Conversation, user: Any) -> Context:
-    """What the upstream call of `message` needs, for a reply this process has claimed."""
+def context(
+    message: Message, conversation: Conversation, user: Any, turns: list[Message] | None = None
+) -> Context:
+    """What the upstream call of `message` needs, for a reply this process has claimed. `turns` are the
+    messages before it (root first, with `attachment_ids`), if the caller has just read them; the
+    attachments of the user turns are then the only read, and only if there are any."""
+    if turns is None:
+        turns = _turns_before(message)
+    attachment_ids = [i for turn in turns if turn.role == Message.Role.USER for i in turn.attachment_ids]
+    attachments = Attachment.objects.in_bulk(attachment_ids) if attachment_ids else {}
     history: list[dict[str, Any]] = []
     if conversation.system_prompt:
         history.append({"role": "system", "content": conversation.system_prompt})
     has_images = False
-    for turn in _turns_before(message):
+    for turn in turns:
         if turn.role == Message.Role.USER:
-            content = _user_content(turn)
+            content = _user_content(turn, attachments)
             has_images = has_images or isinstance(content, list)
             history.append({"role": "user", "content": content})
         elif turn.role == Message.Role.ASSISTANT:

@@ -1,0 +1,70 @@
+"""The send step before the upstream call: what it reads and writes, in a fixed number of queries."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from chat import consumers, conversations, runner
+from chat.conversations import ChatActionError
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+send_step = inspect.unwrap(consumers._send)
+
+
+def finish(message: Message, content: str) -> None:
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.COMPLETE, content=content)
+
+
+@pytest.fixture
+def branched(conversation):
+    """Two turns, the first reply regenerated and the shown branch on the second version; then a
+    reply that errored and was continued after the user had already sent under it."""
+    conversation.system_prompt = "Be brief."
+    conversation.save()
+    _, first = conversations.send(conversation, "one")
+    finish(first, "old answer")
+    second = conversations.regenerate(first)
+    finish(second, "new answer")
+    _, reply = conversations.send(conversation, "two")
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.ERROR, content="cut")
+    _, later = conversations.send(conversation, "three")
+    finish(later, "fine")
+    conversations.continue_after_error(Message.objects.get(pk=reply.pk))
+    finish(reply, "cut short")
+    return conversation
+
+
+def test_the_send_step_takes_a_fixed_number_of_queries(branched, ann, django_assert_max_num_queries):
+    with django_assert_max_num_queries(7):
+        send_step(ann, branched.pk, "four", [])
+    finish(Message.objects.filter(conversation=branched).latest("id"), "ok")
+    for n in range(5):
+        finish(send_step(ann, branched.pk, f"more {n}", [])[0].message, "ok")
+    with django_assert_max_num_queries(7):
+        send_step(ann, branched.pk, "five", [])
+
+
+def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, ann):
+    ctx, announce = send_step(ann, branched.pk, "four", [])
+    user_message = Message.objects.get(pk=announce[0]["message"]["id"])
+    reply = Message.objects.get(pk=announce[1]["message"]["id"])
+
+    assert ctx.history == runner.context(reply, branched, ann).history
+    assert [turn["content"] for turn in ctx.history] == ["Be brief.", "one", "new answer", "two", "cut short", "four"]
+    assert announce[0]["message"]["versions"] == conversations.version_info(user_message)
+    assert announce[0]["message"]["versions"]["count"] == 2
+    assert announce[1]["message"]["versions"] == conversations.version_info(reply)
+    assert reply.status == Message.Status.STREAMING
+
+
+def test_it_refuses_a_send_while_a_reply_is_pending(conversation, ann):
+    conversations.send(conversation, "one")
+
+    with pytest.raises(ChatActionError) as refused:
+        send_step(ann, conversation.pk, "two", [])
+    assert refused.value.code == "busy"
+    assert Message.objects.filter(conversation=conversation).count() == 2

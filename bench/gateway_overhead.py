@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import openai
-from dburl import with_database
+from harness import wait_for, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -145,17 +145,6 @@ def time_metering(iterations: int) -> list[float]:
     return timings
 
 
-def wait_for(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def measure(direct: openai.AsyncOpenAI, orweb: openai.AsyncOpenAI, args: argparse.Namespace

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 import websockets
-from dburl import with_database
+from harness import wait_for, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -235,17 +235,6 @@ def setup_database(env: dict[str, str]) -> tuple[str, list[int]]:
     return f"sessionid={session.session_key}", ids
 
 
-def wait_for(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def summary(name: str, direct_runs: list[Run], relay_runs: list[Run]) -> dict[str, float]:

@@ -10,6 +10,7 @@ import pytest
 
 from billing.models import LedgerEntry
 from gateway.upstream import openrouter_user_id
+from tests.gateway_core.metering_helpers import TOOLS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,20 +19,6 @@ PIXEL = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGA"
     "WjR9awAAAABJRU5ErkJggg=="
 )
-WEATHER = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-]
 
 
 def ask(text: str) -> list[dict]:
@@ -73,7 +60,7 @@ def test_it_streams_in_openai_format_and_settles(api):
 
 def test_it_passes_tools_through_and_returns_tool_calls(api):
     reply = api.chat.completions.create(
-        model=MODEL, messages=ask("What is the weather? Use get_weather."), tools=WEATHER, max_tokens=200
+        model=MODEL, messages=ask("What is the weather? Use get_weather."), tools=TOOLS, max_tokens=200
     )
     call = reply.choices[0].message.tool_calls[0]
     assert reply.choices[0].finish_reason == "tool_calls"
@@ -83,7 +70,7 @@ def test_it_passes_tools_through_and_returns_tool_calls(api):
 
 def test_it_streams_tool_calls_by_index(api):
     stream = api.chat.completions.create(
-        model=MODEL, messages=ask("Call get_weather please"), tools=WEATHER, max_tokens=200, stream=True
+        model=MODEL, messages=ask("Call get_weather please"), tools=TOOLS, max_tokens=200, stream=True
     )
     deltas = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert deltas[0].id and deltas[0].function.name == "get_weather"

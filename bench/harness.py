@@ -1,0 +1,29 @@
+"""Pieces the benchmarks share: pointing at a scratch database, waiting for a server to come up."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` with its database name replaced; the query (e.g. `?host=/socket/dir`) is kept."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def wait_for(url: str, proc: subprocess.Popen) -> None:
+    """Poll `url` until it answers; fail early if the server process died."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import websockets
-from harness import wait_for, with_database
+from harness import free_port, percentile, wait_for, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,17 +41,6 @@ DB_NAME = "orweb_bench_relay"
 MODEL = "openai/gpt-4o-mini"
 KEY = "sk-or-bench-relay"
 MAX_TOKENS = 16_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
 def words(n: int, tag: str) -> str:

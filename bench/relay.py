@@ -55,20 +55,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent not idle so far (Linux)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class Machine:
-    """Load average and the CPU each server process used during a phase."""
+    """Load average, the CPU each server process and this client used during a phase, and the whole
+    machine's: on a shared machine the numbers mean little without them."""
 
     def __init__(self, procs: dict[str, subprocess.Popen]) -> None:
         self.procs = procs
         self.start()
 
+    def _cpu_now(self) -> dict[str, float]:
+        return {
+            **{name: cpu_seconds(p.pid) for name, p in self.procs.items()},
+            "client": cpu_seconds(os.getpid()),
+            "machine": machine_busy_seconds(),
+        }
+
     def start(self) -> None:
         self._wall = time.monotonic()
-        self._cpu = {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
+        self._cpu = self._cpu_now()
 
     def report(self) -> str:
         wall = time.monotonic() - self._wall
-        spent = {name: cpu_seconds(p.pid) - self._cpu[name] for name, p in self.procs.items()}
+        spent = {name: cpu - self._cpu[name] for name, cpu in self._cpu_now().items()}
         used = ", ".join(f"{name} {cpu:.1f} s CPU ({cpu / wall:.0%})" for name, cpu in spent.items())
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         return f"  machine: load {load} ({os.cpu_count()} cores); {wall:.1f} s wall; {used}"
@@ -325,6 +341,13 @@ async def measure(
             print(f"  replies with lost/changed text: {lost}; with out-of-order seqs: {reordered}")
             added_mean = statistics.mean(r.ttft for r in relay_many) - statistics.mean(r.ttft for r in direct_many)
             print(f"  mean added TTFT: {added_mean * 1000:.1f} ms")
+            frames = statistics.mean(len(r.gaps) + 1 for r in relay_many)
+            streaming = statistics.mean(r.total - r.ttft for r in relay_many)
+            direct_streaming = statistics.mean(r.total - r.ttft for r in direct_many)
+            print(
+                f"  relay: {frames:.1f} frames per reply, first to last frame {streaming * 1000:.0f} ms"
+                f" (direct {direct_streaming * 1000:.0f} ms)"
+            )
             print(machine.report())
             goals.append(
                 f"{n} streams p99 added gap ≤ 100 ms: {many.get('added_gap_p99', float('nan')):.1f} ms;"

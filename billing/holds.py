@@ -24,10 +24,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import sql
 from billing.budgets import applicable_budgets, current_period, period_start, today
 from billing.models import Budget, BudgetPeriod, Hold, Period
 from gateway.errors import BudgetExceeded
+from orweb import sql
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import sql
 from billing.budgets import applicable_budgets, current_period
 from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
+from orweb import sql
 
 logger = logging.getLogger(__name__)
 

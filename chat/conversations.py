@@ -12,14 +12,17 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.utils import timezone
 
 from chat.models import Attachment, Conversation, Message
 from chat.tools import TOOLS
+from orweb import sql
 
 MAX_COMPARE = 4
 
@@ -165,6 +168,8 @@ def _new_reply(conversation: Conversation, parent: Message, status: str = Messag
 
 def _owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]) -> list[Attachment]:
     ids = list(dict.fromkeys(int(i) for i in attachment_ids))
+    if not ids:
+        return []
     found = list(
         Attachment.objects.filter(pk__in=ids, user_id=conversation.user_id).filter(
             Q(conversation=conversation) | Q(conversation__isnull=True)
@@ -186,6 +191,64 @@ class Sent:
     versions: dict[str, int | None]  # of `user_message`, as `version_info` gives them
 
 
+@cache
+def _lock_and_read() -> str:
+    """The conversation row, locked, with all its messages and their attachment ids: one statement."""
+    links = Message.attachments.through
+    return f"""
+SELECT {sql.json_row(Conversation, "c")},
+    (SELECT json_agg({sql.json_row(Message, "m")}) FROM {sql.table(Message)} m WHERE m.conversation_id = c.id),
+    (SELECT json_agg(json_build_array(a.message_id, a.attachment_id) ORDER BY a.attachment_id)
+     FROM {sql.table(links)} a JOIN {sql.table(Message)} m ON m.id = a.message_id
+     WHERE m.conversation_id = c.id)
+FROM {sql.table(Conversation)} c
+WHERE c.id = %(conversation)s AND c.user_id = %(user)s
+FOR UPDATE OF c
+"""
+
+
+def _message_columns() -> list[Any]:
+    return [f for f in Message._meta.concrete_fields if not f.primary_key]
+
+
+@cache
+def _insert_turn() -> str:
+    """A user message, the reply under it, and the conversation showing the reply: one statement."""
+    fields = _message_columns()
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    asked = ", ".join(f"%(asked_{f.column})s" for f in fields)
+    reply = ", ".join(
+        "(SELECT id FROM asked)" if f.attname == "parent_id" else f"%(reply_{f.column})s" for f in fields
+    )
+    return f"""
+WITH asked AS (
+    INSERT INTO {sql.table(Message)} ({columns}) VALUES ({asked}) RETURNING id
+),
+reply AS (
+    INSERT INTO {sql.table(Message)} ({columns}) VALUES ({reply}) RETURNING id
+),
+shown AS (
+    UPDATE {sql.table(Conversation)} SET current_leaf_id = (SELECT id FROM reply), updated = %(now)s
+    WHERE id = %(conversation)s
+)
+SELECT asked.id, reply.id FROM asked, reply
+"""
+
+
+def _params(prefix: str, message: Message) -> dict[str, Any]:
+    return {
+        f"{prefix}_{f.column}": f.get_db_prep_save(getattr(message, f.attname), connection)
+        for f in _message_columns()
+    }
+
+
+def _saved(message: Message, pk: int) -> Message:
+    message.pk = pk
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message
+
+
 @transaction.atomic
 def send_and_read(
     conversation: Conversation,
@@ -198,11 +261,21 @@ def send_and_read(
     streaming when the caller runs it itself (chat.runner; then no other process can claim it).
 
     Only `pk` and `user_id` of `conversation` are used: the row is re-read, locked, and must belong to
-    that user (Conversation.DoesNotExist otherwise). The conversation's messages are read once, under the
-    lock: that one query is the idle check, the branch for the prompt and the new message's versions.
-    Every message in `turns` has `attachment_ids`."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk, user_id=conversation.user_id)
-    by_id = messages_by_id(conversation.pk)
+    that user (Conversation.DoesNotExist otherwise). This runs before every reply, so it is two prepared
+    statements (`orweb.sql`) instead of six ORM queries: one reads the conversation under its lock with
+    all its messages (the idle check, the branch for the prompt and the new message's versions), one
+    writes both messages and moves the conversation to the reply. Every message in `turns` has
+    `attachment_ids`."""
+    found = sql.fetch(_lock_and_read(), {"conversation": conversation.pk, "user": conversation.user_id})
+    if not found:
+        raise Conversation.DoesNotExist
+    [(row, message_rows, link_rows)] = found
+    conversation = sql.instance(Conversation, row)
+    by_id = {m.pk: m for m in (sql.instance(Message, r) for r in message_rows or [])}
+    for message in by_id.values():
+        message.attachment_ids = []
+    for message_id, attachment_id in link_rows or []:
+        by_id[message_id].attachment_ids.append(attachment_id)
     if any(m.is_live for m in by_id.values()):
         raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
     attachments = _owned_attachments(conversation, attachment_ids)
@@ -210,12 +283,24 @@ def send_and_read(
         raise ChatActionError("empty", "Type a message first.")
     _check_images(conversation, bool(attachments))
     parent_id = conversation.current_leaf_id
-    user_message = Message.objects.create(
-        conversation=conversation,
-        parent_id=parent_id,
-        role=Message.Role.USER,
-        content=content,
+    now = timezone.now()
+    user_message = Message(
+        conversation=conversation, parent_id=parent_id, role=Message.Role.USER, content=content, created=now
     )
+    reply = Message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=reply_status,
+        requested_model=conversation.model,
+        created=now,
+    )
+    [(asked_id, reply_id)] = sql.fetch(
+        _insert_turn(),
+        {**_params("asked", user_message), **_params("reply", reply), "now": now, "conversation": conversation.pk},
+    )
+    _saved(user_message, asked_id)
+    _saved(reply, reply_id).parent = user_message
+    conversation.current_leaf_id, conversation.updated = reply_id, now
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
@@ -231,7 +316,6 @@ def send_and_read(
         "prev_id": ids[-2] if len(ids) > 1 else None,
         "next_id": None,
     }
-    reply = _new_reply(conversation, user_message, reply_status)
     return Sent(user_message, reply, [*path_to(by_id, parent_id), user_message], versions)
 
 

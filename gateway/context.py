@@ -2,10 +2,10 @@
 
 The API key and its user, the policies of the user's groups, the catalog rows of the requested models and
 the rate-limit rows that apply took four ORM queries (~0.75 ms each, mostly Django and query planning) on
-every call. `_statement()` reads them all as one prepared statement (`billing.sql`), always fresh: nothing is
+every call. `_statement()` reads them all as one prepared statement (`orweb.sql`), always fresh: nothing is
 cached, so an admin's change applies to the next call in every process. Each row comes back as a JSON
 array of its columns (numerics as text, so prices stay exact) and becomes a model instance through its
-fields' own `to_python`.
+fields' own `to_python` (`orweb.sql.instance`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import Model
 
-from billing import sql
 from billing.models import RateLimit
 from catalog.models import CatalogModel
 from gateway.keys import candidate_hash, note_use
 from gateway.models import ApiKey, GroupPolicy
 from gateway.policy import is_unrestricted
+from orweb import sql
 
 
 @dataclass
@@ -37,18 +35,6 @@ class CallContext:
     rate_limits: list[RateLimit]
 
 
-def _row(model: type[Model], alias: str) -> str:
-    columns = [
-        f'{alias}."{f.column}"::text' if f.get_internal_type() == "DecimalField" else f'{alias}."{f.column}"'
-        for f in model._meta.concrete_fields
-    ]
-    return f"json_build_array({', '.join(columns)})"
-
-
-def _table(model: type[Model]) -> str:
-    return f'"{model._meta.db_table}"'
-
-
 @cache
 def _statement() -> str:
     """Built on first use: the user model's table is only known once apps are loaded."""
@@ -56,31 +42,24 @@ def _statement() -> str:
     groups = user.groups.through
     return f"""
 WITH key AS (
-    SELECT * FROM {_table(ApiKey)} WHERE hashed_key = %(hash)s::text AND revoked_at IS NULL
+    SELECT * FROM {sql.table(ApiKey)} WHERE hashed_key = %(hash)s::text AND revoked_at IS NULL
 ),
 who AS (
-    SELECT * FROM {_table(user)} WHERE id = coalesce((SELECT user_id FROM key), %(user)s::bigint)
+    SELECT * FROM {sql.table(user)} WHERE id = coalesce((SELECT user_id FROM key), %(user)s::bigint)
 ),
 member_of AS (
-    SELECT group_id FROM {_table(groups)} WHERE user_id = (SELECT id FROM who)
+    SELECT group_id FROM {sql.table(groups)} WHERE user_id = (SELECT id FROM who)
 )
 SELECT
-    (SELECT {_row(ApiKey, "k")} FROM key k),
-    (SELECT {_row(user, "u")} FROM who u),
-    (SELECT json_agg({_row(GroupPolicy, "p")}) FROM {_table(GroupPolicy)} p
+    (SELECT {sql.json_row(ApiKey, "k")} FROM key k),
+    (SELECT {sql.json_row(user, "u")} FROM who u),
+    (SELECT json_agg({sql.json_row(GroupPolicy, "p")}) FROM {sql.table(GroupPolicy)} p
      WHERE p.group_id IN (SELECT group_id FROM member_of)),
-    (SELECT json_agg({_row(CatalogModel, "m")}) FROM {_table(CatalogModel)} m
+    (SELECT json_agg({sql.json_row(CatalogModel, "m")}) FROM {sql.table(CatalogModel)} m
      WHERE m.id = ANY(%(models)s::text[])),
-    (SELECT json_agg({_row(RateLimit, "r")}) FROM {_table(RateLimit)} r
+    (SELECT json_agg({sql.json_row(RateLimit, "r")}) FROM {sql.table(RateLimit)} r
      WHERE r.user_id = (SELECT id FROM who) OR r.group_id IN (SELECT group_id FROM member_of))
 """
-
-
-def _instance(model: type[Model], values: list[Any]) -> Any:
-    fields = model._meta.concrete_fields
-    return model.from_db(
-        connection.alias, [f.attname for f in fields], [f.to_python(v) for f, v in zip(fields, values, strict=True)]
-    )
 
 
 def for_user(user: Any, model_ids: list[str]) -> CallContext:
@@ -107,18 +86,18 @@ def _load(model_ids: list[str], *, user: Any = None, hashed: str | None = None) 
     if hashed is not None:
         if key_row is None or user_row is None:
             return None
-        user = _instance(get_user_model(), user_row)
+        user = sql.instance(get_user_model(), user_row)
         if not user.is_active:
             return None
-        api_key = _instance(ApiKey, key_row)
+        api_key = sql.instance(ApiKey, key_row)
         api_key.user = user
         note_use(api_key)
-    models = (_instance(CatalogModel, row) for row in model_rows or [])
+    models = (sql.instance(CatalogModel, row) for row in model_rows or [])
     return CallContext(
         user=user,
         api_key=api_key,
         # As `policies_of`: admins are unrestricted, their groups' policies don't apply.
-        policies=[] if is_unrestricted(user) else [_instance(GroupPolicy, row) for row in policy_rows or []],
+        policies=[] if is_unrestricted(user) else [sql.instance(GroupPolicy, row) for row in policy_rows or []],
         models={model.pk: model for model in models},
-        rate_limits=[_instance(RateLimit, row) for row in limit_rows or []],
+        rate_limits=[sql.instance(RateLimit, row) for row in limit_rows or []],
     )

@@ -39,13 +39,33 @@ def branched(conversation):
 
 
 def test_the_send_step_takes_a_fixed_number_of_queries(branched, ann, django_assert_max_num_queries):
-    with django_assert_max_num_queries(7):
+    # BEGIN, the locked read, the write of both messages, COMMIT.
+    with django_assert_max_num_queries(4):
         send_step(ann, branched.pk, "four", [])
     finish(Message.objects.filter(conversation=branched).latest("id"), "ok")
     for n in range(5):
         finish(send_step(ann, branched.pk, f"more {n}", [])[0].message, "ok")
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(4):
         send_step(ann, branched.pk, "five", [])
+
+
+def test_what_a_send_returns_is_what_the_database_holds(branched):
+    shown_before = type(branched).objects.get(pk=branched.pk).current_leaf_id
+    sent = conversations.send_and_read(branched, "four")
+    conversation = type(branched).objects.get(pk=branched.pk)
+
+    for returned in (sent.user_message, sent.reply):
+        stored = Message.objects.get(pk=returned.pk)
+        for field in Message._meta.concrete_fields:
+            assert getattr(returned, field.attname) == getattr(stored, field.attname), field.name
+    assert sent.reply.parent_id == sent.user_message.pk
+    assert sent.user_message.parent_id == shown_before
+    assert conversation.current_leaf_id == sent.reply.pk
+    assert conversation.updated == sent.reply.created
+    for turn in sent.turns[:-1]:
+        stored = Message.objects.get(pk=turn.pk)
+        for field in Message._meta.concrete_fields:
+            assert getattr(turn, field.attname) == getattr(stored, field.attname), field.name
 
 
 def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, ann):

@@ -14,7 +14,6 @@ from django.utils import timezone
 from metering_helpers import ask
 
 import gateway
-from billing import sql
 from billing.models import RateLimit
 from catalog.models import CatalogModel
 from gateway import context
@@ -23,6 +22,7 @@ from gateway.keys import create_key, revoke
 from gateway.models import ApiKey, GroupPolicy
 from gateway.policy import allowed_models, check_allowed
 from gateway.service import admit_key
+from orweb import sql
 
 MODEL = "openai/gpt-4o-mini"
 

@@ -66,8 +66,9 @@ def _message(conversation_id: int, message_id: int) -> Message:
 def _send(
     user: Any, conversation_id: int, content: str, attachments: list[int]
 ) -> tuple[runner.Context, list[dict[str, Any]]]:
-    """Store the user's message and a reply this process runs, read what the upstream call needs and
-    build the "message" frames: one database hop, and no read of what the send just wrote or read."""
+    """Store the user's message and a reply this process runs, read what the upstream call needs, admit
+    that call and build the "message" frames: one database hop, and no read of what the send just wrote
+    or read."""
     try:
         sent = conversations.send_and_read(
             Conversation(pk=conversation_id, user_id=user.pk),
@@ -83,7 +84,9 @@ def _send(
         ),
         frames.message_frame(sent.reply, versions=frames.ONLY_VERSION, attachment_ids=[]),
     ]
-    return runner.context(sent.reply, sent.reply.conversation, user, sent.turns), announce
+    ctx = runner.context(sent.reply, sent.reply.conversation, user, sent.turns)
+    runner.admit_first_call(ctx)
+    return ctx, announce
 
 
 @runner.db

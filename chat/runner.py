@@ -164,7 +164,15 @@ def launch(ctx: Context, after: asyncio.Future | None = None) -> None:
     message_id = ctx.message.pk
     task = asyncio.create_task(_run(ctx, after), name=f"chat-runner-{message_id}")
     _running[message_id] = task
-    task.add_done_callback(lambda _: _running.pop(message_id, None))
+
+    def done(_: asyncio.Task) -> None:
+        _running.pop(message_id, None)
+        if ctx.admission is not None:
+            # Stopped before it ever ran: `_run` had no chance to settle the admission itself.
+            admission, ctx.admission = ctx.admission, None
+            _spawn(gateway.abandon(admission))
+
+    task.add_done_callback(done)
 
 
 async def start(message_id: int, after: asyncio.Future | None = None) -> bool:
@@ -454,6 +462,21 @@ class Context:
     user: Any
     history: list[dict[str, Any]]
     has_images: bool
+    # The first upstream call, admitted (or refused) ahead of time by `admit_first_call`.
+    admission: Any = None
+    refused: GatewayError | None = None
+
+
+def admit_first_call(ctx: Context) -> None:
+    """Admit the reply's first upstream call now, in the caller's database hop (synchronous): the runner
+    then starts the call at once. A refusal is kept for the runner to show on the message. Replies with
+    images are left to the runner, which checks the model takes images before anything is held."""
+    if ctx.has_images:
+        return
+    try:
+        ctx.admission = gateway.admit_stream(ctx.user, _request(ctx, ctx.history), source="chat")
+    except GatewayError as exc:
+        ctx.refused = exc
 
 
 @dataclass
@@ -605,8 +628,12 @@ async def _step(
     calls: dict[int, dict[str, Any]] = {}
     outcome = _Outcome()
     call = None
+    admission, ctx.admission = ctx.admission, None
+    if ctx.refused is not None:
+        refused, ctx.refused = ctx.refused, None
+        return _refusal(refused), []
     try:
-        async with gateway.stream(ctx.user, _request(ctx, messages), source="chat") as call:
+        async with gateway.stream(ctx.user, _request(ctx, messages), source="chat", admission=admission) as call:
             async for event in call:
                 if isinstance(event, TextDelta):
                     pump.feed(event.text)
@@ -773,6 +800,10 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
         )
     finally:
         listener.cancel()
+        if ctx.admission is not None:
+            # Admitted with the send, stopped before the call: nothing was spent; settle it as such.
+            admission, ctx.admission = ctx.admission, None
+            await gateway.abandon(admission)
     try:
         await pump.close()
     except Exception:

@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -121,15 +122,23 @@ class Admission:
         return next((m for m in self.chain if m.pk == model_id), self.chain[0])
 
 
+@contextmanager
+def _database_reachable() -> Iterator[None]:
+    """Fail closed: a database error becomes ServiceUnavailable, nothing is called that can't be metered."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise ServiceUnavailable("The database can't be reached right now; try again soon.") from exc
+
+
 def _in_thread(function: Callable[..., T]) -> Callable[..., Any]:
     """Run a database function in a worker thread, with Django's connection housekeeping around it."""
 
     def run(*args: Any, **kwargs: Any) -> T:
         close_old_connections()
         try:
-            return function(*args, **kwargs)
-        except (OperationalError, InterfaceError) as exc:
-            raise ServiceUnavailable("The database can't be reached right now; try again soon.") from exc
+            with _database_reachable():
+                return function(*args, **kwargs)
         finally:
             close_old_connections()
 
@@ -209,6 +218,14 @@ def admit(
     """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
     context = call_context.for_user(user, _model_ids(request))
     return _admit_in(context, request, source=source, api_key=api_key, slot=slot)
+
+
+def admit_stream(user: Any, request: ChatRequest, *, source: str) -> Admission:
+    """`admit` for a stream opened later with `stream(..., admission=...)`, by a caller already in a
+    database thread: the chat send step admits a reply in the same hop that stores its messages, so the
+    upstream call starts without another. Whoever gets an Admission must open it or `abandon` it."""
+    with _database_reachable():
+        return admit(user, request, source=source, slot=uuid.uuid4().hex)
 
 
 def admit_key(secret: str, request: ChatRequest, *, source: str, slot: str | None = None) -> Admission:
@@ -456,7 +473,14 @@ class MeteredStream:
     """
 
     def __init__(
-        self, user: Any, request: ChatRequest, *, source: str, api_key: Any = None, key_secret: str | None = None
+        self,
+        user: Any,
+        request: ChatRequest,
+        *,
+        source: str,
+        api_key: Any = None,
+        key_secret: str | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._user = user
         self._key_secret = key_secret
@@ -464,6 +488,7 @@ class MeteredStream:
         self._source = source
         self._api_key = api_key
         self._admission: Admission | None = None
+        self._admitted = admission
         self._context: Any = None
         self._events: Any = None
         self._started = 0.0
@@ -477,7 +502,9 @@ class MeteredStream:
         self.skipped: list[tuple[str, str]] = []
 
     async def __aenter__(self) -> MeteredStream:
-        if self._key_secret is not None:
+        if self._admitted is not None:
+            admission = self._admitted
+        elif self._key_secret is not None:
             admission = await _admit_key(
                 self._key_secret, self._request, source=self._source, slot=uuid.uuid4().hex
             )
@@ -579,9 +606,19 @@ class MeteredStream:
         self.skipped = self.result.skipped
 
 
-def stream(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> MeteredStream:
-    """One streaming call through the metered path (see MeteredStream)."""
-    return MeteredStream(user, request, source=source, api_key=api_key)
+def stream(
+    user: Any, request: ChatRequest, *, source: str, api_key: Any = None, admission: Admission | None = None
+) -> MeteredStream:
+    """One streaming call through the metered path (see MeteredStream). With `admission` (from
+    `admit_stream`) it goes straight to the call; `request` is then what was admitted."""
+    return MeteredStream(user, request, source=source, api_key=api_key, admission=admission)
+
+
+async def abandon(admission: Admission) -> CallResult:
+    """Settle an admission whose call was never made (its reply was stopped first): a cancelled ledger
+    entry with nothing spent, its hold and stream slot given back."""
+    outcome = _base_outcome(admission, LedgerEntry.Status.CANCELLED, error="cancelled before the call", latency_ms=0)
+    return await asyncio.shield(_finish(admission, outcome))
 
 
 def stream_with_key(secret: str, request: ChatRequest, *, source: str = "api") -> MeteredStream:

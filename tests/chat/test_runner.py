@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from decimal import Decimal
 
 import channels.consumer
 import pytest
@@ -10,7 +12,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from conftest import Socket, deltas, reply_id
 
-from chat import conversations, frames, runner
+from billing.models import Budget, Hold, LedgerEntry
+from chat import consumers, conversations, frames, runner
 from chat.models import Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
@@ -145,3 +148,34 @@ async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(con
     await runner.drain()
     assert not await runner.redis_client().exists(runner.lease_key(mid))
     await socket.close()
+
+
+@database_sync_to_async
+def admitted_reply(conversation, ann):
+    Budget.objects.create(user=ann, limit_usd=Decimal(5))
+    ctx, _ = inspect.unwrap(consumers._send)(ann, conversation.pk, "hello", [])
+    assert ctx.admission is not None
+    return ctx
+
+
+@database_sync_to_async
+def settled(ctx):
+    return list(LedgerEntry.objects.filter(user=ctx.user)), Hold.objects.get(pk=ctx.admission.hold_id)
+
+
+@pytest.mark.parametrize("when", ["before it runs", "before the call"])
+async def test_a_reply_stopped_before_its_admitted_call_settles_it_once_with_nothing_spent(conversation, ann, when):
+    ctx = await admitted_reply(conversation, ann)
+    admission = ctx.admission
+    if when == "before the call":
+        ctx.has_images = True  # the runner first checks the model takes images: a database hop to stop in
+    runner.launch(ctx)
+    if when == "before the call":
+        await asyncio.sleep(0)
+    await runner.stop(ctx.message.pk)
+    await runner.drain()
+
+    ctx.admission = admission
+    entries, hold = await settled(ctx)
+    assert [(e.status, e.cost) for e in entries] == [(LedgerEntry.Status.CANCELLED, Decimal(0))]
+    assert hold.released_at is not None

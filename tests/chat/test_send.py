@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from decimal import Decimal
 
 import pytest
 
+from billing.models import Budget, Hold
 from chat import consumers, conversations, runner
 from chat.conversations import ChatActionError
 from chat.models import Message
+from gateway.errors import BudgetExceeded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +42,14 @@ def branched(conversation):
 
 
 def test_the_send_step_takes_a_fixed_number_of_queries(branched, ann, django_assert_max_num_queries):
-    # BEGIN, the locked read, the write of both messages, COMMIT.
-    with django_assert_max_num_queries(4):
+    # BEGIN, the locked read, the write of both messages, COMMIT; then the reply's admission: what it
+    # checks, and its hold.
+    with django_assert_max_num_queries(6):
         send_step(ann, branched.pk, "four", [])
     finish(Message.objects.filter(conversation=branched).latest("id"), "ok")
     for n in range(5):
         finish(send_step(ann, branched.pk, f"more {n}", [])[0].message, "ok")
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(6):
         send_step(ann, branched.pk, "five", [])
 
 
@@ -88,3 +92,26 @@ def test_it_refuses_a_send_while_a_reply_is_pending(conversation, ann):
         send_step(ann, conversation.pk, "two", [])
     assert refused.value.code == "busy"
     assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_the_send_step_admits_the_replys_first_call(conversation, ann):
+    Budget.objects.create(user=ann, limit_usd=Decimal(5))
+
+    ctx, _ = send_step(ann, conversation.pk, "hello", [])
+
+    assert ctx.refused is None
+    assert ctx.admission.requested_model == conversation.model
+    assert ctx.admission.body["messages"] == ctx.history
+    hold = Hold.objects.get(pk=ctx.admission.hold_id)
+    assert hold.user == ann and hold.amount > 0 and hold.released_at is None
+
+
+def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversation, ann):
+    Budget.objects.create(user=ann, limit_usd=Decimal(0))
+
+    ctx, announce = send_step(ann, conversation.pk, "hello", [])
+
+    assert ctx.admission is None
+    assert isinstance(ctx.refused, BudgetExceeded)
+    assert not Hold.objects.exists()
+    assert Message.objects.get(pk=announce[1]["message"]["id"]).status == Message.Status.STREAMING

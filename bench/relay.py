@@ -307,7 +307,7 @@ async def measure(
     goals = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        slow = words(50, "s")
+        slow = words(args.tokens, "s")
         prompt = f"echo: {slow}[[sim tps=50 ttft=0.05]]"
         # Not measured: the first call of a process loads what every later one reuses.
         await direct(client, sim_base, prompt)
@@ -381,6 +381,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--single", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=250, help="tokens per reply at 50 tok/s (250: 5 s)")
     parser.add_argument("--phases", default="single,many,fast", help="comma-separated: single, many, fast")
     args = parser.parse_args()
     args.phases = set(args.phases.split(","))

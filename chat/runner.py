@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -33,7 +34,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F
+from psycopg.types.json import Jsonb
 
 from chat import conversations, frames, tools, uploads
 from chat.models import Attachment, Conversation, Message
@@ -42,6 +43,7 @@ from gateway.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from gateway.types import CallResult, ChatRequest
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
 from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
+from orweb import sql
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -434,10 +436,21 @@ class Checkpoints:
             self._task.cancel()
 
 
+# One statement for every reply's checkpoint: the ORM's bulk_update builds a CASE per row and field,
+# ~30 ms of Python for 200 replies, held on the GIL while the loop waits to relay their deltas.
+_CHECKPOINT = """
+UPDATE chat_message m SET content = v.content, seq = v.seq
+FROM unnest(%(ids)s::bigint[], %(contents)s::text[], %(seqs)s::integer[]) AS v(id, content, seq)
+WHERE m.id = v.id
+RETURNING m.id
+"""
+
+
 def _save_checkpoints(batch: dict[int, tuple[str, int, dict[str, Any]]]) -> None:
-    plain = [Message(pk=mid, content=text, seq=seq) for mid, (text, seq, fields) in batch.items() if not fields]
+    plain = [(mid, text, seq) for mid, (text, seq, fields) in batch.items() if not fields]
     if plain:
-        Message.objects.bulk_update(plain, ["content", "seq"])
+        ids, contents, seqs = map(list, zip(*plain, strict=True))
+        sql.fetch(_CHECKPOINT, {"ids": ids, "contents": contents, "seqs": seqs})
     for mid, (text, seq, fields) in batch.items():
         if fields:
             Message.objects.filter(pk=mid).update(content=text, seq=seq, **fields)
@@ -711,6 +724,31 @@ def _image_refusal(model: str) -> str | None:
     return conversations.image_refusal(model)
 
 
+@cache
+def _finish_statement() -> str:
+    """The final row of a reply and its conversation's new total, written and read back in one statement
+    (the ORM took three queries and ~2 ms of Python per reply, all of them when 200 replies end at once)."""
+    return f"""
+WITH done AS (
+    UPDATE {sql.table(Message)} SET
+        content = %(content)s, seq = %(seq)s, status = %(status)s, error = %(error)s,
+        served_model = %(served_model)s, provider = %(provider)s, skipped = %(skipped)s,
+        prompt_tokens = prompt_tokens + %(prompt_tokens)s,
+        completion_tokens = completion_tokens + %(completion_tokens)s,
+        cost = cost + %(cost)s, ttft_ms = %(ttft_ms)s, tokens_per_second = %(tokens_per_second)s,
+        tool_calls = coalesce(%(tool_calls)s::jsonb, tool_calls)
+    WHERE id = %(message)s
+    RETURNING *
+),
+total AS (
+    UPDATE {sql.table(Conversation)} c SET total_cost = c.total_cost + %(cost)s
+    FROM done WHERE c.id = %(conversation)s
+    RETURNING c.*
+)
+SELECT {sql.json_row(Message, "d")}, {sql.json_row(Conversation, "t")} FROM done d, total t
+"""
+
+
 @db
 def _finish(
     message_id: int,
@@ -722,27 +760,31 @@ def _finish(
 ) -> tuple[dict[str, Any], bool, dict[str, Any] | None] | None:
     """Finalise the row and the conversation's total, in one hop; returns the done frame, whether to title
     the conversation, and the user's budget frame (None if it couldn't be read)."""
-    fields = {
-        "content": pump.text,
-        "seq": pump.seq,
-        "status": outcome.status,
-        "error": outcome.error,
-        "served_model": totals.served_model,
-        "provider": totals.provider,
-        "skipped": totals.skipped,
-        "prompt_tokens": F("prompt_tokens") + totals.prompt_tokens,
-        "completion_tokens": F("completion_tokens") + totals.completion_tokens,
-        "cost": F("cost") + totals.cost,
-        "ttft_ms": totals.ttft_ms,
-        "tokens_per_second": totals.tokens_per_second,
-    }
-    if totals.tool_calls:
-        fields["tool_calls"] = totals.tool_calls
-    if not Message.objects.filter(pk=message_id).update(**fields):
+    found = sql.fetch(
+        _finish_statement(),
+        {
+            "message": message_id,
+            "conversation": conversation_id,
+            "content": pump.text,
+            "seq": pump.seq,
+            "status": outcome.status,
+            "error": outcome.error,
+            "served_model": totals.served_model,
+            "provider": totals.provider,
+            "skipped": Jsonb(totals.skipped),
+            "prompt_tokens": totals.prompt_tokens,
+            "completion_tokens": totals.completion_tokens,
+            "cost": totals.cost,
+            "ttft_ms": totals.ttft_ms,
+            "tokens_per_second": totals.tokens_per_second,
+            "tool_calls": Jsonb(totals.tool_calls) if totals.tool_calls else None,
+        },
+    )
+    if not found:
         return None
-    Conversation.objects.filter(pk=conversation_id).update(total_cost=F("total_cost") + totals.cost)
-    message = Message.objects.select_related("conversation").get(pk=message_id)
-    conversation = message.conversation
+    [(row, conversation_row)] = found
+    message = sql.instance(Message, row)
+    message.conversation = conversation = sql.instance(Conversation, conversation_row)
     wants_title = (
         not conversation.title and conversation.compare_group is None and outcome.status == Message.Status.COMPLETE
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -115,3 +116,30 @@ def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversa
     assert isinstance(ctx.refused, BudgetExceeded)
     assert not Hold.objects.exists()
     assert Message.objects.get(pk=announce[1]["message"]["id"]).status == Message.Status.STREAMING
+
+
+def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, ann):
+    finish_step = inspect.unwrap(runner._finish)
+    _, reply = conversations.send(conversation, "hi")
+    pump = SimpleNamespace(text="Hello there", seq=3)
+    totals = runner._Totals(
+        prompt_tokens=5, completion_tokens=2, cost=Decimal("0.0012"), ttft_ms=40, generation_ms=500,
+        served_model="openai/gpt-4o-mini", provider="OpenAI", skipped=[["x/y", "not allowed"]],
+        tool_calls=[{"step": 0, "id": "c1", "name": "time", "arguments": "{}", "result": "noon"}],
+    )
+
+    done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), ann)
+    finish_step(reply.pk, conversation.pk, pump, runner._Totals(cost=Decimal("0.0003")), runner._Outcome(), ann)
+
+    stored = Message.objects.get(pk=reply.pk)
+    assert (stored.content, stored.seq, stored.status) == ("Hello there", 3, Message.Status.COMPLETE)
+    assert (stored.prompt_tokens, stored.completion_tokens, stored.cost) == (5, 2, Decimal("0.0015"))
+    assert stored.tool_calls == totals.tool_calls  # kept when a later step has none
+    assert stored.skipped == [] and stored.served_model == ""  # the last write says what the last step saw
+    assert type(conversation).objects.get(pk=conversation.pk).total_cost == Decimal("0.0015")
+    assert done["conversation_cost"] == "0.0012" and done["meta"]["tokens_per_second"] == "4"
+    assert done["meta"]["skipped"] == [["x/y", "not allowed"]]
+    assert wants_title is False  # the conversation has a title
+    Message.objects.filter(pk=reply.pk).delete()
+    assert finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), ann) is None
+    assert type(conversation).objects.get(pk=conversation.pk).total_cost == Decimal("0.0015")

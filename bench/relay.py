@@ -2,8 +2,9 @@
 
 One run starts a simulator and one daphne process (fresh database `orweb_bench_relay`); this process is
 the client (it never shares an event loop with either). It measures
-  1. one stream at a time (50 tok/s): time to first token, directly and through the relay;
-  2. N concurrent streams of 50 tok/s (sockets opened first, then all sends at once): added TTFT p50/p99,
+  1. one stream at a time (50 tokens at 50 tok/s): time to first token, directly and through the relay;
+  2. N concurrent streams of 50 tok/s, 250 tokens each (sockets opened first, then all sends at once; 5 s
+     replies, so all N really stream at the same time, past the burst of sends): added TTFT p50/p99,
      gaps between frames, lost/changed/reordered text;
   3. one 3,000 tok/s stream of 3,000 tokens: the relay's total time against the simulator's.
 "Added" = relay percentile − direct percentile. Every reply is checked against the text the simulator
@@ -307,8 +308,10 @@ async def measure(
     goals = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        slow = words(args.tokens, "s")
+        slow = words(50, "s")
         prompt = f"echo: {slow}[[sim tps=50 ttft=0.05]]"
+        long = words(args.tokens, "l")
+        long_prompt = f"echo: {long}[[sim tps=50 ttft=0.05]]"
         # Not measured: the first call of a process loads what every later one reuses.
         await direct(client, sim_base, prompt)
         tab = await Tab(ws_url, cookie, origin, next(conv)).open()
@@ -332,12 +335,12 @@ async def measure(
         if "many" in args.phases:
             n = args.streams
             machine.start()
-            direct_many = await asyncio.gather(*(direct(client, sim_base, prompt) for _ in range(n)))
+            direct_many = await asyncio.gather(*(direct(client, sim_base, long_prompt) for _ in range(n)))
             tabs = await open_tabs(ws_url, cookie, origin, [next(conv) for _ in range(n)])
-            relay_many = await asyncio.gather(*(t.ask(prompt) for t in tabs))
+            relay_many = await asyncio.gather(*(t.ask(long_prompt) for t in tabs))
             await asyncio.gather(*(t.close() for t in tabs))
-            many = summary(f"{n} concurrent streams, 50 tok/s", direct_many, relay_many)
-            lost, reordered = check_texts(slow, direct_many, relay_many)
+            many = summary(f"{n} concurrent streams, 50 tok/s, {args.tokens} tokens each", direct_many, relay_many)
+            lost, reordered = check_texts(long, direct_many, relay_many)
             print(f"  replies with lost/changed text: {lost}; with out-of-order seqs: {reordered}")
             added_mean = statistics.mean(r.ttft for r in relay_many) - statistics.mean(r.ttft for r in direct_many)
             print(f"  mean added TTFT: {added_mean * 1000:.1f} ms")
@@ -381,7 +384,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--single", type=int, default=20)
-    parser.add_argument("--tokens", type=int, default=250, help="tokens per reply at 50 tok/s (250: 5 s)")
+    parser.add_argument(
+        "--tokens", type=int, default=250, help="tokens per reply of the concurrent phase (250 at 50 tok/s: 5 s)"
+    )
     parser.add_argument("--phases", default="single,many,fast", help="comma-separated: single, many, fast")
     args = parser.parse_args()
     args.phases = set(args.phases.split(","))

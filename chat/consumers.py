@@ -17,6 +17,7 @@ import json
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import conversations, frames, runner
@@ -125,6 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.positions: dict[int, int] = {}
         self.finished: set[int] = set()
         self.joined = False
+        self.gone = False
         # Accept first, then close with a code: a close before accept reaches the browser as a bare 1006.
         await self.accept()
         user = self.scope.get("user")
@@ -140,6 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await runner.start_pending(self.conversation_id)
 
     async def disconnect(self, code: int) -> None:
+        self.gone = True
         if self.joined:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -155,7 +158,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, default=str, separators=(",", ":")))
+        if self.gone:
+            return
+        try:
+            await self.send(text_data=json.dumps(frame, default=str, separators=(",", ":")))
+        except Disconnected:
+            # The browser left between a group frame's arrival and its send (daphne raises this from
+            # autobahn); the disconnect event follows and leaves the group.
+            self.gone = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.joined:

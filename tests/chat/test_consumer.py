@@ -7,11 +7,13 @@ import base64
 from decimal import Decimal
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from conftest import TEXT_ONLY, Socket, deltas, reply_id
 
 from billing.models import Budget, LedgerEntry
 from chat import conversations, runner
+from chat.consumers import ChatConsumer
 from chat.models import Attachment, Conversation, Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
@@ -355,3 +357,19 @@ async def test_pending_replies_start_when_a_page_connects(ann, catalog):
     assert (await reload(reply_two.pk)).content == "side by side"
     await left.close()
     await right.close()
+
+
+async def test_a_frame_for_a_tab_that_just_left_is_dropped_not_raised():
+    consumer = ChatConsumer()
+    consumer.gone = False
+    sent = []
+
+    async def send(**frame):
+        sent.append(frame)
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer.send = send
+    await consumer.send_frame({"type": "delta", "seq": 1})
+    await consumer.send_frame({"type": "delta", "seq": 2})
+
+    assert len(sent) == 1

@@ -207,7 +207,7 @@ def main() -> None:
         wait_for(f"{sim_url}/models", sim)
         secret = setup_database(env, sim_url)
         app = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(app_port),
+            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port),
              "orweb.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=app_log,
         )

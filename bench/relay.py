@@ -336,8 +336,11 @@ async def measure(
             n = args.streams
             machine.start()
             direct_many = await asyncio.gather(*(direct(client, sim_base, long_prompt) for _ in range(n)))
+            direct_usage = machine.report()
             tabs = await open_tabs(ws_url, cookie, origin, [next(conv) for _ in range(n)])
+            machine.start()
             relay_many = await asyncio.gather(*(t.ask(long_prompt) for t in tabs))
+            relay_usage = machine.report()
             await asyncio.gather(*(t.close() for t in tabs))
             many = summary(f"{n} concurrent streams, 50 tok/s, {args.tokens} tokens each", direct_many, relay_many)
             lost, reordered = check_texts(long, direct_many, relay_many)
@@ -351,7 +354,7 @@ async def measure(
                 f"  relay: {frames:.1f} frames per reply, first to last frame {streaming * 1000:.0f} ms"
                 f" (direct {direct_streaming * 1000:.0f} ms)"
             )
-            print(machine.report())
+            print(f"  reading directly:\n{direct_usage}\n  through the relay:\n{relay_usage}")
             goals.append(
                 f"{n} streams p99 added gap ≤ 100 ms: {many.get('added_gap_p99', float('nan')):.1f} ms;"
                 f" lost {lost}, reordered {reordered}"
@@ -415,7 +418,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         ),
         "daphne": subprocess.Popen(
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(app_port)]
+            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port)]
             + ["orweb.asgi:application"],
             cwd=ROOT,
             env=env,

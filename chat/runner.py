@@ -3,7 +3,9 @@
 Closing a tab doesn't stop it; `stop()` does (from any process, through the `runner.<id>` group), and
 the gateway then settles what was generated. While streaming it
 
-* publishes numbered deltas to the conversation's group, coalesced to one frame per COALESCE seconds;
+* publishes numbered deltas to the conversation's group, coalesced to one frame per COALESCE seconds
+  (spaced further apart when the process streams more than FRAMES_PER_SECOND allows, see
+  `frame_interval`);
 * appends each delta to the Redis list `chat:msg:<id>:deltas` *before* publishing it, so a client that
   joins the group and then reads the list misses nothing (it drops seqs it already has);
 * checkpoints the row (content + seq, always consistent) about once a second, and finalises it at the end;
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COALESCE = 0.03
+FRAMES_PER_SECOND = 3300  # what one process relays before its replies' frames space out (bench/relay.py)
+MAX_INTERVAL = 0.1
 CHECKPOINT_EVERY = 1.0
 DELTAS_TTL = 3600
 LEASE_TTL = 150
@@ -261,18 +265,37 @@ async def group_publish(
     await publisher().send(channel, layer.serialize(message), append, expire)
 
 
+# One call per batch: for each publish, append to its list (when it has one, and set that list's time to
+# live when asked), then PUBLISH; in order. Sent as a pipeline of RPUSH/PUBLISH commands instead, the
+# replies alone (two integers a frame, parsed in Python) cost the process more than building the frames.
+_PUBLISH_BATCH = """
+for i = 1, #ARGV, 5 do
+    local key = ARGV[i + 2]
+    if key ~= "" then
+        redis.call("RPUSH", key, ARGV[i + 3])
+        if ARGV[i + 4] ~= "" then
+            redis.call("EXPIRE", key, ARGV[i + 4])
+        end
+    end
+    redis.call("PUBLISH", ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 5
+"""
+
+
 class Publisher:
     """Sends the publishes of every reply of this process to Redis, many to a round trip.
 
-    At 200 replies a frame each every 30 ms, one round trip per frame is most of what streaming costs
-    the process. Here a publish waits in a queue; one task sends whatever has queued up as one
-    pipeline, then the next batch. One pipeline at a time keeps them in order, and a send returns
-    when its batch has gone out, so a reply's frames stay in order too.
+    At 200 replies a frame each every 30-60 ms, one round trip per frame is most of what streaming costs
+    the process. Here a publish waits in a queue; one task sends whatever has queued up as one script
+    call (`_PUBLISH_BATCH`), then the next batch. One batch at a time keeps them in order, and a send
+    returns when its batch has gone out, so a reply's frames stay in order too.
     """
 
     def __init__(self) -> None:
         self._queue: list[tuple[str, bytes, tuple[str, str] | None, int | None, asyncio.Future[None]]] = []
         self._sending = False
+        self._script: Any = None
 
     async def send(
         self, channel: str, payload: bytes, append: tuple[str, str] | None = None, expire: int | None = None
@@ -285,18 +308,17 @@ class Publisher:
         await done
 
     async def _send_all(self) -> None:
+        if self._script is None:
+            self._script = redis_client().register_script(_PUBLISH_BATCH)
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                args: list[Any] = []
+                for channel, payload, append, expire, _ in batch:
+                    key, item = append if append is not None else ("", "")
+                    args += [channel, payload, key, item, "" if expire is None else expire]
                 try:
-                    async with redis_client().pipeline(transaction=False) as pipe:
-                        for channel, payload, append, expire, _ in batch:
-                            if append is not None:
-                                pipe.rpush(*append)
-                                if expire is not None:
-                                    pipe.expire(append[0], expire)
-                            pipe.publish(channel, payload)
-                        await pipe.execute()
+                    await self._script(args=args)
                 except Exception as exc:
                     for *_, done in batch:
                         if not done.done():
@@ -327,8 +349,17 @@ async def publish(conversation_id: int, frame: dict[str, Any]) -> None:
     await group_publish(frames.conversation_group(conversation_id), {"type": "chat.frame", "frame": frame})
 
 
+def frame_interval() -> float:
+    """Seconds between two frames of one reply: COALESCE, or longer while this process streams so many
+    replies that COALESCE would exceed FRAMES_PER_SECOND in all (at most MAX_INTERVAL). Deltas then carry
+    more text each instead of queueing behind one another: every frame costs the event loop the same
+    whatever its size, and a saturated loop delays every reply's frames at once."""
+    return min(MAX_INTERVAL, max(COALESCE, len(_running) / FRAMES_PER_SECOND))
+
+
 class DeltaPump:
-    """Coalesces text pieces into numbered deltas: the first goes out at once, then at most one per COALESCE.
+    """Coalesces text pieces into numbered deltas: the first goes out at once, then at most one per
+    `frame_interval()`.
 
     `text` and `seq` always describe the same published prefix, which is what a checkpoint saves.
     """
@@ -372,15 +403,18 @@ class DeltaPump:
     async def _loop(self) -> None:
         if self._after is not None:
             await asyncio.wait([self._after])
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            flushed_at = loop.time()
             await self._flush()
             if self._closed:
                 await self._flush()
                 return
             self.checkpoint()
-            await asyncio.sleep(COALESCE)
+            # The interval runs from the flush, not from when its publish returned.
+            await asyncio.sleep(max(0.0, flushed_at + frame_interval() - loop.time()))
 
     def checkpoint(self, **fields: Any) -> None:
         """Have content + seq (and any extra fields) saved with the next batch (chat.runner.Checkpoints)."""

@@ -185,7 +185,7 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         s.manage("ensure_demo_admin", "--username", "admin", "--password", password)
         with contextlib.suppress(subprocess.CalledProcessError):
             s.manage("sync_models")
-        s.spawn("web", [PYTHON, "-m", "daphne", "-b", host, "-p", str(port), "orweb.asgi:application"])
+        s.spawn("web", [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(port), "orweb.asgi:application"])
         s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2"])
         s.spawn("beat", [PYTHON, "-m", "celery", "-A", "orweb", "beat", "-l", "warning",
                          "-s", s.env["CELERY_BEAT_SCHEDULE_FILENAME"]])

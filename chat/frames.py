@@ -15,11 +15,6 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
-def runner_group(message_id: int) -> str:
-    """The group the process streaming a message listens to, so Stop works from any process."""
-    return f"runner.{message_id}"
-
-
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 

@@ -1,6 +1,6 @@
 """The stream runner: one asyncio task per assistant reply, owned by the message, not by a websocket.
 
-Closing a tab doesn't stop it; `stop()` does (from any process, through the `runner.<id>` group), and
+Closing a tab doesn't stop it; `stop()` does (from any process, through one Redis pub/sub channel), and
 the gateway then settles what was generated. While streaming it
 
 * publishes numbered deltas to the conversation's group, coalesced to one frame per COALESCE seconds
@@ -131,7 +131,7 @@ def running(message_id: int) -> asyncio.Task | None:
 
 
 async def drain() -> None:
-    """Wait until every reply and background job (titles, stop listeners) of this process has finished."""
+    """Wait until every reply and background job (titles, publishing) of this process has finished."""
     while pending := [t for t in (*_running.values(), *_background) if not t.done()]:
         await asyncio.wait(pending)
 
@@ -204,29 +204,72 @@ async def start_pending(conversation_id: int) -> list[int]:
     return [mid for mid in await _pending_ids(conversation_id) if await start(mid)]
 
 
-async def stop(message_id: int) -> None:
-    """Stop a reply wherever it runs: cancel it here, or ask the process that has it."""
+def stop_channel() -> str:
+    """The Redis pub/sub channel Stop requests travel on, named like the channel layer's own channels
+    (its prefix keeps deployments and test runs sharing a Redis server apart)."""
+    return f"{settings.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('prefix', 'asgi')}__chat_stop"
+
+
+def _cancel(message_id: int) -> bool:
     task = _running.get(message_id)
-    if task is not None:
-        if not task.cancelling():
-            task.cancel()
-        return
-    await get_channel_layer().group_send(frames.runner_group(message_id), {"type": "runner.stop"})
+    if task is None:
+        return False
+    if not task.cancelling():
+        task.cancel()
+    return True
 
 
-async def _listen_for_stop(message_id: int, task: asyncio.Task) -> None:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(frames.runner_group(message_id), channel)
-    try:
+async def stop(message_id: int) -> None:
+    """Stop a reply wherever it runs: cancel it here, or ask every process (one has it)."""
+    if not _cancel(message_id):
+        await redis_client().publish(stop_channel(), str(message_id))
+
+
+class StopListener:
+    """This process's one subscription to `stop_channel()`, cancelling the replies it runs when asked.
+
+    One for the process, not one per reply: subscribing and unsubscribing every reply cost two Redis
+    round trips and a task each, all at once when many replies start or end together. It is subscribed
+    before the first reply's upstream call and stays subscribed; if Redis drops it, it subscribes again.
+    """
+
+    def __init__(self) -> None:
+        self._ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._listen(), name="chat-stop-listener")
+
+    async def ready(self, timeout: float = 2.0) -> None:
+        """Wait until subscribed (at most `timeout`: a reply still runs, and stops here, without it)."""
+        if not self._ready.done():
+            await asyncio.wait([self._ready], timeout=timeout)
+
+    async def _listen(self) -> None:
         while True:
-            event = await layer.receive(channel)
-            if event.get("type") == "runner.stop":
-                if not task.cancelling():
-                    task.cancel()
-                return
-    finally:
-        await layer.group_discard(frames.runner_group(message_id), channel)
+            try:
+                async with redis_client().pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(stop_channel())
+                    if not self._ready.done():
+                        self._ready.set_result(None)
+                    async for message in pubsub.listen():
+                        if str(message["data"]).isdigit():
+                            _cancel(int(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lost the stop channel; subscribing again", exc_info=True)
+                await asyncio.sleep(1)
+
+
+_stop_listeners: dict[int, StopListener] = {}
+
+
+def stop_listener() -> StopListener:
+    """The stop listener of this event loop (like `redis_client`, one per loop)."""
+    loop_id = id(asyncio.get_running_loop())
+    found = _stop_listeners.get(loop_id)
+    if found is None:
+        _stop_listeners.clear()
+        found = _stop_listeners[loop_id] = StopListener()
+    return found
 
 
 PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
@@ -857,10 +900,10 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
     message_id, conversation_id = ctx.message.pk, ctx.conversation.pk
     pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq, after)
     totals = _Totals()
-    listener = _spawn(_listen_for_stop(message_id, asyncio.current_task()))
     lease = _spawn(_keep_lease(message_id))
     outcome = _Outcome()
     try:
+        await stop_listener().ready()
         refusal = await _image_refusal(ctx.conversation.model) if ctx.has_images else None
         outcome = (
             _Outcome(Message.Status.ERROR, refusal, "not_allowed")
@@ -875,7 +918,6 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
             Message.Status.ERROR, "Something went wrong on our side; the reply was not finished.", "internal"
         )
     finally:
-        listener.cancel()
         if ctx.admission is not None:
             # Admitted with the send, stopped before the call: nothing was spent; settle it as such.
             admission, ctx.admission = ctx.admission, None

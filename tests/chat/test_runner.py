@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import channels.consumer
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from conftest import Socket, deltas, reply_id
+from django.conf import settings
 
 from billing.models import Budget, Hold, LedgerEntry
 from chat import consumers, conversations, frames, runner
@@ -179,3 +183,34 @@ async def test_a_reply_stopped_before_its_admitted_call_settles_it_once_with_not
     entries, hold = await settled(ctx)
     assert [(e.status, e.cost) for e in entries] == [(LedgerEntry.Status.CANCELLED, Decimal(0))]
     assert hold.released_at is not None
+
+
+LONG = " ".join(f"w{i}" for i in range(120))
+STOP_FROM_ANOTHER_PROCESS = """
+import asyncio, sys
+import django
+django.setup()
+from django.conf import settings
+settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = sys.argv[2]  # as this run's conftest does
+from chat import runner
+asyncio.run(runner.stop(int(sys.argv[1])))
+"""
+
+
+async def test_stop_from_another_process_stops_the_reply_where_it_runs(conversation):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await socket.send({"action": "send", "content": f"echo: {LONG} [[sim tps=20]]"})
+    first, seen = await socket.until("delta")
+
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "SECRET_KEY": settings.SECRET_KEY}
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", STOP_FROM_ANOTHER_PROCESS, str(first["message_id"]), prefix,
+        cwd=Path(__file__).parent.parent.parent, env=env,
+    )
+    assert await asyncio.wait_for(other.wait(), 60) == 0
+    done, _ = await socket.until("done", timeout=30)
+
+    assert done["status"] == Message.Status.STOPPED
+    assert 0 < len((await row(first["message_id"])).content) < len(LONG)
+    await socket.close()

@@ -1,0 +1,62 @@
+"""The header's spend line: this month's ledger total and the tightest budget, read in one statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from billing.budgets import current_period, status_for
+from billing.models import Budget, LedgerEntry, Period
+from chat.queries import spend_summary
+
+pytestmark = pytest.mark.django_db
+
+
+def _spent(user, cost, when=None):
+    entry = LedgerEntry.objects.create(
+        user=user, source="chat", requested_model="x/y", status="ok", cost=Decimal(cost)
+    )
+    if when is not None:
+        LedgerEntry.objects.filter(pk=entry.pk).update(created=when)
+
+
+def test_no_budget_shows_only_this_months_spend(member):
+    _spent(member, "0.25")
+    _spent(member, "0.5")
+    _spent(member, "9", when=timezone.now() - dt.timedelta(days=40))
+
+    summary = spend_summary(member)
+
+    assert (summary.spent, summary.remaining, summary.budget) == (Decimal("0.75"), None, None)
+
+
+def test_the_tightest_budget_is_the_one_shown_as_status_for_says(member, django_assert_num_queries):
+    group = Group.objects.create(name="team")
+    group.user_set.add(member)
+    own = Budget.objects.create(user=member, limit_usd=Decimal(10), period=Period.MONTH)
+    team = Budget.objects.create(group=group, limit_usd=Decimal(3), period=Period.DAY)
+    daily = current_period(team)
+    daily.spent, daily.held = Decimal("1.25"), Decimal("0.5")
+    daily.save()
+    monthly = current_period(own)
+    monthly.spent = Decimal("8.5")
+    monthly.save()
+
+    with django_assert_num_queries(1):
+        summary = spend_summary(member)
+
+    tightest = status_for(member)[0]
+    assert (summary.remaining, summary.budget) == (tightest.remaining, tightest.label)
+    assert (summary.remaining, summary.budget) == (Decimal("1.25"), "daily budget of group team")
+
+
+def test_a_budget_without_a_period_row_yet_has_its_whole_limit_left(member):
+    Budget.objects.create(user=member, limit_usd=Decimal(2), period=Period.WEEK)
+
+    summary = spend_summary(member)
+
+    assert (summary.remaining, summary.budget) == (Decimal(2), "weekly budget of user member")

@@ -20,7 +20,7 @@ def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the stack exited early with {proc.returncode}")
+            pytest.fail(f"the stack exited early with {proc.returncode}:\n{proc.stdout.read()}")
         try:
             response = httpx.get(url, timeout=5)
             if response.status_code == 200:

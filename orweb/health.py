@@ -13,8 +13,13 @@ CHECK_TIMEOUT = 3.0
 
 
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        # Back to the pool: no request cycle closes this thread's connection, which would stay checked
+        # out for the life of the process.
+        connection.close()
 
 
 async def check_database() -> None:

@@ -33,3 +33,11 @@ async def test_it_names_what_is_down(monkeypatch, settings):
     body = response.json()
     assert body["down"] == ["redis", "upstream"]
     assert body["checks"]["database"] == "ok"
+
+
+def test_the_database_check_hands_its_connection_back():
+    from django.db import connection
+
+    health._database()
+
+    assert connection.connection is None

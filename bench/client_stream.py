@@ -3,9 +3,12 @@
 Starts the simulator in a subprocess (so it doesn't share our CPU), then reads the same stream with
 (a) the client and (b) `httpx` `aiter_lines`, paced (default 2,000 tokens/s, one token per chunk) and
 unpaced (as fast as the simulator writes: shows the client's overhead), and finally feeds the
-pre-recorded bytes of one stream through the splitter, decoder and event builder in a loop.
+pre-recorded bytes of one stream through the splitter, decoder and event builder in a loop. Last, it
+reads 200 replies at 50 tokens/s at once through one client, as the chat relay does (every chunk then
+arrives on its own), and reports the CPU per event on asyncio's own loop and on uvloop (what
+`python -m orweb.serve` runs daphne on).
 
-    python bench/client_stream.py [--tokens 4000] [--tps 2000] [--rounds 3]
+    python bench/client_stream.py [--tokens 4000] [--tps 2000] [--rounds 3] [--streams 200]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -136,6 +140,21 @@ def start_simulator(port: int) -> subprocess.Popen:
     raise SystemExit("the simulator did not start")
 
 
+async def concurrent_cpu(base_url: str, streams: int, tokens: int) -> float:
+    """CPU µs per event while reading `streams` replies paced at 50 tokens/s at once, on the running loop."""
+    request = body(tokens, 50)
+    async with OpenRouterClient(API_KEY, base_url) as client:
+
+        async def one() -> int:
+            async with client.stream(request) as events:
+                return sum([1 async for _ in events])
+
+        await one()  # not measured: the first call loads what later ones reuse
+        cpu = time.process_time()
+        events = sum(await asyncio.gather(*(one() for _ in range(streams))))
+        return (time.process_time() - cpu) / events * 1e6
+
+
 async def compare(label: str, base_url: str, request: dict, rounds: int, tokens: int) -> None:
     readers: dict[str, Callable[[str, dict], Awaitable[Run]]] = {
         "client": read_with_client,
@@ -158,36 +177,14 @@ async def compare(label: str, base_url: str, request: dict, rounds: int, tokens:
     print(f"  ratio client / bare: {rates['client'] / rates['bare httpx']:.3f}")
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+async def main(args: argparse.Namespace, base_url: str) -> None:
+    await compare(
+        f"Paced at {args.tps:,.0f} tokens/s", base_url, body(args.tokens, args.tps), args.rounds, args.tokens
     )
-    parser.add_argument("--tokens", type=int, default=4000)
-    parser.add_argument("--tps", type=float, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    port = free_port()
-    simulator = start_simulator(port)
-    base_url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        await compare(
-            f"Paced at {args.tps:,.0f} tokens/s",
-            base_url,
-            body(args.tokens, args.tps),
-            args.rounds,
-            args.tokens,
-        )
-        await compare(
-            "Unpaced (as fast as the simulator writes)",
-            base_url,
-            body(args.tokens, 0),
-            args.rounds,
-            args.tokens,
-        )
-        pieces = await record(base_url, body(args.tokens, args.tps))
-    finally:
-        simulator.terminate()
-        simulator.wait()
+    await compare(
+        "Unpaced (as fast as the simulator writes)", base_url, body(args.tokens, 0), args.rounds, args.tokens
+    )
+    pieces = await record(base_url, body(args.tokens, args.tps))
     events = decode(pieces)
     loops = 20
     started = time.perf_counter()
@@ -199,5 +196,26 @@ async def main() -> None:
     print(f"  {per_chunk:.2f} µs per chunk")
 
 
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=4000)
+    parser.add_argument("--tps", type=float, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--streams", type=int, default=200)
+    args = parser.parse_args()
+    port = free_port()
+    simulator = start_simulator(port)
+    base_url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        asyncio.run(main(args, base_url))
+        on_asyncio = asyncio.run(concurrent_cpu(base_url, args.streams, 250))
+        on_uvloop = uvloop.run(concurrent_cpu(base_url, args.streams, 250))
+    finally:
+        simulator.terminate()
+        simulator.wait()
+    print(f"\n{args.streams} replies at 50 tokens/s at once (250 tokens each), CPU per event:")
+    print(f"  asyncio {on_asyncio:.1f} µs, uvloop {on_uvloop:.1f} µs (ratio {on_uvloop / on_asyncio:.2f})")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

@@ -262,6 +262,15 @@ class StopListener:
 _stop_listeners: dict[int, StopListener] = {}
 
 
+async def stop_listening() -> None:
+    """Unsubscribe this event loop's stop listener, before the loop ends (a server's loop never does;
+    each test's does, and a task left pending on a closed loop is torn down badly)."""
+    listener = _stop_listeners.pop(id(asyncio.get_running_loop()), None)
+    if listener is not None:
+        listener._task.cancel()
+        await asyncio.wait([listener._task])
+
+
 def stop_listener() -> StopListener:
     """The stop listener of this event loop (like `redis_client`, one per loop)."""
     loop_id = id(asyncio.get_running_loop())

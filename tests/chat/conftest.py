@@ -102,9 +102,11 @@ class Socket:
 
 @pytest.fixture
 async def drained():
-    """Waits for every runner and background job when the test ends, before the database is flushed."""
+    """Waits for every runner and background job when the test ends, before the database is flushed,
+    then unsubscribes the test loop's stop listener."""
     yield
     await runner.drain()
+    await runner.stop_listening()
 
 
 def deltas(frames: list[dict[str, Any]], message_id: int) -> list[tuple[int, str]]:

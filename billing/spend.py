@@ -1,15 +1,19 @@
-"""What users spent, read from the ledger and the daily rollup (for /v1/key, spend pages, charts)."""
+"""What users spent, read from the ledger and the daily rollup (for /v1/key, the header, spend pages)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db.models import Sum
+from django.utils import timezone
 
 from billing.budgets import period_start, today
-from billing.models import DailyUsage, Period
+from billing.models import ADJECTIVE, DailyUsage, Period
+from orweb import sql
 
 
 def user_period_spend(user: Any, period: str = Period.MONTH, *, day: dt.date | None = None) -> Decimal:
@@ -37,3 +41,65 @@ def daily_spend(user: Any = None, days: int = 30) -> list[dict[str, Any]]:
         .order_by("day")
     )
 
+
+@dataclass
+class SpendSummary:
+    """The header's "spent / left" line: this month's spend and the tightest budget that applies."""
+
+    spent: Decimal
+    remaining: Decimal | None
+    budget: str | None
+    limit: Decimal | None = None
+
+
+@cache
+def _spend_statement() -> str:
+    """This month's spend and every budget that applies with what its current period has used: one
+    statement (the header reads it on every page, and the chat after every reply)."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    return f"""
+SELECT
+    (SELECT coalesce(sum(e.cost), 0)::text FROM billing_ledgerentry e
+     WHERE e.user_id = %(user)s AND e.created >= %(month_start)s),
+    (SELECT json_agg(json_build_array(
+         b.id, b.period, b.limit_usd::text, (coalesce(p.spent, 0) + coalesce(p.held, 0))::text,
+         b.user_id IS NOT NULL, coalesce(u."{users.USERNAME_FIELD}", g.name)))
+     FROM billing_budget b
+     LEFT JOIN {sql.table(users)} u ON u.id = b.user_id
+     LEFT JOIN auth_group g ON g.id = b.group_id
+     LEFT JOIN billing_budgetperiod p ON p.budget_id = b.id AND p.start =
+         CASE b.period WHEN 'day' THEN %(day)s::date WHEN 'week' THEN %(week)s::date ELSE %(month)s::date END
+     WHERE b.user_id = %(user)s
+        OR b.group_id IN (SELECT g2.group_id FROM auth_user_groups g2 WHERE g2.user_id = %(user)s))
+"""
+
+
+def spend_summary(user: Any) -> SpendSummary:
+    """What `billing.budgets.status_for` would say of the tightest budget, without creating the current
+    period rows it reads (a missing one has used nothing)."""
+    day = today()
+    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    [(spent, budgets)] = sql.fetch(
+        _spend_statement(),
+        {
+            "user": user.pk,
+            "month_start": month_start,
+            "day": period_start(Period.DAY, day),
+            "week": period_start(Period.WEEK, day),
+            "month": period_start(Period.MONTH, day),
+        },
+    )
+    tightest = min(
+        (
+            (max(Decimal(limit) - Decimal(used), Decimal(0)), budget_id, period, is_user, owner, Decimal(limit))
+            for budget_id, period, limit, used, is_user, owner in budgets or []
+        ),
+        default=None,
+    )
+    if tightest is None:
+        return SpendSummary(spent=Decimal(spent), remaining=None, budget=None)
+    remaining, _, period, is_user, owner, limit = tightest
+    label = f"{ADJECTIVE[period]} budget of {'user' if is_user else 'group'} {owner}"
+    return SpendSummary(spent=Decimal(spent), remaining=remaining, budget=label, limit=limit)

@@ -7,20 +7,15 @@ requesting user, so another user's id answers 404 (never 403: we don't confirm t
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.db.models import QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
 from chat import conversations
 from chat.models import Attachment, Conversation, Message, Preset
 from chat.render import render_markdown
 from gateway.types import AUTO_MODELS
-from orweb import sql
 
 AUTO_LABELS = {
     "orweb/auto": "Auto: balanced",
@@ -134,68 +129,3 @@ def model_choices(user: Any) -> list[dict[str, Any]]:
 
 def model_ids(user: Any) -> set[str]:
     return {row["id"] for row in model_choices(user)}
-
-
-@dataclass
-class SpendSummary:
-    """The header's "spent / left" line: this month's spend and the tightest budget that applies."""
-
-    spent: Decimal
-    remaining: Decimal | None
-    budget: str | None
-
-
-@cache
-def _spend_statement() -> str:
-    """This month's spend and every budget that applies with what its current period has used: one
-    statement (the header reads it on every page, and the chat after every reply)."""
-    from django.contrib.auth import get_user_model
-
-    users = get_user_model()
-    return f"""
-SELECT
-    (SELECT coalesce(sum(e.cost), 0)::text FROM billing_ledgerentry e
-     WHERE e.user_id = %(user)s AND e.created >= %(month_start)s),
-    (SELECT json_agg(json_build_array(
-         b.id, b.period, b.limit_usd::text, (coalesce(p.spent, 0) + coalesce(p.held, 0))::text,
-         b.user_id IS NOT NULL, coalesce(u."{users.USERNAME_FIELD}", g.name)))
-     FROM billing_budget b
-     LEFT JOIN {sql.table(users)} u ON u.id = b.user_id
-     LEFT JOIN auth_group g ON g.id = b.group_id
-     LEFT JOIN billing_budgetperiod p ON p.budget_id = b.id AND p.start =
-         CASE b.period WHEN 'day' THEN %(day)s::date WHEN 'week' THEN %(week)s::date ELSE %(month)s::date END
-     WHERE b.user_id = %(user)s
-        OR b.group_id IN (SELECT g2.group_id FROM auth_user_groups g2 WHERE g2.user_id = %(user)s))
-"""
-
-
-def spend_summary(user: Any) -> SpendSummary:
-    """What `billing.budgets.status_for` would say of the tightest budget, without creating the current
-    period rows it reads (a missing one has used nothing)."""
-    from billing.budgets import period_start, today
-    from billing.models import ADJECTIVE, Period
-
-    day = today()
-    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    [(spent, budgets)] = sql.fetch(
-        _spend_statement(),
-        {
-            "user": user.pk,
-            "month_start": month_start,
-            "day": period_start(Period.DAY, day),
-            "week": period_start(Period.WEEK, day),
-            "month": period_start(Period.MONTH, day),
-        },
-    )
-    tightest = min(
-        (
-            (max(Decimal(limit) - Decimal(used), Decimal(0)), budget_id, period, is_user, owner)
-            for budget_id, period, limit, used, is_user, owner in budgets or []
-        ),
-        default=None,
-    )
-    if tightest is None:
-        return SpendSummary(spent=Decimal(spent), remaining=None, budget=None)
-    remaining, _, period, is_user, owner = tightest
-    label = f"{ADJECTIVE[period]} budget of {'user' if is_user else 'group'} {owner}"
-    return SpendSummary(spent=Decimal(spent), remaining=remaining, budget=label)

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from psycopg.types.json import Jsonb
 
+from billing import spend
 from chat import conversations, frames, tools, uploads
 from chat.models import Attachment, Conversation, Message
 from gateway import service as gateway
@@ -883,9 +884,7 @@ def _finish(
 
 
 def _budget_frame(user: Any) -> dict[str, Any]:
-    from chat.queries import spend_summary
-
-    summary = spend_summary(user)
+    summary = spend.spend_summary(user)
     return {
         "type": "budget",
         "spent": str(summary.spent),

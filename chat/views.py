@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.spend import spend_summary
 from chat import conversations, queries, uploads
 from chat.forms import CompareForm, PresetForm, RenameForm, SettingsForm, tool_choices
 from chat.models import Conversation, Preset
@@ -25,7 +26,7 @@ PAGE_SIZE = 50
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    context.setdefault("spend", queries.spend_summary(request.user))
+    context.setdefault("spend", spend_summary(request.user))
     return render(request, template, context, status=status)
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from billing.budgets import current_period, status_for
 from billing.models import Budget, LedgerEntry, Period
-from chat.queries import spend_summary
+from billing.spend import spend_summary
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
-"""What a user has spent and may still spend: OpenRouter's `/key` shape for /v1/key, and the usage page.
+"""What a user has spent and may still spend: OpenRouter's `/key` shape for /v1/key, the usage page, and
+for staff the whole team's spend this month.
 
 All sums come from billing (budget periods and the daily rollup), never from the ledger row by row, so
 the page and /v1/key stay cheap however much a user has used.
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
 from billing.budgets import BudgetStatus, period_start, status_for, today
 from billing.models import DailyUsage
+from billing.spend import spend_summary
 from gateway.openai_compat import usd
 
 CHART_DAYS = 30
@@ -98,3 +101,89 @@ def key_info(user: Any, label: str) -> dict[str, Any]:
             "is_free_tier": False,
         }
     }
+
+
+@dataclass(frozen=True)
+class MemberSpend:
+    """One person's line on the team page."""
+
+    username: str
+    is_active: bool
+    this_month: Decimal
+    today: Decimal
+    requests: int
+    errors: int
+    budget: str | None
+    limit: Decimal | None
+    remaining: Decimal | None
+    level: int  # bar length in 5% steps of the biggest spender (0–20), a CSS class as on the usage page
+
+    @property
+    def near_limit(self) -> bool:
+        return self.limit is not None and self.remaining is not None and self.remaining <= self.limit / 5
+
+
+def team_spend() -> list[MemberSpend]:
+    """Every user with what they spent this calendar month (UTC) and today, their calls and failures this
+    month and the tightest budget that applies; biggest spenders first. Sums come from the daily rollup
+    (one query); budgets from one statement per user."""
+    now = today()
+    rows = (
+        DailyUsage.objects.filter(day__gte=now.replace(day=1))
+        .values("user_id", "day")
+        .annotate(cost=Sum("cost"), requests=Sum("requests"), errors=Sum("errors"))
+    )
+    month: dict[int, list] = {}
+    for row in rows:
+        totals = month.setdefault(row["user_id"], [Decimal(0), Decimal(0), 0, 0])
+        totals[0] += row["cost"]
+        totals[1] += row["cost"] if row["day"] == now else 0
+        totals[2] += row["requests"]
+        totals[3] += row["errors"]
+    peak = max((totals[0] for totals in month.values()), default=Decimal(0))
+    lines = []
+    for user in get_user_model().objects.order_by("username"):
+        cost, today_cost, requests, errors = month.get(user.pk, [Decimal(0), Decimal(0), 0, 0])
+        summary = spend_summary(user)
+        lines.append(
+            MemberSpend(
+                username=user.get_username(),
+                is_active=user.is_active,
+                this_month=cost,
+                today=today_cost,
+                requests=requests,
+                errors=errors,
+                budget=summary.budget,
+                limit=summary.limit,
+                remaining=summary.remaining,
+                level=int(cost * 20 / peak) if peak > 0 else 0,
+            )
+        )
+    return sorted(lines, key=lambda line: (-line.this_month, line.username))
+
+
+CSV_HEADER = ["user", "active", "spent_this_month_usd", "spent_today_usd", "requests", "errors", "budget",
+              "budget_limit_usd", "budget_remaining_usd"]
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: leading = + - @ would make it a formula."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def team_csv_rows(lines: list[MemberSpend]) -> list[list[str]]:
+    return [CSV_HEADER] + [
+        [
+            _cell(line.username),
+            "yes" if line.is_active else "no",
+            str(line.this_month),
+            str(line.today),
+            str(line.requests),
+            str(line.errors),
+            _cell(line.budget),
+            "" if line.limit is None else str(line.limit),
+            "" if line.remaining is None else str(line.remaining),
+        ]
+        for line in lines
+    ]

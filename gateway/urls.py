@@ -1,4 +1,4 @@
-"""/account/: the signed-in user's API keys and usage."""
+"""/account/: the signed-in user's API keys and usage; for staff, the team's spend."""
 
 from django.urls import path
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("keys/", views.keys, name="keys"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="key_revoke"),
     path("usage/", views.usage, name="usage"),
+    path("team/", views.team, name="team"),
+    path("team.csv", views.team_csv, name="team_csv"),
 ]

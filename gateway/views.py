@@ -1,15 +1,21 @@
-"""Account pages: personal API keys (create, list, revoke) and what the user has spent. Transport only."""
+"""Account pages: personal API keys (create, list, revoke), what the user has spent, and for staff what
+the whole team has spent (page and CSV). Transport only."""
 
 from __future__ import annotations
 
+import csv
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from gateway.account import usage_summary
+from billing.budgets import today
+from gateway.account import team_csv_rows, team_spend, usage_summary
 from gateway.keys import create_key, revoke
 from gateway.models import ApiKey
 
@@ -49,3 +55,27 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_GET
 def usage(request: HttpRequest) -> HttpResponse:
     return render(request, "gateway/usage.html", {"summary": usage_summary(request.user)})
+
+
+def _staff_only(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff see the whole team's spend.")
+
+
+@login_required
+@require_GET
+def team(request: HttpRequest) -> HttpResponse:
+    _staff_only(request)
+    lines = team_spend()
+    total = sum((line.this_month for line in lines), start=Decimal(0))
+    return render(request, "gateway/team.html", {"lines": lines, "total": total})
+
+
+@login_required
+@require_GET
+def team_csv(request: HttpRequest) -> HttpResponse:
+    _staff_only(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="orweb-spend-{today():%Y-%m}.csv"'
+    csv.writer(response).writerows(team_csv_rows(team_spend()))
+    return response

@@ -1,0 +1,106 @@
+"""The team page: staff see what everyone spent this month, with budgets, as a page and as CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from billing.budgets import current_period, set_budget, today
+from billing.models import DailyUsage
+
+pytestmark = pytest.mark.django_db
+
+TEAM = reverse("account:team")
+TEAM_CSV = reverse("account:team_csv")
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _used(user, cost, *, days_ago=0, requests=1, errors=0, model="m", source="chat"):
+    DailyUsage.objects.create(day=today() - dt.timedelta(days=days_ago), user=user, model=model, source=source,
+                              requests=requests, errors=errors, cost=Decimal(cost))
+
+
+@pytest.fixture
+def team(django_user_model):
+    boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
+    ann = django_user_model.objects.create_user("ann", password="x")
+    bob = django_user_model.objects.create_user("bob", password="x")
+    return boss, ann, bob
+
+
+def test_it_is_for_staff_only(team):
+    _, ann, _ = team
+    assert Client().get(TEAM).status_code == 302
+    assert _client(ann).get(TEAM).status_code == 403
+    assert _client(ann).get(TEAM_CSV).status_code == 403
+    assert Client().get(TEAM_CSV).status_code == 302
+
+
+def test_it_shows_each_persons_month_today_calls_and_budget_biggest_first(team):
+    boss, ann, bob = team
+    _used(ann, "1.50", requests=3, errors=1)
+    _used(ann, "0.25", requests=1, source="api")
+    _used(bob, "4.00", requests=2, days_ago=1 if today().day > 1 else 0)
+    _used(bob, "9.99", days_ago=40)  # last month: not counted
+    budget = set_budget(user=bob, amount=Decimal("5"))
+    period = current_period(budget)
+    period.spent = Decimal("4.5")
+    period.save()
+
+    response = _client(boss).get(TEAM)
+
+    assert response.status_code == 200
+    lines = response.context["lines"]
+    assert [line.username for line in lines] == ["bob", "ann", "boss"]
+    bob_line, ann_line, boss_line = lines
+    assert (ann_line.this_month, ann_line.today, ann_line.requests, ann_line.errors) == (
+        Decimal("1.75"), Decimal("1.75"), 4, 1)
+    assert bob_line.this_month == Decimal("4.00") and bob_line.level == 20 and ann_line.level == 8
+    assert (bob_line.limit, bob_line.remaining, bob_line.near_limit) == (Decimal("5"), Decimal("0.5"), True)
+    assert boss_line.this_month == 0 and boss_line.budget is None
+    assert response.context["total"] == Decimal("5.75")
+    page = response.content.decode()
+    assert "Monthly budget of user bob" in page and "uncapped" in page
+    assert "style=" not in page
+
+
+def test_an_empty_month_says_so(team):
+    boss, _, _ = team
+    page = _client(boss).get(TEAM).content.decode()
+    assert "Nobody has spent anything this month yet" in page
+
+
+def test_the_csv_has_a_row_per_person_and_neutralises_formulas(team, django_user_model):
+    boss, ann, _ = team
+    sneaky = django_user_model.objects.create_user("=cmd@x", password="x")
+    _used(ann, "2")
+    _used(sneaky, "1")
+
+    response = _client(boss).get(TEAM_CSV)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["user", "active", "spent_this_month_usd"]
+    by_user = {row[0]: row for row in rows[1:]}
+    assert set(by_user) == {"ann", "'=cmd@x", "boss", "bob"}
+    assert by_user["ann"][2] == "2.0000000000" and by_user["ann"][4] == "1"
+
+
+def test_staff_see_a_team_link_and_others_do_not(team):
+    boss, ann, _ = team
+    usage = reverse("account:usage")
+    assert TEAM in _client(boss).get(usage).content.decode()
+    assert TEAM not in _client(ann).get(usage).content.decode()

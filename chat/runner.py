@@ -23,6 +23,7 @@ With tools on, it runs the call → tool → call loop (at most MAX_STEPS upstre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from psycopg.types.json import Jsonb
+from redis.exceptions import RedisError
 
 from billing import spend
 from chat import conversations, frames, tools, uploads
@@ -245,19 +247,24 @@ class StopListener:
 
     async def _listen(self) -> None:
         while True:
+            pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
             try:
-                async with redis_client().pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(stop_channel())
-                    if not self._ready.done():
-                        self._ready.set_result(None)
-                    async for message in pubsub.listen():
-                        if str(message["data"]).isdigit():
-                            _cancel(int(message["data"]))
+                await pubsub.subscribe(stop_channel())
+                if not self._ready.done():
+                    self._ready.set_result(None)
+                async for message in pubsub.listen():
+                    if str(message["data"]).isdigit():
+                        _cancel(int(message["data"]))
             except asyncio.CancelledError:
+                await pubsub.aclose()
                 raise
-            except Exception:
+            except (RedisError, OSError):
                 log.warning("lost the stop channel; subscribing again", exc_info=True)
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
                 await asyncio.sleep(1)
+            # Anything else (a loop torn down under it closes it with GeneratorExit) ends it without an
+            # await: the connection goes with the loop.
 
 
 _stop_listeners: dict[int, StopListener] = {}

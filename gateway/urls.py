@@ -11,4 +11,5 @@ urlpatterns = [
     path("usage/", views.usage, name="usage"),
     path("team/", views.team, name="team"),
     path("team.csv", views.team_csv, name="team_csv"),
+    path("team/budget/", views.team_budget, name="team_budget"),
 ]

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.budgets import current_period, set_budget, today
-from billing.models import DailyUsage
+from billing.models import Budget, DailyUsage
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +104,51 @@ def test_staff_see_a_team_link_and_others_do_not(team):
     usage = reverse("account:usage")
     assert TEAM in _client(boss).get(usage).content.decode()
     assert TEAM not in _client(ann).get(usage).content.decode()
+
+
+BUDGET = reverse("account:team_budget")
+
+
+def test_staff_set_change_and_remove_a_persons_budget(team):
+    boss, ann, _ = team
+    client = _client(boss)
+
+    response = client.post(BUDGET, {"user": "ann", "amount": "12.5", "period": "week"}, follow=True)
+    assert response.redirect_chain == [(TEAM, 302)]
+    assert "Set the weekly budget of user ann: $12.50." in response.content.decode()
+    assert (ann.budget.limit_usd, ann.budget.period) == (Decimal("12.5"), "week")
+
+    client.post(BUDGET, {"user": "ann", "amount": "3", "period": "month"})
+    ann.refresh_from_db()
+    assert (ann.budget.limit_usd, ann.budget.period) == (Decimal("3"), "month")
+
+    client.post(BUDGET, {"user": "ann", "amount": "", "period": "month"})
+    assert not Budget.objects.filter(user=ann).exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"user": "ann", "amount": "-1"}, "greater than or equal to 0"),
+        ({"user": "ann", "amount": "lots"}, "Enter a number"),
+        ({"user": "ann", "amount": "1e400"}, "Ensure that there are no more than"),
+        ({"user": "nobody", "amount": "5"}, "No active person has that name"),
+        ({"user": "ann", "amount": "5", "period": "year"}, "Select a valid choice"),
+    ],
+)
+def test_a_bad_budget_is_refused_with_a_reason_and_changes_nothing(team, fields, message):
+    boss, ann, _ = team
+    response = _client(boss).post(BUDGET, {"period": "month", **fields})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Budget.objects.exists()
+
+
+def test_only_staff_set_budgets_and_only_by_post_with_a_csrf_token(team):
+    boss, ann, _ = team
+    assert _client(ann).post(BUDGET, {"user": "ann", "amount": "999"}).status_code == 403
+    assert _client(boss).get(BUDGET).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(boss)
+    assert strict.post(BUDGET, {"user": "ann", "amount": "1", "period": "month"}).status_code == 403
+    assert not Budget.objects.exists()

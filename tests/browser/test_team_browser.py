@@ -30,3 +30,27 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
     expect(rows.first).to_contain_text("Monthly budget of user maria")
     expect(tab.page.get_by_role("link", name="Download CSV")).to_be_visible()
     tab.screenshot("team-spend")
+
+
+def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, django_user_model):
+    boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
+    li = django_user_model.objects.create_user("li", password="x")
+    DailyUsage.objects.create(day=today(), user=li, model="openai/gpt-4o-mini", source="chat", requests=5,
+                              cost=Decimal("0.75"))
+
+    tab = new_tab(signed_in_as=boss)
+    tab.goto("/account/team/")
+    tab.page.get_by_label("Person", exact=True).fill("li")
+    tab.page.get_by_label("Limit (USD)").fill("2")
+    tab.page.get_by_label("Limit (USD)").press("Enter")
+
+    expect(tab.page.locator(".flash")).to_contain_text("Set the monthly budget of user li: $2.00.")
+    expect(tab.page.locator("table.team tbody tr").first).to_contain_text("Monthly budget of user li, $2.00")
+    tab.page.get_by_label("Person", exact=True).fill("li")
+    tab.page.get_by_label("Limit (USD)").fill("-3")
+    tab.page.get_by_role("button", name="Save budget").click()
+    expect(tab.page.locator("#amount-error")).to_contain_text("greater than or equal to 0")
+    tab.screenshot("team-budget-error")
+    # The refused form comes back as a 400, which Chromium reports on the console; nothing else may.
+    assert tab.console_errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    tab.console_errors.clear()

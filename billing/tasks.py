@@ -1,9 +1,11 @@
-"""Celery tasks of billing: thin wrappers; the work is in billing.reconcile and billing.holds."""
+"""Celery tasks of billing: thin wrappers; the work is in billing.reconcile, billing.holds and
+billing.alerts."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from billing.alerts import send_budget_alerts
 from billing.holds import release_expired
 from billing.reconcile import GenerationPending, reconcile_entry, reconcile_pending
 
@@ -26,3 +28,8 @@ def reconcile_estimated(entry_id: int | None = None) -> int:
 @shared_task(expires=120)
 def release_expired_holds() -> int:
     return release_expired()
+
+
+@shared_task(expires=55)
+def budget_alerts() -> int:
+    return send_budget_alerts()

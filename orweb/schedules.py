@@ -20,6 +20,11 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "billing-budget-alerts": {
+        "task": "billing.tasks.budget_alerts",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "chat-sweep-orphaned-replies": {
         "task": "chat.tasks.sweep_orphaned_replies",
         "schedule": 60.0,

@@ -46,6 +46,11 @@ OPENROUTER_DEFAULT_MAX_TOKENS = env.int("OPENROUTER_DEFAULT_MAX_TOKENS", default
 ORWEB_SITE_URL = env.str("ORWEB_SITE_URL", default="http://127.0.0.1:8000")
 ORWEB_APP_TITLE = env.str("ORWEB_APP_TITLE", default="orweb")
 
+# Budget alerts go out by e-mail; by default they are only written to the worker's log (console backend).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orweb <orweb@localhost>")
+
 # The metered path (gateway/, billing/): default policy, auto's per-request cap, default rate limits.
 ORWEB_DEFAULT_ALLOW_ALL = env.bool("ORWEB_DEFAULT_ALLOW_ALL", default=True)
 ORWEB_AUTO_MAX_REQUEST_USD = env.str("ORWEB_AUTO_MAX_REQUEST_USD", default="0.50")

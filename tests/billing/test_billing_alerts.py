@@ -1,0 +1,98 @@
+"""Budget alerts: one e-mail per period past its alert percentage, to the people it concerns and staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core import mail
+
+from billing.alerts import send_budget_alerts
+from billing.budgets import current_period, set_budget, today
+from billing.models import BudgetPeriod
+from orweb.schedules import BEAT_SCHEDULE
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(django_user_model):
+    ann = django_user_model.objects.create_user("ann", email="ann@example.com", password="x")
+    boss = django_user_model.objects.create_user("boss", email="boss@example.com", password="x", is_staff=True)
+    django_user_model.objects.create_user("quiet", password="x", is_staff=True)  # no address: skipped
+    return ann, boss
+
+
+def _spent(budget, amount) -> BudgetPeriod:
+    period = current_period(budget)
+    period.spent = Decimal(amount)
+    period.save()
+    return period
+
+
+def test_a_budget_past_its_alert_percentage_alerts_its_owner_and_staff_once(people):
+    ann, _ = people
+    period = _spent(set_budget(user=ann, amount=Decimal(10)), "8.5")
+
+    assert send_budget_alerts() == 1
+    assert send_budget_alerts() == 0
+
+    [message] = mail.outbox
+    assert message.to == ["ann@example.com", "boss@example.com"]
+    assert message.subject == "orweb: the monthly budget of user ann is 85% used"
+    assert "$8.5000 of $10.00" in message.body and "/account/usage/" in message.body
+    period.refresh_from_db()
+    assert period.alerted
+
+
+def test_below_the_percentage_nothing_is_sent(people):
+    ann, _ = people
+    _spent(set_budget(user=ann, amount=Decimal(10), alert_percent=90), "8.99")
+    assert send_budget_alerts() == 0
+    assert mail.outbox == []
+
+
+def test_a_group_budget_alerts_the_groups_members(people, django_user_model):
+    ann, _ = people
+    team = Group.objects.create(name="team")
+    team.user_set.add(ann, django_user_model.objects.create_user("li", email="li@example.com", password="x"))
+    _spent(set_budget(group=team, amount=Decimal(2), period="day"), "2")
+
+    assert send_budget_alerts() == 1
+    assert mail.outbox[0].to == ["ann@example.com", "boss@example.com", "li@example.com"]
+    assert "daily budget of group team is 100% used" in mail.outbox[0].subject
+
+
+def test_a_past_period_does_not_alert(people):
+    ann, _ = people
+    budget = set_budget(user=ann, amount=Decimal(1))
+    BudgetPeriod.objects.create(budget=budget, start=today().replace(day=1) - dt.timedelta(days=31), spent=5)
+    assert send_budget_alerts() == 0
+
+
+def test_a_failed_send_is_tried_again_next_run(people, settings):
+    ann, _ = people
+    period = _spent(set_budget(user=ann, amount=Decimal(1)), "1")
+    settings.EMAIL_BACKEND = "tests.billing.test_billing_alerts.BrokenBackend"
+
+    assert send_budget_alerts() == 0
+    period.refresh_from_db()
+    assert not period.alerted
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert send_budget_alerts() == 1
+
+
+def test_beat_runs_it_every_minute():
+    entry = BEAT_SCHEDULE["billing-budget-alerts"]
+    assert entry["task"] == "billing.tasks.budget_alerts" and entry["schedule"] == 60.0
+
+
+class BrokenBackend:
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("no mail server")

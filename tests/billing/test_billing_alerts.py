@@ -85,7 +85,11 @@ def test_a_failed_send_is_tried_again_next_run(people, settings):
     assert send_budget_alerts() == 1
 
 
-def test_beat_runs_it_every_minute():
+def test_beat_runs_every_scheduled_task_that_exists_and_this_one_every_minute():
+    from orweb.celery import app
+
+    app.loader.import_default_modules()
+    assert {entry["task"] for entry in BEAT_SCHEDULE.values()} <= set(app.tasks)
     entry = BEAT_SCHEDULE["billing-budget-alerts"]
     assert entry["task"] == "billing.tasks.budget_alerts" and entry["schedule"] == 60.0
 

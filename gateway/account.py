@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
-from billing.budgets import BudgetStatus, period_start, status_for, today
-from billing.models import DailyUsage
+from billing.budgets import BudgetStatus, period_start, set_budget, status_for, today
+from billing.models import Budget, DailyUsage
 from billing.spend import spend_summary
 from gateway.openai_compat import usd
 
@@ -162,6 +163,29 @@ def team_spend() -> list[MemberSpend]:
     return sorted(lines, key=lambda line: (-line.this_month, line.username))
 
 
+@dataclass(frozen=True)
+class ModelSpend:
+    model: str
+    cost: Decimal
+    requests: int
+    level: int  # as MemberSpend.level, of the most expensive model
+
+
+def model_spend(limit: int = 10) -> list[ModelSpend]:
+    """The models that cost the most this calendar month, everyone's calls together (one query)."""
+    rows = list(
+        DailyUsage.objects.filter(day__gte=today().replace(day=1))
+        .values("model")
+        .annotate(cost=Sum("cost"), requests=Sum("requests"))
+        .order_by("-cost", "model")[:limit]
+    )
+    peak = rows[0]["cost"] if rows else Decimal(0)
+    return [
+        ModelSpend(row["model"], row["cost"], row["requests"], int(row["cost"] * 20 / peak) if peak > 0 else 0)
+        for row in rows
+    ]
+
+
 CSV_HEADER = ["user", "active", "spent_this_month_usd", "spent_today_usd", "requests", "errors", "budget",
               "budget_limit_usd", "budget_remaining_usd"]
 
@@ -187,3 +211,19 @@ def team_csv_rows(lines: list[MemberSpend]) -> list[list[str]]:
         ]
         for line in lines
     ]
+
+
+def apply_person_budget(staff: Any, person: Any, amount: Decimal | None, period: str) -> str:
+    """Set or change `person`'s own budget, or with no amount remove it, and record who did it in the
+    admin's history (Django's LogEntry); returns what happened, for the page."""
+    existing = list(Budget.objects.filter(user=person))
+    if amount is None:
+        if not existing:
+            return f"{person} has no budget of their own."
+        LogEntry.objects.log_actions(staff.pk, existing, DELETION, "Removed on the team page", single_object=True)
+        Budget.objects.filter(user=person).delete()
+        return f"Removed {person}'s own budget."
+    budget = set_budget(user=person, amount=amount, period=period)
+    note = f"Set to ${budget.limit_usd:.2f} a {period} on the team page"
+    LogEntry.objects.log_actions(staff.pk, [budget], CHANGE if existing else ADDITION, note, single_object=True)
+    return f"Set the {budget.label}: ${budget.limit_usd:.2f}."

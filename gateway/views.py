@@ -14,9 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.budgets import set_budget, today
-from billing.models import Budget
-from gateway.account import team_csv_rows, team_spend, usage_summary
+from billing.budgets import today
+from gateway.account import apply_person_budget, model_spend, team_csv_rows, team_spend, usage_summary
 from gateway.forms import PersonBudgetForm
 from gateway.keys import create_key, revoke
 from gateway.models import ApiKey
@@ -67,7 +66,8 @@ def _staff_only(request: HttpRequest) -> None:
 def _team_page(request: HttpRequest, form: PersonBudgetForm, status: int = 200) -> HttpResponse:
     lines = team_spend()
     total = sum((line.this_month for line in lines), start=Decimal(0))
-    return render(request, "gateway/team.html", {"lines": lines, "total": total, "form": form}, status=status)
+    context = {"lines": lines, "total": total, "models": model_spend(), "form": form}
+    return render(request, "gateway/team.html", context, status=status)
 
 
 @login_required
@@ -85,13 +85,8 @@ def team_budget(request: HttpRequest) -> HttpResponse:
     form = PersonBudgetForm(request.POST)
     if not form.is_valid():
         return _team_page(request, form, status=400)
-    person, amount = form.cleaned_data["user"], form.cleaned_data["amount"]
-    if amount is None:
-        Budget.objects.filter(user=person).delete()
-        messages.success(request, f"Removed {person}'s own budget.")
-    else:
-        budget = set_budget(user=person, amount=amount, period=form.cleaned_data["period"])
-        messages.success(request, f"Set the {budget.label}: ${budget.limit_usd:.2f}.")
+    data = form.cleaned_data
+    messages.success(request, apply_person_budget(request.user, data["user"], data["amount"], data["period"]))
     return redirect("account:team")
 
 

@@ -8,6 +8,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.test import Client
 from django.urls import reverse
 
@@ -75,6 +76,21 @@ def test_it_shows_each_persons_month_today_calls_and_budget_biggest_first(team):
     assert "style=" not in page
 
 
+def test_it_shows_the_models_that_cost_the_most_this_month(team):
+    boss, ann, bob = team
+    _used(ann, "1.5", model="openai/gpt-4o", requests=2)
+    _used(bob, "0.5", model="openai/gpt-4o", source="api", requests=1)
+    _used(bob, "0.25", model="openai/gpt-4o-mini", requests=9)
+    _used(bob, "7", model="anthropic/claude-3-opus", days_ago=40)  # last month
+
+    models = _client(boss).get(TEAM).context["models"]
+
+    assert [(m.model, m.cost, m.requests, m.level) for m in models] == [
+        ("openai/gpt-4o", Decimal("2.0"), 3, 20),
+        ("openai/gpt-4o-mini", Decimal("0.25"), 9, 2),
+    ]
+
+
 def test_an_empty_month_says_so(team):
     boss, _, _ = team
     page = _client(boss).get(TEAM).content.decode()
@@ -124,6 +140,13 @@ def test_staff_set_change_and_remove_a_persons_budget(team):
 
     client.post(BUDGET, {"user": "ann", "amount": "", "period": "month"})
     assert not Budget.objects.filter(user=ann).exists()
+
+    history = LogEntry.objects.filter(user=boss).order_by("action_time", "id")
+    assert [(e.action_flag, e.object_repr, e.change_message) for e in history] == [
+        (ADDITION, "weekly budget of user ann", "Set to $12.50 a week on the team page"),
+        (CHANGE, "monthly budget of user ann", "Set to $3.00 a month on the team page"),
+        (DELETION, "monthly budget of user ann", "Removed on the team page"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
 
     expect(tab.page.get_by_role("heading", level=1)).to_contain_text("Team spend")
     expect(tab.page.get_by_test_id("team-total")).to_have_text("$4.4500")
-    rows = tab.page.locator("table.team tbody tr")
+    rows = tab.page.locator("#people tbody tr")
     expect(rows).to_have_count(4)
     expect(rows.first).to_contain_text("maria")
     expect(rows.first).to_contain_text("Monthly budget of user maria")
@@ -45,7 +45,7 @@ def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, django_user_mo
     tab.page.get_by_label("Limit (USD)").press("Enter")
 
     expect(tab.page.locator(".flash")).to_contain_text("Set the monthly budget of user li: $2.00.")
-    expect(tab.page.locator("table.team tbody tr").first).to_contain_text("Monthly budget of user li, $2.00")
+    expect(tab.page.locator("#people tbody tr").first).to_contain_text("Monthly budget of user li, $2.00")
     tab.page.get_by_label("Person", exact=True).fill("li")
     tab.page.get_by_label("Limit (USD)").fill("-3")
     tab.page.get_by_role("button", name="Save budget").click()

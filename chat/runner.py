@@ -310,9 +310,9 @@ async def group_publish(
     queue every reply waits in. We publish the same bytes to the same channel ourselves, batched with
     what every other reply of the process publishes meanwhile (`Publisher`).
 
-    `append` = (list key, item) is pushed before the publish, in the same round trip (Redis runs a
-    pipeline in order), so whoever hears the message can find it in the list; `expire` then sets that
-    list's time to live in seconds."""
+    `append` = (list key, item) is pushed before the publish, in the same script call (Redis runs it in
+    order), so whoever hears the message can find it in the list; `expire` then sets that list's time to
+    live in seconds."""
     layer = get_channel_layer()
     channel = pubsub_channel(group)
     if channel is None:

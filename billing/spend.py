@@ -54,15 +54,17 @@ class SpendSummary:
 
 @cache
 def _spend_statement() -> str:
-    """This month's spend and every budget that applies with what its current period has used: one
-    statement (the header reads it on every page, and the chat after every reply)."""
+    """For each user asked about: this month's spend and every budget that applies with what its current
+    period has used, in one statement (the header reads it on every page, the chat after every reply, the
+    team page for everyone at once)."""
     from django.contrib.auth import get_user_model
 
     users = get_user_model()
     return f"""
 SELECT
+    m.id,
     (SELECT coalesce(sum(e.cost), 0)::text FROM billing_ledgerentry e
-     WHERE e.user_id = %(user)s AND e.created >= %(month_start)s),
+     WHERE e.user_id = m.id AND e.created >= %(month_start)s),
     (SELECT json_agg(json_build_array(
          b.id, b.period, b.limit_usd::text, (coalesce(p.spent, 0) + coalesce(p.held, 0))::text,
          b.user_id IS NOT NULL, coalesce(u."{users.USERNAME_FIELD}", g.name)))
@@ -71,26 +73,13 @@ SELECT
      LEFT JOIN auth_group g ON g.id = b.group_id
      LEFT JOIN billing_budgetperiod p ON p.budget_id = b.id AND p.start =
          CASE b.period WHEN 'day' THEN %(day)s::date WHEN 'week' THEN %(week)s::date ELSE %(month)s::date END
-     WHERE b.user_id = %(user)s
-        OR b.group_id IN (SELECT g2.group_id FROM auth_user_groups g2 WHERE g2.user_id = %(user)s))
+     WHERE b.user_id = m.id
+        OR b.group_id IN (SELECT g2.group_id FROM auth_user_groups g2 WHERE g2.user_id = m.id))
+FROM unnest(%(users)s::bigint[]) AS m(id)
 """
 
 
-def spend_summary(user: Any) -> SpendSummary:
-    """What `billing.budgets.status_for` would say of the tightest budget, without creating the current
-    period rows it reads (a missing one has used nothing)."""
-    day = today()
-    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    [(spent, budgets)] = sql.fetch(
-        _spend_statement(),
-        {
-            "user": user.pk,
-            "month_start": month_start,
-            "day": period_start(Period.DAY, day),
-            "week": period_start(Period.WEEK, day),
-            "month": period_start(Period.MONTH, day),
-        },
-    )
+def _summary(spent: str, budgets: list[list[Any]] | None) -> SpendSummary:
     tightest = min(
         (
             (max(Decimal(limit) - Decimal(used), Decimal(0)), budget_id, period, is_user, owner, Decimal(limit))
@@ -103,3 +92,25 @@ def spend_summary(user: Any) -> SpendSummary:
     remaining, _, period, is_user, owner, limit = tightest
     label = f"{ADJECTIVE[period]} budget of {'user' if is_user else 'group'} {owner}"
     return SpendSummary(spent=Decimal(spent), remaining=remaining, budget=label, limit=limit)
+
+
+def spend_summaries(user_ids: list[int]) -> dict[int, SpendSummary]:
+    """What `billing.budgets.status_for` would say of each user's tightest budget, with this month's
+    spend, without creating the current period rows it reads (a missing one has used nothing)."""
+    day = today()
+    rows = sql.fetch(
+        _spend_statement(),
+        {
+            "users": list(user_ids),
+            "month_start": timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+            "day": period_start(Period.DAY, day),
+            "week": period_start(Period.WEEK, day),
+            "month": period_start(Period.MONTH, day),
+        },
+    )
+    return {user_id: _summary(spent, budgets) for user_id, spent, budgets in rows}
+
+
+def spend_summary(user: Any) -> SpendSummary:
+    """`spend_summaries` of one user."""
+    return spend_summaries([user.pk])[user.pk]

@@ -97,24 +97,33 @@ def db(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     return sync_to_async(run, thread_sensitive=False)
 
 
+def _one_per_loop(instances: dict[int, T], make: Callable[[], T]) -> T:
+    """This event loop's instance, made on first use: asyncio objects can't cross loops, and tests run
+    one loop each (an earlier loop's instance is dropped)."""
+    loop_id = id(asyncio.get_running_loop())
+    found = instances.get(loop_id)
+    if found is None:
+        instances.clear()
+        found = instances[loop_id] = make()
+    return found
+
+
 def redis_client() -> aioredis.Redis:
-    """One client per event loop (an asyncio Redis pool can't cross loops; tests run one loop each)."""
-    loop = asyncio.get_running_loop()
-    client = _redis_clients.get(id(loop))
-    if client is None:
-        # No client name/version: redis-py would otherwise read its package metadata from disk for every
-        # new connection and send CLIENT SETINFO, which under a burst of replies costs the loop real time.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=10,
-            decode_responses=True,
-            driver_info=None,
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        _redis_clients.clear()
-        _redis_clients[id(loop)] = client
-    return client
+    """This loop's Redis client, shared by every runner and socket of the process."""
+    return _one_per_loop(_redis_clients, _new_redis_client)
+
+
+def _new_redis_client() -> aioredis.Redis:
+    # No client name/version: redis-py would otherwise read its package metadata from disk for every
+    # new connection and send CLIENT SETINFO, which under a burst of replies costs the loop real time.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=10,
+        decode_responses=True,
+        driver_info=None,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def deltas_after(message_id: int, after_seq: int) -> list[tuple[int, str]]:
@@ -280,13 +289,8 @@ async def stop_listening() -> None:
 
 
 def stop_listener() -> StopListener:
-    """The stop listener of this event loop (like `redis_client`, one per loop)."""
-    loop_id = id(asyncio.get_running_loop())
-    found = _stop_listeners.get(loop_id)
-    if found is None:
-        _stop_listeners.clear()
-        found = _stop_listeners[loop_id] = StopListener()
-    return found
+    """The stop listener of this event loop."""
+    return _one_per_loop(_stop_listeners, StopListener)
 
 
 PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
@@ -395,13 +399,8 @@ _publishers: dict[int, Publisher] = {}
 
 
 def publisher() -> Publisher:
-    """The publisher of this event loop (like `redis_client`, one per loop)."""
-    loop_id = id(asyncio.get_running_loop())
-    found = _publishers.get(loop_id)
-    if found is None:
-        _publishers.clear()
-        found = _publishers[loop_id] = Publisher()
-    return found
+    """The publisher of this event loop."""
+    return _one_per_loop(_publishers, Publisher)
 
 
 async def publish(conversation_id: int, frame: dict[str, Any]) -> None:
@@ -554,12 +553,8 @@ _checkpoints: dict[int, Checkpoints] = {}
 
 
 def checkpoints() -> Checkpoints:
-    """This event loop's Checkpoints (tests run one loop each)."""
-    loop = id(asyncio.get_running_loop())
-    if loop not in _checkpoints:
-        _checkpoints.clear()
-        _checkpoints[loop] = Checkpoints()
-    return _checkpoints[loop]
+    """This event loop's Checkpoints."""
+    return _one_per_loop(_checkpoints, Checkpoints)
 
 
 @dataclass
@@ -630,6 +625,18 @@ def _user_content(message: Message, attachments: dict[int, Attachment]) -> str |
     return parts
 
 
+def _tool_call_turn(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The assistant turn that asked for `calls` (each with id, name, arguments), as the API takes it back."""
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ],
+    }
+
+
 def _assistant_turns(message: Message) -> list[dict[str, Any]]:
     """An earlier reply as the model saw it: its tool steps (call + results), then its text."""
     turns: list[dict[str, Any]] = []
@@ -637,20 +644,7 @@ def _assistant_turns(message: Message) -> list[dict[str, Any]]:
     for call in message.tool_calls:
         steps.setdefault(call["step"], []).append(call)
     for calls in steps.values():
-        turns.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls
-                ],
-            }
-        )
+        turns.append(_tool_call_turn(calls))
         turns += [{"role": "tool", "tool_call_id": c["id"], "content": c["result"]} for c in calls]
     if message.content:
         turns.append({"role": "assistant", "content": message.content})
@@ -777,20 +771,7 @@ async def _run_tools(
     ctx: Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: _Totals
 ) -> list[dict[str, Any]]:
     """Run the calls of one step, show each in the transcript; returns the turns to send next."""
-    turns: list[dict[str, Any]] = [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": c["id"],
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": c["arguments"]},
-                }
-                for c in calls
-            ],
-        }
-    ]
+    turns = [_tool_call_turn(calls)]
     for call in calls:
         result = await db(tools.run_tool)(call["name"], call["arguments"])
         shown = {"step": step, **call, "result": result}

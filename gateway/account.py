@@ -18,7 +18,7 @@ from django.db.models import Sum
 
 from billing.budgets import BudgetStatus, period_start, set_budget, status_for, today
 from billing.models import Budget, DailyUsage
-from billing.spend import spend_summary
+from billing.spend import spend_summaries
 from gateway.openai_compat import usd
 
 CHART_DAYS = 30
@@ -127,7 +127,7 @@ class MemberSpend:
 def team_spend() -> list[MemberSpend]:
     """Every user with what they spent this calendar month (UTC) and today, their calls and failures this
     month and the tightest budget that applies; biggest spenders first. Sums come from the daily rollup
-    (one query); budgets from one statement per user."""
+    (one query); budgets from one statement for everyone."""
     now = today()
     rows = (
         DailyUsage.objects.filter(day__gte=now.replace(day=1))
@@ -142,10 +142,12 @@ def team_spend() -> list[MemberSpend]:
         totals[2] += row["requests"]
         totals[3] += row["errors"]
     peak = max((totals[0] for totals in month.values()), default=Decimal(0))
+    people = list(get_user_model().objects.order_by("username"))
+    summaries = spend_summaries([user.pk for user in people])
     lines = []
-    for user in get_user_model().objects.order_by("username"):
+    for user in people:
         cost, today_cost, requests, errors = month.get(user.pk, [Decimal(0), Decimal(0), 0, 0])
-        summary = spend_summary(user)
+        summary = summaries[user.pk]
         lines.append(
             MemberSpend(
                 username=user.get_username(),

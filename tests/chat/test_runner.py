@@ -214,3 +214,14 @@ async def test_stop_from_another_process_stops_the_reply_where_it_runs(conversat
     assert done["status"] == Message.Status.STOPPED
     assert 0 < len((await row(first["message_id"])).content) < len(LONG)
     await socket.close()
+
+
+async def test_frames_space_out_only_when_the_process_streams_more_than_its_frame_budget(monkeypatch):
+    finished = asyncio.get_running_loop().create_future()
+    finished.set_result(None)  # stands for a reply's task
+    monkeypatch.setattr(runner, "_running", {})
+    assert runner.frame_interval() == runner.COALESCE
+    monkeypatch.setattr(runner, "_running", dict.fromkeys(range(200), finished))
+    assert runner.frame_interval() == pytest.approx(200 / runner.FRAMES_PER_SECOND)
+    monkeypatch.setattr(runner, "_running", dict.fromkeys(range(100_000), finished))
+    assert runner.frame_interval() == runner.MAX_INTERVAL

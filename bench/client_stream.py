@@ -70,9 +70,7 @@ async def read_bare(base_url: str, request: dict) -> Run:
     headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "text/event-stream"}
     async with (
         httpx.AsyncClient(base_url=base_url + "/") as http,
-        http.stream(
-            "POST", "chat/completions", json={**request, "stream": True}, headers=headers
-        ) as response,
+        http.stream("POST", "chat/completions", json={**request, "stream": True}, headers=headers) as response,
     ):
         chunks, first, cpu = 0, 0.0, 0.0
         async for line in response.aiter_lines():
@@ -88,9 +86,7 @@ async def record(base_url: str, request: dict) -> list[bytes]:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with (
         httpx.AsyncClient(base_url=base_url + "/") as http,
-        http.stream(
-            "POST", "chat/completions", json={**request, "stream": True}, headers=headers
-        ) as response,
+        http.stream("POST", "chat/completions", json={**request, "stream": True}, headers=headers) as response,
     ):
         return [piece async for piece in response.aiter_raw()]
 
@@ -178,12 +174,8 @@ async def compare(label: str, base_url: str, request: dict, rounds: int, tokens:
 
 
 async def main(args: argparse.Namespace, base_url: str) -> None:
-    await compare(
-        f"Paced at {args.tps:,.0f} tokens/s", base_url, body(args.tokens, args.tps), args.rounds, args.tokens
-    )
-    await compare(
-        "Unpaced (as fast as the simulator writes)", base_url, body(args.tokens, 0), args.rounds, args.tokens
-    )
+    await compare(f"Paced at {args.tps:,.0f} tokens/s", base_url, body(args.tokens, args.tps), args.rounds, args.tokens)
+    await compare("Unpaced (as fast as the simulator writes)", base_url, body(args.tokens, 0), args.rounds, args.tokens)
     pieces = await record(base_url, body(args.tokens, args.tps))
     events = decode(pieces)
     loops = 20

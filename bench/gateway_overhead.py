@@ -69,8 +69,7 @@ async def one_stream(client: openai.AsyncOpenAI, prompt: str, max_tokens: int) -
     return ttft
 
 
-async def run_pass(client: openai.AsyncOpenAI, concurrency: int, streams: int, prompt: str,
-                   max_tokens: int) -> Pass:
+async def run_pass(client: openai.AsyncOpenAI, concurrency: int, streams: int, prompt: str, max_tokens: int) -> Pass:
     queue = list(range(streams))
     ttfts: list[float] = []
 
@@ -108,8 +107,9 @@ def setup_database(env: dict[str, str], sim_url: str) -> str:
     sync_from_openrouter()
     user = get_user_model().objects.create_user("bench-api")
     set_budget(user=user, amount=Decimal("100000"))
-    RateLimit.objects.create(user=user, requests_per_minute=1_000_000, tokens_per_minute=1_000_000_000,
-                             concurrent_streams=10_000)
+    RateLimit.objects.create(
+        user=user, requests_per_minute=1_000_000, tokens_per_minute=1_000_000_000, concurrent_streams=10_000
+    )
     return create_key(user, "bench")[1]
 
 
@@ -125,18 +125,28 @@ def time_metering(iterations: int) -> list[float]:
     for _ in range(iterations):
         started = time.perf_counter()
         hold = place_hold(user, Decimal("0.0005"))
-        settle(Outcome(user_id=user.pk, source="api", requested_model=MODEL, served_model=MODEL, status="ok",
-                       cost=Decimal("0.0001"), cost_source="reported", generation_id=f"bench-{uuid.uuid4()}",
-                       prompt_tokens=10, completion_tokens=50),
-               hold_id=hold.pk if hold else None)
+        settle(
+            Outcome(
+                user_id=user.pk,
+                source="api",
+                requested_model=MODEL,
+                served_model=MODEL,
+                status="ok",
+                cost=Decimal("0.0001"),
+                cost_source="reported",
+                generation_id=f"bench-{uuid.uuid4()}",
+                prompt_tokens=10,
+                completion_tokens=50,
+            ),
+            hold_id=hold.pk if hold else None,
+        )
         timings.append((time.perf_counter() - started) * 1000)
     return timings
 
 
-
-
-async def measure(direct: openai.AsyncOpenAI, orweb: openai.AsyncOpenAI, args: argparse.Namespace
-                  ) -> list[tuple[int, Pass, Pass]]:
+async def measure(
+    direct: openai.AsyncOpenAI, orweb: openai.AsyncOpenAI, args: argparse.Namespace
+) -> list[tuple[int, Pass, Pass]]:
     prompt = f"Tell me something. [[sim tokens={args.tokens}]]"
     await run_pass(direct, 4, 8, prompt, args.tokens + 10)
     await run_pass(orweb, 4, 8, prompt, args.tokens + 10)
@@ -150,16 +160,22 @@ async def measure(direct: openai.AsyncOpenAI, orweb: openai.AsyncOpenAI, args: a
 
 
 def report(results: list[tuple[int, Pass, Pass]], metering: list[float]) -> None:
-    print(f"\n{'conc':>4} {'way':>7} {'ttft p50':>9} {'ttft p99':>9} {'streams/s':>10}"
-          f" {'added p50':>10} {'added p99':>10} {'ratio':>6}")
+    print(
+        f"\n{'conc':>4} {'way':>7} {'ttft p50':>9} {'ttft p99':>9} {'streams/s':>10}"
+        f" {'added p50':>10} {'added p99':>10} {'ratio':>6}"
+    )
     for concurrency, d, o in results:
         dp50, dp99 = percentile(d.ttfts, 50) * 1000, percentile(d.ttfts, 99) * 1000
         op50, op99 = percentile(o.ttfts, 50) * 1000, percentile(o.ttfts, 99) * 1000
         print(f"{concurrency:>4} {'direct':>7} {dp50:>8.1f}ms {dp99:>8.1f}ms {d.throughput:>10.1f}")
-        print(f"{concurrency:>4} {'orweb':>7} {op50:>8.1f}ms {op99:>8.1f}ms {o.throughput:>10.1f}"
-              f" {op50 - dp50:>8.1f}ms {op99 - dp99:>8.1f}ms {o.throughput / d.throughput:>6.2f}")
-    print(f"\nmetering (hold + settle): p50 {statistics.median(metering):.2f} ms, "
-          f"p99 {percentile(metering, 99):.2f} ms over {len(metering)} calls")
+        print(
+            f"{concurrency:>4} {'orweb':>7} {op50:>8.1f}ms {op99:>8.1f}ms {o.throughput:>10.1f}"
+            f" {op50 - dp50:>8.1f}ms {op99 - dp99:>8.1f}ms {o.throughput / d.throughput:>6.2f}"
+        )
+    print(
+        f"\nmetering (hold + settle): p50 {statistics.median(metering):.2f} ms, "
+        f"p99 {percentile(metering, 99):.2f} ms over {len(metering)} calls"
+    )
     by_conc = {c: (d, o) for c, d, o in results}
     d1, o1 = by_conc[1]
     d16, o16 = by_conc[16]
@@ -199,25 +215,46 @@ def main() -> None:
     app_log = open(args.app_log, "w")  # noqa: SIM115 (closed in finally, after the processes)
     try:
         sim = subprocess.Popen(
-            [sys.executable, "-m", "openrouter.simulator", "--port", str(sim_port), "--ttft", str(args.ttft),
-             "--tps", str(args.tps), "--generation-delay", "0"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "openrouter.simulator",
+                "--port",
+                str(sim_port),
+                "--ttft",
+                str(args.ttft),
+                "--tps",
+                str(args.tps),
+                "--generation-delay",
+                "0",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(sim)
         wait_for(f"{sim_url}/models", sim)
         secret = setup_database(env, sim_url)
         app = subprocess.Popen(
-            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port),
-             "orweb.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=app_log,
+            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port), "orweb.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=app_log,
         )
         procs.append(app)
         wait_for(f"http://127.0.0.1:{app_port}/health", app)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        direct = openai.AsyncOpenAI(base_url=sim_url, api_key=SIM_KEY, max_retries=0,
-                                    http_client=openai.DefaultAsyncHttpxClient(limits=limits))
-        orweb = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{app_port}/v1", api_key=secret, max_retries=0,
-                                   http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+        direct = openai.AsyncOpenAI(
+            base_url=sim_url, api_key=SIM_KEY, max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits)
+        )
+        orweb = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{app_port}/v1",
+            api_key=secret,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+        )
         print(f"simulator: ttft {args.ttft * 1000:.0f} ms, {args.tps:.0f} tok/s, {args.tokens} tokens a reply")
         pool = "off" if env.get("DB_POOL", "1").lower() in ("0", "false", "off") else "on"
         print(f"orweb under daphne (DB pool {pool}); load average {os.getloadavg()[0]:.2f} at start")

@@ -71,8 +71,10 @@ def main(iterations: int) -> None:
     timings.sort()
     p50 = statistics.median(timings)
     p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
-    print(f"hold+settle over {iterations} calls: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-          f"(load average {os.getloadavg()[0]:.2f})")
+    print(
+        f"hold+settle over {iterations} calls: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -240,8 +240,6 @@ def setup_database(env: dict[str, str]) -> tuple[str, list[int]]:
     return f"sessionid={session.session_key}", ids
 
 
-
-
 def summary(name: str, direct_runs: list[Run], relay_runs: list[Run]) -> dict[str, float]:
     d_ttft = [r.ttft * 1000 for r in direct_runs]
     r_ttft = [r.ttft * 1000 for r in relay_runs]
@@ -418,8 +416,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         ),
         "daphne": subprocess.Popen(
-            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port)]
-            + ["orweb.asgi:application"],
+            [sys.executable, "-m", "orweb.serve", "-b", "127.0.0.1", "-p", str(app_port)] + ["orweb.asgi:application"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

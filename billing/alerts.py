@@ -73,4 +73,3 @@ def send_budget_alerts() -> int:
         log.info("alerted %s people: the %s", len(to), budget.label)
         sent += 1
     return sent
-

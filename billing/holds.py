@@ -147,30 +147,19 @@ def release(hold_id: Any, *, now: dt.datetime | None = None, charge: Decimal = D
     """
     if not Hold.objects.filter(pk=hold_id, released_at=None).update(released_at=now or timezone.now()):
         return False
-    rows = list(
-        Hold.periods.through.objects.filter(hold_id=hold_id).values_list("budgetperiod_id", "hold__amount")
-    )
+    rows = list(Hold.periods.through.objects.filter(hold_id=hold_id).values_list("budgetperiod_id", "hold__amount"))
     if rows:
         period_ids = sorted(period_id for period_id, _ in rows)
         amount = rows[0][1]
-        list(
-            BudgetPeriod.objects.select_for_update()
-            .filter(pk__in=period_ids)
-            .order_by("pk")
-            .values_list("pk")
-        )
-        BudgetPeriod.objects.filter(pk__in=period_ids).update(
-            held=F("held") - amount, spent=F("spent") + charge
-        )
+        list(BudgetPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk").values_list("pk"))
+        BudgetPeriod.objects.filter(pk__in=period_ids).update(held=F("held") - amount, spent=F("spent") + charge)
     return True
 
 
 def release_expired(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Release holds whose call never settled (a crashed process): their budget is usable again."""
     now = now or timezone.now()
-    expired = list(
-        Hold.objects.filter(released_at=None, expires_at__lt=now).values_list("pk", flat=True)[:batch]
-    )
+    expired = list(Hold.objects.filter(released_at=None, expires_at__lt=now).values_list("pk", flat=True)[:batch])
     released = 0
     for hold_id in expired:
         with transaction.atomic():

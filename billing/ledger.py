@@ -207,8 +207,7 @@ def _bump_rollup(
     changes = {
         "requests": F("requests") + requests,
         "errors": F("errors") + (requests if entry.status in ERROR_STATUSES else 0),
-        "prompt_tokens": F("prompt_tokens")
-        + (entry.prompt_tokens if prompt_tokens is None else prompt_tokens),
+        "prompt_tokens": F("prompt_tokens") + (entry.prompt_tokens if prompt_tokens is None else prompt_tokens),
         "completion_tokens": F("completion_tokens")
         + (entry.completion_tokens if completion_tokens is None else completion_tokens),
         "cost": F("cost") + cost,
@@ -230,11 +229,7 @@ def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion
     """
     difference = cost - entry.cost
     period_ids = (
-        list(
-            Hold.periods.through.objects.filter(hold_id=entry.hold_id).values_list(
-                "budgetperiod_id", flat=True
-            )
-        )
+        list(Hold.periods.through.objects.filter(hold_id=entry.hold_id).values_list("budgetperiod_id", flat=True))
         if entry.hold_id
         else [current_period(b, rollup_day(entry.created)).pk for b in applicable_budgets(entry.user)]
     )

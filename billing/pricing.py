@@ -30,6 +30,4 @@ def estimate(model: CatalogModel | None, prompt_tokens: int, completion_tokens: 
     """The cost at catalog price, for usage that came without a cost (0 only for a model we don't know)."""
     if model is None or not model.price_known:
         return Decimal(0)
-    return (
-        prompt_tokens * model.prompt_price + completion_tokens * model.completion_price + model.request_price
-    )
+    return prompt_tokens * model.prompt_price + completion_tokens * model.completion_price + model.request_price

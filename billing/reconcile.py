@@ -61,9 +61,7 @@ def apply_generation(entry_id: int, data: dict[str, Any]) -> bool:
             return False
         prompt_tokens = int(data.get("tokens_prompt") or entry.prompt_tokens)
         completion_tokens = int(data.get("tokens_completion") or entry.completion_tokens)
-        difference = correct(
-            entry, cost=cost, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
+        difference = correct(entry, cost=cost, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         entry.cost = cost
         entry.prompt_tokens = prompt_tokens
         entry.completion_tokens = completion_tokens

@@ -122,9 +122,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
     def completion_per_million(self, model: CatalogModel) -> str:
         return per_million(model.completion_price)
 
-    def save_model(
-        self, request: HttpRequest, obj: CatalogModel, form: CatalogModelForm, change: bool
-    ) -> None:
+    def save_model(self, request: HttpRequest, obj: CatalogModel, form: CatalogModelForm, change: bool) -> None:
         prompt = form.cleaned_data.get("prompt_per_million")
         completion = form.cleaned_data.get("completion_per_million")
         if prompt is not None and completion is not None:
@@ -134,9 +132,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
     def use_upstream_price(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
         for model_id in queryset.filter(price_set_by_admin=True).values_list("pk", flat=True):
             clear_admin_price(model_id)
-        self.message_user(
-            request, "The next sync will set these models' prices from OpenRouter.", messages.INFO
-        )
+        self.message_user(request, "The next sync will set these models' prices from OpenRouter.", messages.INFO)
 
 
 @admin.register(QualityRank)

@@ -23,9 +23,7 @@ def get_model(model_id: str) -> CatalogModel | None:
 
 def callable_models() -> QuerySet[CatalogModel]:
     """Models the gateway may send requests to: still offered upstream and with a known price."""
-    return CatalogModel.objects.filter(
-        is_available=True, prompt_price__isnull=False, completion_price__isnull=False
-    )
+    return CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
 
 
 def set_admin_price(

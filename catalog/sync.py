@@ -130,9 +130,7 @@ def sync_catalog(entries: Iterable[Any], *, now: datetime | None = None) -> Sync
         )
         PriceChange.objects.bulk_create(price_changes)
         if incoming:
-            vanished = CatalogModel.objects.filter(is_available=True).exclude(
-                pk__in=[*incoming, *malformed_ids]
-            )
+            vanished = CatalogModel.objects.filter(is_available=True).exclude(pk__in=[*incoming, *malformed_ids])
             report.removed = sorted(vanished.values_list("pk", flat=True))
             if report.removed:
                 CatalogModel.objects.filter(pk__in=report.removed).update(is_available=False, last_synced=now)
@@ -192,9 +190,7 @@ def parse_entry(entry: Any) -> dict[str, Any]:
         "upstream_created": _timestamp(entry.get("created")),
         "raw": _plain_json(entry),
     }
-    prices: dict[str, Decimal | None] = {
-        name: parse_price(pricing.get(key, "0")) for name, key in _PRICE_KEYS.items()
-    }
+    prices: dict[str, Decimal | None] = {name: parse_price(pricing.get(key, "0")) for name, key in _PRICE_KEYS.items()}
     # No cache price means no discount: cached tokens cost the prompt price (None), not nothing.
     prices["cache_read_price"] = parse_price(pricing.get("input_cache_read"))
     if prices["request_price"] is None or prices["image_price"] is None:

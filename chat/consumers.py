@@ -174,9 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frames.error_frame("bad_frame", "Frames must be JSON text."))
             return
         if len(text_data) > MAX_FRAME:
-            await self.send_frame(
-                frames.error_frame("too_large", f"Frames are limited to {MAX_FRAME // 1024} KB.")
-            )
+            await self.send_frame(frames.error_frame("too_large", f"Frames are limited to {MAX_FRAME // 1024} KB."))
             return
         try:
             frame = json.loads(text_data)
@@ -188,9 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         action = frame.get("action")
         if action not in ACTIONS:
-            await self.send_frame(
-                frames.error_frame("unknown_action", f"Unknown action: {str(action)[:40]!r}.")
-            )
+            await self.send_frame(frames.error_frame("unknown_action", f"Unknown action: {str(action)[:40]!r}."))
             return
         try:
             await getattr(self, f"do_{action}")(frame)

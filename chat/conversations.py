@@ -217,9 +217,7 @@ def _insert_turn() -> str:
     fields = _message_columns()
     columns = ", ".join(f'"{f.column}"' for f in fields)
     asked = ", ".join(f"%(asked_{f.column})s" for f in fields)
-    reply = ", ".join(
-        "(SELECT id FROM asked)" if f.attname == "parent_id" else f"%(reply_{f.column})s" for f in fields
-    )
+    reply = ", ".join("(SELECT id FROM asked)" if f.attname == "parent_id" else f"%(reply_{f.column})s" for f in fields)
     return f"""
 WITH asked AS (
     INSERT INTO {sql.table(Message)} ({columns}) VALUES ({asked}) RETURNING id
@@ -237,8 +235,7 @@ SELECT asked.id, reply.id FROM asked, reply
 
 def _params(prefix: str, message: Message) -> dict[str, Any]:
     return {
-        f"{prefix}_{f.column}": f.get_db_prep_save(getattr(message, f.attname), connection)
-        for f in _message_columns()
+        f"{prefix}_{f.column}": f.get_db_prep_save(getattr(message, f.attname), connection) for f in _message_columns()
     }
 
 
@@ -433,9 +430,9 @@ def compare_columns(conversation: Conversation) -> QuerySet[Conversation]:
     """All conversations of the compare that `conversation` is part of (itself included), oldest first."""
     if conversation.compare_group is None:
         return Conversation.objects.filter(pk=conversation.pk)
-    return Conversation.objects.filter(
-        user_id=conversation.user_id, compare_group=conversation.compare_group
-    ).order_by("created", "id")
+    return Conversation.objects.filter(user_id=conversation.user_id, compare_group=conversation.compare_group).order_by(
+        "created", "id"
+    )
 
 
 @transaction.atomic
@@ -444,9 +441,9 @@ def keep_compare(conversation: Conversation) -> Conversation:
     (what they cost stays in the ledger)."""
     if conversation.compare_group is None:
         return conversation
-    Conversation.objects.filter(
-        user_id=conversation.user_id, compare_group=conversation.compare_group
-    ).exclude(pk=conversation.pk).delete()
+    Conversation.objects.filter(user_id=conversation.user_id, compare_group=conversation.compare_group).exclude(
+        pk=conversation.pk
+    ).delete()
     conversation.compare_group = None
     conversation.save(update_fields=["compare_group", "updated"])
     return conversation

@@ -656,9 +656,7 @@ def _turns_before(message: Message) -> list[Message]:
     return conversations.path_to(conversations.messages_by_id(message.conversation_id), message.parent_id)
 
 
-def context(
-    message: Message, conversation: Conversation, user: Any, turns: list[Message] | None = None
-) -> Context:
+def context(message: Message, conversation: Conversation, user: Any, turns: list[Message] | None = None) -> Context:
     """What the upstream call of `message` needs, for a reply this process has claimed. `turns` are the
     messages before it (root first, with `attachment_ids`), if the caller has just read them; the
     attachments of the user turns are then the only read, and only if there are any."""

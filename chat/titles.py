@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 
 MAX_WORDS = 8
 PROMPT = (
-    "Write a short title (at most 6 words) for a chat that starts with the message below. "
-    "Reply with the title only."
+    "Write a short title (at most 6 words) for a chat that starts with the message below. Reply with the title only."
 )
 
 

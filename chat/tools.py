@@ -56,11 +56,7 @@ _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 def _evaluate(node: ast.AST) -> Decimal:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
-    if (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, int | float)
-        and not isinstance(node.value, bool)
-    ):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
         return Decimal(str(node.value))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))

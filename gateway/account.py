@@ -57,8 +57,11 @@ def daily_spend(user: Any, days: int = CHART_DAYS) -> list[DaySpend]:
     """The last `days` days, oldest first, every day present (zero when nothing was spent)."""
     last = today()
     first = last - dt.timedelta(days=days - 1)
-    rows = (DailyUsage.objects.filter(user=user, day__gte=first).values("day")
-            .annotate(cost=Sum("cost"), requests=Sum("requests")))
+    rows = (
+        DailyUsage.objects.filter(user=user, day__gte=first)
+        .values("day")
+        .annotate(cost=Sum("cost"), requests=Sum("requests"))
+    )
     by_day = {row["day"]: row for row in rows}
     peak = max((row["cost"] for row in rows), default=Decimal(0))
     result = []
@@ -188,8 +191,17 @@ def model_spend(limit: int = 10) -> list[ModelSpend]:
     ]
 
 
-CSV_HEADER = ["user", "active", "spent_this_month_usd", "spent_today_usd", "requests", "errors", "budget",
-              "budget_limit_usd", "budget_remaining_usd"]
+CSV_HEADER = [
+    "user",
+    "active",
+    "spent_this_month_usd",
+    "spent_today_usd",
+    "requests",
+    "errors",
+    "budget",
+    "budget_limit_usd",
+    "budget_remaining_usd",
+]
 
 
 def _cell(value: Any) -> str:

@@ -37,8 +37,9 @@ from openrouter.events import StreamError
 AUTO_PRICING = {"prompt": "-1", "completion": "-1"}
 
 
-def _error(status: int, message: str, *, code: str, param: str | None = None,
-           headers: dict[str, str] | None = None) -> JsonResponse:
+def _error(
+    status: int, message: str, *, code: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JsonResponse:
     return JsonResponse(error_json(message, status, code=code, param=param), status=status, headers=headers)
 
 
@@ -51,8 +52,7 @@ def _bearer(request: HttpRequest) -> str | JsonResponse:
     """The secret sent as `Authorization: Bearer <secret>`, not yet checked."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        return _error(401, "Missing API key: send 'Authorization: Bearer <your orweb key>'.",
-                      code="missing_api_key")
+        return _error(401, "Missing API key: send 'Authorization: Bearer <your orweb key>'.", code="missing_api_key")
     return secret.strip()
 
 
@@ -72,8 +72,7 @@ async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
 def _method_not_allowed(request: HttpRequest, allowed: str) -> JsonResponse | None:
     if request.method == allowed:
         return None
-    return _error(405, f"Use {allowed} for this endpoint.", code="method_not_allowed",
-                  headers={"Allow": allowed})
+    return _error(405, f"Use {allowed} for this endpoint.", code="method_not_allowed", headers={"Allow": allowed})
 
 
 @csrf_exempt
@@ -94,8 +93,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         await anext(body)
     except GatewayError as error:
         return _gateway_error(error)
-    return StreamingHttpResponse(body, content_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingHttpResponse(
+        body, content_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 async def _stream_body(call: Any, writer: ChunkWriter) -> AsyncIterator[bytes]:
@@ -128,24 +128,37 @@ async def models(request: HttpRequest) -> HttpResponse:
     if isinstance(key, JsonResponse):
         return key
     entries = [
-        {"id": model_id, "object": "model", "created": 0, "owned_by": "orweb", "name": model_id,
-         "pricing": AUTO_PRICING, "context_length": None}
+        {
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": "orweb",
+            "name": model_id,
+            "pricing": AUTO_PRICING,
+            "context_length": None,
+        }
         for model_id in AUTO_MODELS
     ]
     for model in await sync_to_async(_allowed_models)(key.user):
-        entries.append({
-            "id": model.id,
-            "object": "model",
-            "created": int(model.upstream_created.timestamp()) if model.upstream_created else 0,
-            "owned_by": model.id.split("/", 1)[0],
-            "name": model.name,
-            "pricing": {"prompt": _price(model.prompt_price), "completion": _price(model.completion_price),
-                        "request": _price(model.request_price), "image": _price(model.image_price)},
-            "context_length": model.context_length,
-            "max_completion_tokens": model.max_completion_tokens,
-            "input_modalities": model.input_modalities,
-            "supported_parameters": model.supported_parameters,
-        })
+        entries.append(
+            {
+                "id": model.id,
+                "object": "model",
+                "created": int(model.upstream_created.timestamp()) if model.upstream_created else 0,
+                "owned_by": model.id.split("/", 1)[0],
+                "name": model.name,
+                "pricing": {
+                    "prompt": _price(model.prompt_price),
+                    "completion": _price(model.completion_price),
+                    "request": _price(model.request_price),
+                    "image": _price(model.image_price),
+                },
+                "context_length": model.context_length,
+                "max_completion_tokens": model.max_completion_tokens,
+                "input_modalities": model.input_modalities,
+                "supported_parameters": model.supported_parameters,
+            }
+        )
     return JsonResponse({"object": "list", "data": entries})
 
 
@@ -167,4 +180,3 @@ async def key(request: HttpRequest) -> HttpResponse:
         return api_key
     info = await sync_to_async(key_info)(api_key.user, f"{api_key.name} ({api_key.prefix}…)")
     return JsonResponse(info)
-

@@ -78,9 +78,7 @@ def measured_speeds(model_ids: list[str]) -> dict[str, float]:
         .annotate(tokens=Sum("completion_tokens"), ms=Sum(F("latency_ms") - F("ttft_ms")), n=Count("pk"))
         .filter(n__gte=SPEED_MIN_SAMPLES)
     )
-    return {
-        row["served_model"]: row["tokens"] * 1000 / row["ms"] for row in rows if row["ms"] and row["ms"] > 0
-    }
+    return {row["served_model"]: row["tokens"] * 1000 / row["ms"] for row in rows if row["ms"] and row["ms"] > 0}
 
 
 def choose(user: Any, model_id: str, shape: Shape, remaining: Decimal | None) -> CatalogModel:
@@ -96,9 +94,7 @@ def choose(user: Any, model_id: str, shape: Shape, remaining: Decimal | None) ->
         speeds = measured_speeds([model.pk for model, _ in found])
         found.sort(key=lambda c: (c[0].pk not in speeds, -speeds.get(c[0].pk, 0.0), c[1], c[0].pk))
     elif mode == "quality":
-        ranks = dict(
-            QualityRank.objects.filter(model__in=[m for m, _ in found]).values_list("model_id", "rank")
-        )
+        ranks = dict(QualityRank.objects.filter(model__in=[m for m, _ in found]).values_list("model_id", "rank"))
         found.sort(key=lambda c: (c[0].pk not in ranks, ranks.get(c[0].pk, 0), c[1], c[0].pk))
     else:
         found.sort(key=lambda c: (c[1], c[0].pk))

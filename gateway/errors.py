@@ -76,8 +76,9 @@ class UpstreamFailed(GatewayError):
 
     code = "upstream_error"
 
-    def __init__(self, message: str, *, status: int, upstream: Exception | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, upstream: Exception | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.upstream = upstream

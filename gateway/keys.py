@@ -38,7 +38,9 @@ def create_key(user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     """A new key for `user`; the secret is returned here and never stored or shown again."""
     secret = new_secret()
     key = ApiKey.objects.create(
-        user=user, name=name.strip() or "API key", prefix=secret[:SHOWN_PREFIX_LENGTH],
+        user=user,
+        name=name.strip() or "API key",
+        prefix=secret[:SHOWN_PREFIX_LENGTH],
         hashed_key=hash_secret(secret),
     )
     return key, secret

@@ -39,13 +39,35 @@ from openrouter.events import Event, Finish, ReasoningDelta, Started, TextDelta,
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PASS_THROUGH = (
-    "temperature", "top_p", "frequency_penalty", "presence_penalty", "seed", "stop", "tools", "tool_choice",
-    "parallel_tool_calls", "response_format", "reasoning", "top_k", "repetition_penalty", "min_p", "top_a",
-    "logit_bias", "logprobs", "top_logprobs", "verbosity",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning",
+    "top_k",
+    "repetition_penalty",
+    "min_p",
+    "top_a",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "verbosity",
 )
 REFUSED = ("api_key", "base_url", "api_base", "baseURL", "url", "endpoint", "plugins")
 PROVIDER_ALLOWED = (
-    "allow_fallbacks", "require_parameters", "data_collection", "zdr", "quantizations", "ignore", "max_price",
+    "allow_fallbacks",
+    "require_parameters",
+    "data_collection",
+    "zdr",
+    "quantizations",
+    "ignore",
+    "max_price",
     "sort",
 )
 RANGES = {
@@ -187,8 +209,11 @@ def _check_provider(value: Any) -> dict[str, Any]:
         raise _invalid("provider", "expected an object")
     for name in value:
         if name not in PROVIDER_ALLOWED:
-            raise _invalid(f"provider.{name}", "not allowed here: it could route to a provider that costs "
-                                               "more than the catalog price your budget is held at")
+            raise _invalid(
+                f"provider.{name}",
+                "not allowed here: it could route to a provider that costs "
+                "more than the catalog price your budget is held at",
+            )
     if value.get("sort", "price") != "price":
         raise _invalid("provider.sort", "only 'price' is allowed")
     return value
@@ -201,8 +226,9 @@ def _check_params(body: dict[str, Any]) -> dict[str, Any]:
     if "seed" in body and not _is_int(body["seed"]):
         raise _invalid("seed", "expected an integer")
     stop = body.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (
-            isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))):
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
+    ):
         raise _invalid("stop", "expected a string or a list of up to 4 strings")
     if "tools" in body:
         _check_tools(body["tools"])
@@ -254,8 +280,11 @@ def parse_chat_request(body: dict[str, Any]) -> ApiRequest:
     if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
         raise _invalid("stream_options.include_usage", "expected true or false")
     chat = ChatRequest(
-        model=model.strip(), messages=messages, max_tokens=_max_tokens(body),
-        fallback_models=_fallbacks(body.get("models")), params=_check_params(body),
+        model=model.strip(),
+        messages=messages,
+        max_tokens=_max_tokens(body),
+        fallback_models=_fallbacks(body.get("models")),
+        params=_check_params(body),
     )
     return ApiRequest(chat=chat, stream=stream, include_usage=bool(options.get("include_usage")))
 
@@ -299,9 +328,7 @@ def completion_json(completion: Completion) -> dict[str, Any]:
         "created": raw.get("created") or int(time.time()),
         "model": result.served_model,
         "provider": result.provider,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": completion.finish_reason, "logprobs": None}
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason, "logprobs": None}],
         "usage": usage_json(
             result,
             cached_tokens=_raw_usage_detail(raw, "prompt_tokens_details", "cached_tokens"),
@@ -322,8 +349,7 @@ ERROR_TYPES = {
 
 def error_json(message: str, status: int, *, code: str, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param,
-                      "code": code}}
+    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param, "code": code}}
 
 
 def upstream_status(error: UpstreamFailed) -> int:
@@ -385,13 +411,17 @@ class ChunkWriter:
         self._frames: dict[str, tuple[bytes, bytes]] = {}
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
-        chunk: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                 "model": self.model}
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
         if self.provider:
             chunk["provider"] = self.provider
-        chunk["choices"] = [] if delta is None else [
-            {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        ]
+        chunk["choices"] = (
+            [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+        )
         return chunk
 
     def _delta(self, delta: dict[str, Any]) -> bytes:

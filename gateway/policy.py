@@ -49,9 +49,7 @@ def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any]) -> Shape:
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise InvalidRequest("Every message needs a `role`.", param="messages")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
-    ):
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0):
         raise InvalidRequest("`max_tokens` must be a positive integer.", param="max_tokens")
     tools = params.get("tools")
     images = sum(
@@ -78,9 +76,7 @@ def _get_model(model_id: str) -> CatalogModel | None:
 
 
 def _callable_models() -> QuerySet[CatalogModel]:
-    return CatalogModel.objects.filter(
-        is_available=True, prompt_price__isnull=False, completion_price__isnull=False
-    )
+    return CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
 
 
 def _policy_q(policy: GroupPolicy) -> Q:

@@ -212,9 +212,7 @@ def _model_ids(request: ChatRequest) -> list[str]:
     return [model_id for model_id in (request.model, *request.fallback_models) if isinstance(model_id, str)]
 
 
-def admit(
-    user: Any, request: ChatRequest, *, source: str, api_key: Any = None, slot: str | None = None
-) -> Admission:
+def admit(user: Any, request: ChatRequest, *, source: str, api_key: Any = None, slot: str | None = None) -> Admission:
     """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
     context = call_context.for_user(user, _model_ids(request))
     return _admit_in(context, request, source=source, api_key=api_key, slot=slot)
@@ -237,9 +235,7 @@ def admit_key(secret: str, request: ChatRequest, *, source: str, slot: str | Non
     return _admit_in(context, request, source=source, api_key=context.api_key, slot=slot)
 
 
-def _admit_in(
-    context: CallContext, request: ChatRequest, *, source: str, api_key: Any, slot: str | None
-) -> Admission:
+def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_key: Any, slot: str | None) -> Admission:
     user = context.user
     try:
         shape = shape_of(request.messages, _requested_max_tokens(request), request.params)
@@ -424,9 +420,7 @@ async def _complete(admission: Admission) -> Completion:
         admission.skipped += _attempt_notes(error.attempts[:-1])
         await _finish(
             admission,
-            _base_outcome(
-                admission, LedgerEntry.Status.ERROR, error=str(error), latency_ms=_elapsed_ms(started)
-            ),
+            _base_outcome(admission, LedgerEntry.Status.ERROR, error=str(error), latency_ms=_elapsed_ms(started)),
         )
         raise upstream_failed(error) from error
     except BaseException:
@@ -447,9 +441,7 @@ async def _complete(admission: Admission) -> Completion:
         provider=answer.provider or "",
         generation_id=answer.generation_id or None,
         latency_ms=_elapsed_ms(started),
-        **_usage_outcome(
-            admission, answer.model, answer.usage, answer.content + (answer.reasoning or "") + tool_text
-        ),
+        **_usage_outcome(admission, answer.model, answer.usage, answer.content + (answer.reasoning or "") + tool_text),
     )
     result = await asyncio.shield(_finish(admission, outcome))
     result.finish_reason = answer.finish_reason
@@ -505,9 +497,7 @@ class MeteredStream:
         if self._admitted is not None:
             admission = self._admitted
         elif self._key_secret is not None:
-            admission = await _admit_key(
-                self._key_secret, self._request, source=self._source, slot=uuid.uuid4().hex
-            )
+            admission = await _admit_key(self._key_secret, self._request, source=self._source, slot=uuid.uuid4().hex)
         else:
             admission = await _admit(
                 self._user, self._request, source=self._source, api_key=self._api_key, slot=uuid.uuid4().hex
@@ -515,9 +505,7 @@ class MeteredStream:
         self._admission = admission
         self.chosen_model = admission.chosen_model
         self._started = time.monotonic()
-        self._context = get_client().stream(
-            admission.body, fallback_models=[m.pk for m in admission.chain[1:]]
-        )
+        self._context = get_client().stream(admission.body, fallback_models=[m.pk for m in admission.chain[1:]])
         try:
             self._events = await self._context.__aenter__()
         except OpenRouterError as error:

@@ -48,9 +48,7 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
                 else:
                     total += count_text_tokens(json.dumps(part, default=str))
         for call in message.get("tool_calls") or []:
-            total += count_text_tokens(
-                json.dumps(call.get("function", {}) if isinstance(call, dict) else call)
-            )
+            total += count_text_tokens(json.dumps(call.get("function", {}) if isinstance(call, dict) else call))
     return total
 
 

@@ -248,9 +248,7 @@ class OpenRouterClient:
         return result
 
     @asynccontextmanager
-    async def stream(
-        self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()
-    ) -> AsyncIterator[EventStream]:
+    async def stream(self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()) -> AsyncIterator[EventStream]:
         """A streamed completion: `async with client.stream(body) as events: async for ev in events`.
 
         Until the first chunk arrives, failures are retried and fall back like `chat`, and the last one
@@ -325,9 +323,7 @@ class OpenRouterClient:
             raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
 
     async def _open_stream(self, body: dict[str, Any], attempts: Attempts) -> EventStream:
-        request = self._http.build_request(
-            "POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS
-        )
+        request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS)
         response = await self._transport_call(self._http.send(request, stream=True))
         try:
             if response.status_code >= 400:

@@ -249,9 +249,7 @@ def error_from_payload(
     )
 
 
-def error_from_response(
-    status: int, body: bytes, headers: Mapping[str, str] | None = None
-) -> OpenRouterError:
+def error_from_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> OpenRouterError:
     """Build the typed error for an HTTP error response, whatever its body: JSON, HTML, text or nothing."""
     try:
         payload = _loads(body) if body.strip() else None

@@ -189,9 +189,7 @@ class AsyncioBackend(AsyncNetworkBackend):
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        return await self._connect(
-            loop.create_unix_connection(lambda: _Protocol(loop), path), timeout, socket_options
-        )
+        return await self._connect(loop.create_unix_connection(lambda: _Protocol(loop), path), timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

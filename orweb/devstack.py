@@ -105,8 +105,21 @@ class Stack:
         directory = self.data / "redis"
         directory.mkdir(exist_ok=True)
         port = free_port()
-        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-                "--appendonly", "yes", "--save", "", "--loglevel", "warning"]
+        args = [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--loglevel",
+            "warning",
+        ]
         self.spawn("redis", args, stdout=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", port)
         self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
@@ -187,8 +200,21 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
             s.manage("sync_models")
         s.spawn("web", [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(port), "orweb.asgi:application"])
         s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2"])
-        s.spawn("beat", [PYTHON, "-m", "celery", "-A", "orweb", "beat", "-l", "warning",
-                         "-s", s.env["CELERY_BEAT_SCHEDULE_FILENAME"]])
+        s.spawn(
+            "beat",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "orweb",
+                "beat",
+                "-l",
+                "warning",
+                "-s",
+                s.env["CELERY_BEAT_SCHEDULE_FILENAME"],
+            ],
+        )
         wait_for_port(host, port)
         log(f"orweb is up: http://{host}:{port}/  (sign in as admin / {password})  Ctrl-C stops everything.")
         try:

@@ -39,9 +39,23 @@ def worker(simulator, settings):
         "OPENROUTER_API_KEY": SIM_KEY,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-P", "solo",
-         "--without-mingle", "--without-gossip", "--without-heartbeat"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orweb",
+            "worker",
+            "-l",
+            "warning",
+            "-P",
+            "solo",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     yield process
     process.terminate()

@@ -32,12 +32,21 @@ def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> 
 
 
 def test_run_serves_health_and_stops_every_process(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "DEBUG"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "DEBUG"}
+    }
     port = free_port()
     env.update(ORWEB_DATA_DIR=str(tmp_path / "data"), PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "orweb.devstack", "run"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orweb.devstack", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         response = _wait_for_health(f"http://127.0.0.1:{port}/health", proc)
         assert response.json()["checks"] == {"database": "ok", "redis": "ok", "upstream": "ok"}
@@ -53,6 +62,9 @@ def test_run_serves_health_and_stops_every_process(tmp_path: Path):
     time.sleep(0.5)
     alive = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [c.cmdline() for c in alive]
-    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                 if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))]
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+    ]
     assert leftovers == []

@@ -54,7 +54,13 @@ def test_the_asgi_app_keeps_what_it_loaded_out_of_full_collections():
     probe = "import gc, orweb.asgi; print(gc.get_freeze_count())"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "orweb.settings"}
     env.setdefault("SECRET_KEY", "probe")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).parent.parent, capture_output=True,
-                          text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip().splitlines()[-1]) > 10_000

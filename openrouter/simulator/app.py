@@ -165,11 +165,7 @@ async def patch_config(request: Request) -> Response:
 
 async def add_fault(request: Request) -> Response:
     data = await _json(request)
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("model"), str)
-        or not isinstance(data.get("spec"), str)
-    ):
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str) or not isinstance(data.get("spec"), str):
         raise SimError(400, 'expected {"model": "<id>", "spec": "<fault spec>"}')
     try:
         _state(request).set_fault(data["model"], data["spec"])

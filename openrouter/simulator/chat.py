@@ -72,9 +72,7 @@ def parse_request(body: Any, header_spec: str | None) -> ChatRequest:
     _check_number(body, "temperature", 0, 2)
     _check_number(body, "top_p", 0, 1)
     max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise SimError(400, "max_tokens: expected a positive integer")
     if not isinstance(body.get("stream", False), bool):
         raise SimError(400, "stream: expected a boolean")
@@ -263,9 +261,7 @@ def _fault_status(state: SimState, spec: FaultSpec) -> int | None:
     return spec.status
 
 
-def _fault(
-    request: ChatRequest, spec: FaultSpec, status: int, model: SimModel | None, model_id: str
-) -> SimError:
+def _fault(request: ChatRequest, spec: FaultSpec, status: int, model: SimModel | None, model_id: str) -> SimError:
     return fault_error(
         status,
         model=model_id,

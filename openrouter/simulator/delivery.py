@@ -36,9 +36,7 @@ class DropConnection(httpx.RemoteProtocolError):
     in-process (``httpx.ASGITransport``) clients get the same error a real dropped connection gives."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "peer closed connection without sending complete message body (incomplete chunked read)"
-        )
+        super().__init__("peer closed connection without sending complete message body (incomplete chunked read)")
 
 
 def native_finish(model: SimModel, finish_reason: str | None) -> str | None:
@@ -267,9 +265,7 @@ class Completion:
             units += [("arguments", index, p) for p in call.arguments]
         return units
 
-    def _next_chunk(
-        self, units: list[tuple[str, int, str]], position: int, limit: int
-    ) -> tuple[bytes, int, int, int]:
+    def _next_chunk(self, units: list[tuple[str, int, str]], position: int, limit: int) -> tuple[bytes, int, int, int]:
         """Up to ``limit`` tokens of one kind as a chunk, with the next position and the tokens counted."""
         kind, index, _ = units[position]
         if kind == "call":

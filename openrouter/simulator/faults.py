@@ -100,9 +100,7 @@ class FaultSpec:
         return dataclasses.replace(base, **changes)
 
     def __str__(self) -> str:
-        return " ".join(
-            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None
-        )
+        return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
 
 
 def _convert(type_name: str, raw: str) -> Any:
@@ -148,9 +146,7 @@ def fault_error(
 ) -> SimError:
     """The error OpenRouter answers for ``status``, with its real message and metadata."""
     headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
-    message, metadata = _fault_body(
-        status, model, provider, prompt, prompt_tokens, max_tokens, context_length
-    )
+    message, metadata = _fault_body(status, model, provider, prompt, prompt_tokens, max_tokens, context_length)
     return SimError(status, message, metadata, headers=headers)
 
 

@@ -60,9 +60,7 @@ def plan_reply(state: SimState, request: ChatRequest, model: SimModel, spec: Fau
     return reply
 
 
-def _content(
-    state: SimState, request: ChatRequest, spec: FaultSpec, seed: int, last: dict[str, Any]
-) -> list[str]:
+def _content(state: SimState, request: ChatRequest, spec: FaultSpec, seed: int, last: dict[str, Any]) -> list[str]:
     text = content_text(last.get("content"))
     if last["role"] == "tool":
         return tokenize(f"The result is {text}.")

@@ -108,9 +108,7 @@ class SimModel:
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         """What a generation costs at this model's own prices (reasoning is billed as completion)."""
         return (
-            prompt_tokens * self.price("prompt")
-            + completion_tokens * self.price("completion")
-            + self.price("request")
+            prompt_tokens * self.price("prompt") + completion_tokens * self.price("completion") + self.price("request")
         )
 
     @property

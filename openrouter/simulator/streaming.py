@@ -16,9 +16,7 @@ from starlette.types import Receive, Scope, Send
 class EventStream:
     """ASGI response: ``text/event-stream`` from ``events``; ``on_disconnect`` runs if the client leaves."""
 
-    def __init__(
-        self, events: AsyncIterator[bytes], headers: dict[str, str], on_disconnect: Callable[[], None]
-    ):
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], on_disconnect: Callable[[], None]):
         self.events = events
         self.headers = {
             "content-type": "text/event-stream",

@@ -55,26 +55,16 @@ def test_it_accepts_a_minimal_request():
             "messages[0].content[0].text",
         ),
         (
-            body(
-                messages=[
-                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}
-                ]
-            ),
+            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]),
             "messages[0].content[0].image_url.url",
         ),
         (
-            body(
-                messages=[
-                    {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x"}}]}
-                ]
-            ),
+            body(messages=[{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x"}}]}]),
             "messages[0].content[0].type",
         ),
         (body(messages=[USER, {"role": "tool", "content": "42"}]), "messages[1].tool_call_id"),
         (
-            body(
-                messages=[{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {}}]}]
-            ),
+            body(messages=[{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {}}]}]),
             "messages[0].tool_calls[0].function.name",
         ),
         (body(max_tokens=0), "max_tokens"),

@@ -28,8 +28,15 @@ def _client(user) -> Client:
 
 
 def _used(user, cost, *, days_ago=0, requests=1, errors=0, model="m", source="chat"):
-    DailyUsage.objects.create(day=today() - dt.timedelta(days=days_ago), user=user, model=model, source=source,
-                              requests=requests, errors=errors, cost=Decimal(cost))
+    DailyUsage.objects.create(
+        day=today() - dt.timedelta(days=days_ago),
+        user=user,
+        model=model,
+        source=source,
+        requests=requests,
+        errors=errors,
+        cost=Decimal(cost),
+    )
 
 
 @pytest.fixture
@@ -66,7 +73,11 @@ def test_it_shows_each_persons_month_today_calls_and_budget_biggest_first(team):
     assert [line.username for line in lines] == ["bob", "ann", "boss"]
     bob_line, ann_line, boss_line = lines
     assert (ann_line.this_month, ann_line.today, ann_line.requests, ann_line.errors) == (
-        Decimal("1.75"), Decimal("1.75"), 4, 1)
+        Decimal("1.75"),
+        Decimal("1.75"),
+        4,
+        1,
+    )
     assert bob_line.this_month == Decimal("4.00") and bob_line.level == 20 and ann_line.level == 8
     assert (bob_line.limit, bob_line.remaining, bob_line.near_limit) == (Decimal("5"), Decimal("0.5"), True)
     assert boss_line.this_month == 0 and boss_line.budget is None

@@ -27,8 +27,7 @@ def test_it_shows_each_budget_with_spent_held_and_remaining(owner):
     period = current_period(budget)
     period.spent, period.held = Decimal("2.5"), Decimal("0.5")
     period.save()
-    DailyUsage.objects.create(day=today(), user=owner.user, model="m", source="api", requests=3,
-                              cost=Decimal("2.5"))
+    DailyUsage.objects.create(day=today(), user=owner.user, model="m", source="api", requests=3, cost=Decimal("2.5"))
     client = Client()
     client.force_login(owner.user)
     response = client.get(USAGE)
@@ -48,8 +47,14 @@ def test_without_a_budget_it_says_spending_is_not_capped(owner):
 
 def test_the_chart_has_every_one_of_the_last_30_days_scaled_to_the_busiest(owner, other):
     def spent(user, model, cost, *, days_ago=0, requests=1):
-        DailyUsage.objects.create(day=today() - dt.timedelta(days=days_ago), user=user, model=model,
-                                  source="api", requests=requests, cost=Decimal(cost))
+        DailyUsage.objects.create(
+            day=today() - dt.timedelta(days=days_ago),
+            user=user,
+            model=model,
+            source="api",
+            requests=requests,
+            cost=Decimal(cost),
+        )
 
     spent(owner.user, "a", "1")
     spent(owner.user, "b", "1")

@@ -83,9 +83,7 @@ def test_images_reach_an_image_model(api):
         {"type": "text", "text": "What is in this picture?"},
         {"type": "image_url", "image_url": {"url": PIXEL}},
     ]
-    reply = api.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=50
-    )
+    reply = api.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=50)
     assert reply.choices[0].message.content
 
 
@@ -117,8 +115,9 @@ def test_response_format_and_sampling_reach_upstream_and_user_is_replaced(api, s
 
 def test_models_is_the_fallback_chain_and_the_ledger_shows_who_served(api, simulator):
     simulator.fault(MODEL, "status=503 retry_after=0")
-    reply = api.chat.completions.create(model=MODEL, messages=ask("echo: still here"), max_tokens=50,
-                                        extra_body={"models": ["openai/gpt-4.1-nano"]})
+    reply = api.chat.completions.create(
+        model=MODEL, messages=ask("echo: still here"), max_tokens=50, extra_body={"models": ["openai/gpt-4.1-nano"]}
+    )
     assert reply.model == "openai/gpt-4.1-nano"
     assert reply.choices[0].message.content == "still here"
     entry = LedgerEntry.objects.get(status="ok")
@@ -135,7 +134,8 @@ def test_a_fallback_the_user_may_not_use_is_never_called(api, simulator, owner):
     owner.user.groups.add(group)
     simulator.fault(MODEL, "status=503 retry_after=0")
     with pytest.raises(openai.APIStatusError) as raised:
-        api.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=50,
-                                    extra_body={"models": ["anthropic/claude-opus-4.1"]})
+        api.chat.completions.create(
+            model=MODEL, messages=ask("hi"), max_tokens=50, extra_body={"models": ["anthropic/claude-opus-4.1"]}
+        )
     assert raised.value.status_code == 503
     assert "anthropic/claude-opus-4.1" not in simulator.stats()["requests"]

@@ -51,9 +51,22 @@ def second_server(simulator, live_app, settings):
         "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "orweb.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--lifespan", "off"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "orweb.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         wait_for_port("127.0.0.1", port, timeout=30)
@@ -92,8 +105,7 @@ def test_twenty_at_once_on_a_budget_for_three(catalog, live_app, second_server, 
     def fire(n: int):
         barrier.wait()
         try:
-            reply = clients[n % 2].chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                           max_tokens=MAX_TOKENS)
+            reply = clients[n % 2].chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
         except openai.APIStatusError as error:
             return error.status_code, error.message
         return 200, reply

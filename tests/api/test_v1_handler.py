@@ -18,8 +18,9 @@ def test_it_answers_with_the_security_headers_and_no_cookies(live_app, catalog, 
 
 
 def test_it_refuses_a_host_that_is_not_allowed(live_app, catalog, owner):
-    response = httpx.get(live_app.url + "/v1/models",
-                         headers={"Authorization": f"Bearer {owner.secret}", "Host": "evil.example"})
+    response = httpx.get(
+        live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner.secret}", "Host": "evil.example"}
+    )
     assert response.status_code == 400
 
 

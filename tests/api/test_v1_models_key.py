@@ -34,9 +34,7 @@ def test_models_lists_what_the_user_may_call_with_prices(api):
     assert mini["pricing"]["prompt"] == "0.00000015" and mini["pricing"]["completion"] == "0.0000006"
     assert mini["context_length"] == 128000
     callable_ids = set(
-        CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False).values_list(
-            "id", flat=True
-        )
+        CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False).values_list("id", flat=True)
     )
     assert set(models) - set(AUTO_MODELS) == callable_ids
 
@@ -64,9 +62,7 @@ def test_key_reports_the_tightest_budget_and_this_periods_spend(live_app, catalo
     owner.user.groups.add(group)
     set_budget(user=owner.user, amount=Decimal("10"))
     set_budget(group=group, amount=Decimal("2"), period="week")
-    DailyUsage.objects.create(
-        day=today(), user=owner.user, model="m", source="api", requests=1, cost=Decimal("0.25")
-    )
+    DailyUsage.objects.create(day=today(), user=owner.user, model="m", source="api", requests=1, cost=Decimal("0.25"))
     DailyUsage.objects.create(
         day=today() - dt.timedelta(days=40),
         user=owner.user,

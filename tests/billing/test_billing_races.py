@@ -43,8 +43,15 @@ def _at_once(*calls):
 
 
 def _outcome(user, generation_id, cost="0.30"):
-    return Outcome(user_id=user.pk, source="api", requested_model="m", status="ok", cost=Decimal(cost),
-                   cost_source="reported", generation_id=generation_id)
+    return Outcome(
+        user_id=user.pk,
+        source="api",
+        requested_model="m",
+        status="ok",
+        cost=Decimal(cost),
+        cost_source="reported",
+        generation_id=generation_id,
+    )
 
 
 @live

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _spent(user, cost, when=None):
-    entry = LedgerEntry.objects.create(
-        user=user, source="chat", requested_model="x/y", status="ok", cost=Decimal(cost)
-    )
+    entry = LedgerEntry.objects.create(user=user, source="chat", requested_model="x/y", status="ok", cost=Decimal(cost))
     if when is not None:
         LedgerEntry.objects.filter(pk=entry.pk).update(created=when)
 

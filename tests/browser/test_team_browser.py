@@ -14,8 +14,9 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
     boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
     for name, cost, calls in (("maria", "3.2", 41), ("li", "1.05", 12), ("sam", "0.2", 3)):
         user = django_user_model.objects.create_user(name, password="x")
-        DailyUsage.objects.create(day=today(), user=user, model="openai/gpt-4o-mini", source="chat",
-                                  requests=calls, cost=Decimal(cost))
+        DailyUsage.objects.create(
+            day=today(), user=user, model="openai/gpt-4o-mini", source="chat", requests=calls, cost=Decimal(cost)
+        )
     set_budget(user=django_user_model.objects.get(username="maria"), amount=Decimal("4"))
 
     tab = new_tab(signed_in_as=boss)
@@ -35,8 +36,9 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
 def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, django_user_model):
     boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
     li = django_user_model.objects.create_user("li", password="x")
-    DailyUsage.objects.create(day=today(), user=li, model="openai/gpt-4o-mini", source="chat", requests=5,
-                              cost=Decimal("0.75"))
+    DailyUsage.objects.create(
+        day=today(), user=li, model="openai/gpt-4o-mini", source="chat", requests=5, cost=Decimal("0.75")
+    )
 
     tab = new_tab(signed_in_as=boss)
     tab.goto("/account/team/")

@@ -27,10 +27,7 @@ def test_the_command_loads_the_simulators_catalog(simulator, capsys):
 
     out = sync(capsys)
 
-    assert (
-        out
-        == f"Catalog synced: added {len(upstream)}, updated 0, repriced 0, removed 0, returned 0, skipped 0"
-    )
+    assert out == f"Catalog synced: added {len(upstream)}, updated 0, repriced 0, removed 0, returned 0, skipped 0"
     assert sorted(CatalogModel.objects.values_list("pk", flat=True)) == sorted(upstream)
     assert CatalogModel.objects.get(pk="openai/gpt-4o").prompt_price == Decimal("0.0000025")
     assert CatalogModel.objects.get(pk="openrouter/auto").prompt_price is None
@@ -73,15 +70,11 @@ def test_the_task_syncs_and_returns_the_summary(simulator):
 
 
 def test_the_task_retries_only_what_might_pass_later():
-    with mock.patch.object(
-        tasks, "sync_from_openrouter", side_effect=Overloaded("busy", status=503)
-    ) as sync_call:
+    with mock.patch.object(tasks, "sync_from_openrouter", side_effect=Overloaded("busy", status=503)) as sync_call:
         result = tasks.sync_models.apply()
     assert isinstance(result.result, Overloaded) and sync_call.call_count == 1 + tasks.sync_models.max_retries
 
-    with mock.patch.object(
-        tasks, "sync_from_openrouter", side_effect=BadRequest("no", status=400)
-    ) as sync_call:
+    with mock.patch.object(tasks, "sync_from_openrouter", side_effect=BadRequest("no", status=400)) as sync_call:
         result = tasks.sync_models.apply()
     assert isinstance(result.result, BadRequest) and sync_call.call_count == 1
 

@@ -145,9 +145,7 @@ def test_filters_are_kept_in_the_form_for_a_shared_url(member_client, catalog):
 
 
 def test_an_invalid_filter_is_ignored_and_the_rest_apply(member_client, catalog):
-    response = member_client.get(
-        "/models/", {"max_prompt": "cheap", "min_context": "7", "sort": "evil", "q": "gpt"}
-    )
+    response = member_client.get("/models/", {"max_prompt": "cheap", "min_context": "7", "sort": "evil", "q": "gpt"})
 
     assert response.status_code == 200 and listed(response) == ["openai/gpt-4o"]
 
@@ -244,9 +242,7 @@ def test_sorting_by_each_column_with_unknown_prices_last(member_client, catalog,
 def test_a_column_header_sorts_and_a_second_click_reverses(member_client, catalog):
     html = member_client.get("/models/", {"q": "o", "sort": "context"}).content.decode()
 
-    assert re.search(
-        r'aria-sort="ascending" class="num">\s*<a class="sort-link" href="\?q=o&amp;sort=-context"', html
-    )
+    assert re.search(r'aria-sort="ascending" class="num">\s*<a class="sort-link" href="\?q=o&amp;sort=-context"', html)
     assert 'href="?q=o&amp;sort=prompt"' in html
     assert '<input type="hidden" name="sort" value="context" form="catalog-filters">' in html
 
@@ -262,9 +258,7 @@ def test_an_htmx_request_gets_only_the_results(member_client, catalog):
 
 
 def test_an_htmx_history_restore_gets_the_whole_page(member_client, catalog):
-    response = member_client.get(
-        "/models/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
-    )
+    response = member_client.get("/models/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
 
     assert "<html" in response.content.decode()
 

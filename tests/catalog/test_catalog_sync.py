@@ -69,9 +69,7 @@ def test_it_updates_changed_details_without_a_price_change():
 def test_a_reprice_writes_the_price_history():
     sync_catalog([model_entry("a/m")], now=T0)
 
-    report = sync_catalog(
-        [model_entry("a/m", pricing={"prompt": "0.000003", "completion": "0.00001"})], now=T1
-    )
+    report = sync_catalog([model_entry("a/m", pricing={"prompt": "0.000003", "completion": "0.00001"})], now=T1)
 
     assert report.repriced == ["a/m"]
     assert CatalogModel.objects.get(pk="a/m").prompt_price == Decimal("0.000003")
@@ -165,9 +163,7 @@ def test_a_second_sync_with_nothing_changed_writes_nothing():
         report = sync_catalog(entries[1:], now=T1)
 
     assert not report.changed and report.summary().startswith("added 0, updated 0, repriced 0, removed 0")
-    writes = [
-        q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
-    ]
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
     assert writes == []
     assert PriceChange.objects.count() == changes
     assert not CatalogModel.objects.filter(last_synced=T1).exists()
@@ -196,9 +192,7 @@ def test_a_missing_price_key_means_zero():
     assert callable_models().filter(pk="a/m").exists()
 
 
-@pytest.mark.parametrize(
-    "price", ["-1", "-0.000001", "garbage", "", None, "NaN", "Infinity", True, [], "1e9"]
-)
+@pytest.mark.parametrize("price", ["-1", "-0.000001", "garbage", "", None, "NaN", "Infinity", True, [], "1e9"])
 def test_an_unusable_price_is_unknown_and_the_model_not_callable(price):
     sync_catalog([model_entry("a/m", pricing={"prompt": price, "completion": "0.000002"})], now=T0)
 
@@ -235,9 +229,7 @@ def test_an_admin_price_survives_syncs_until_handed_back():
     assert PriceChange.objects.filter(model_id="a/router").latest().source == PriceChange.Source.ADMIN
 
     clear_admin_price("a/router")
-    report = sync_catalog(
-        [model_entry("a/router", pricing={"prompt": "0.000001", "completion": "0.000001"})], now=T1
-    )
+    report = sync_catalog([model_entry("a/router", pricing={"prompt": "0.000001", "completion": "0.000001"})], now=T1)
 
     assert report.repriced == ["a/router"]
     assert CatalogModel.objects.get(pk="a/router").prompt_price == Decimal("0.000001")

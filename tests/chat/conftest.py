@@ -70,9 +70,7 @@ class Socket:
     """A browser tab on a conversation, as the consumer sees it."""
 
     def __init__(self, user: Any, conversation_id: int) -> None:
-        self.communicator = WebsocketCommunicator(
-            URLRouter(websocket_urlpatterns), f"/ws/chat/{conversation_id}/"
-        )
+        self.communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/chat/{conversation_id}/")
         self.communicator.scope["user"] = user
 
     async def open(self) -> Socket:
@@ -115,6 +113,4 @@ def deltas(frames: list[dict[str, Any]], message_id: int) -> list[tuple[int, str
 
 def reply_id(frames: list[dict[str, Any]]) -> int:
     """The id of the newest assistant message announced in `frames`."""
-    return [
-        f["message"]["id"] for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"
-    ][-1]
+    return [f["message"]["id"] for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]

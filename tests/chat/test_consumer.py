@@ -330,9 +330,7 @@ async def test_an_image_goes_to_an_image_model_as_a_data_url(conversation, simul
 
 
 async def test_the_first_reply_titles_the_conversation(ann, catalog):
-    conversation = await database_sync_to_async(conversations.create_conversation)(
-        ann, model="openai/gpt-4o-mini"
-    )
+    conversation = await database_sync_to_async(conversations.create_conversation)(ann, model="openai/gpt-4o-mini")
     socket = await Socket(ann, conversation.pk).open()
     await socket.send({"action": "send", "content": "echo: hello"})
     title, _ = await socket.until("title")

@@ -205,8 +205,13 @@ async def test_stop_from_another_process_stops_the_reply_where_it_runs(conversat
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "SECRET_KEY": settings.SECRET_KEY}
     other = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", STOP_FROM_ANOTHER_PROCESS, str(first["message_id"]), prefix,
-        cwd=Path(__file__).parent.parent.parent, env=env,
+        sys.executable,
+        "-c",
+        STOP_FROM_ANOTHER_PROCESS,
+        str(first["message_id"]),
+        prefix,
+        cwd=Path(__file__).parent.parent.parent,
+        env=env,
     )
     assert await asyncio.wait_for(other.wait(), 60) == 0
     done, _ = await socket.until("done", timeout=30)

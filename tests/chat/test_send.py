@@ -123,8 +123,14 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
     _, reply = conversations.send(conversation, "hi")
     pump = SimpleNamespace(text="Hello there", seq=3)
     totals = runner._Totals(
-        prompt_tokens=5, completion_tokens=2, cost=Decimal("0.0012"), ttft_ms=40, generation_ms=500,
-        served_model="openai/gpt-4o-mini", provider="OpenAI", skipped=[["x/y", "not allowed"]],
+        prompt_tokens=5,
+        completion_tokens=2,
+        cost=Decimal("0.0012"),
+        ttft_ms=40,
+        generation_ms=500,
+        served_model="openai/gpt-4o-mini",
+        provider="OpenAI",
+        skipped=[["x/y", "not allowed"]],
         tool_calls=[{"step": 0, "id": "c1", "name": "time", "arguments": "{}", "result": "noon"}],
     )
 

@@ -33,9 +33,7 @@ def limited(member):
 
 @pytest.mark.django_db
 def test_cost_picks_the_cheapest_worst_case(catalog, limited):
-    assert (
-        gateway.resolve_model_for(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
-    )
+    assert gateway.resolve_model_for(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db

@@ -59,9 +59,7 @@ async def test_a_stream_is_settled_once_with_time_to_first_token(simulator, cata
 
 
 async def test_a_stopped_stream_pays_what_was_generated(simulator, catalog, budgeted):
-    async with gateway.stream(
-        budgeted, ask("write a story [[sim tokens=400 tps=200]]"), source="chat"
-    ) as call:
+    async with gateway.stream(budgeted, ask("write a story [[sim tokens=400 tps=200]]"), source="chat") as call:
         async for event in call:
             if isinstance(event, TextDelta) and event.text.strip():
                 break
@@ -121,17 +119,13 @@ async def test_a_503_falls_back_to_the_next_model_and_the_ledger_shows_it(simula
 
 async def test_a_stream_falls_back_too(simulator, catalog, budgeted):
     simulator.fault("openai/gpt-4o-mini", "status=503")
-    async with gateway.stream(
-        budgeted, ask(fallback_models=["anthropic/claude-3-haiku"]), source="chat"
-    ) as call:
+    async with gateway.stream(budgeted, ask(fallback_models=["anthropic/claude-3-haiku"]), source="chat") as call:
         events = [event async for event in call]
     assert events[0].model == "anthropic/claude-3-haiku"
     assert call.result.served_model == "anthropic/claude-3-haiku"
 
 
-async def test_a_call_failing_before_any_generation_costs_nothing_but_counts_as_an_error(
-    simulator, catalog, budgeted
-):
+async def test_a_call_failing_before_any_generation_costs_nothing_but_counts_as_an_error(simulator, catalog, budgeted):
     with pytest.raises(UpstreamFailed) as failed:
         await gateway.complete(budgeted, ask("hi [[sim status=400]]"), source="api")
     assert failed.value.status == 400

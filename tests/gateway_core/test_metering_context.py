@@ -36,8 +36,9 @@ def _group(name, user, **policy):
 
 @pytest.mark.django_db
 def test_it_reads_the_same_rows_as_the_orm(catalog, member):
-    group = _group("g", member, allow_by_rule=True, max_price_per_million=Decimal("0.5"),
-                   required_capabilities=["tools"])
+    group = _group(
+        "g", member, allow_by_rule=True, max_price_per_million=Decimal("0.5"), required_capabilities=["tools"]
+    )
     RateLimit.objects.create(group=group, requests_per_minute=7)
     RateLimit.objects.create(user=member, tokens_per_minute=900)
     key, secret = create_key(member, "laptop")
@@ -58,7 +59,8 @@ def test_it_reads_the_same_rows_as_the_orm(catalog, member):
     assert read.policies[0].max_price_per_million == Decimal("0.5")
     assert read.policies[0].required_capabilities == ["tools"]
     assert {(r.user_id, r.group_id, r.requests_per_minute, r.tokens_per_minute) for r in read.rate_limits} == {
-        (member.pk, None, None, 900), (None, group.pk, 7, None)
+        (member.pk, None, None, 900),
+        (None, group.pk, 7, None),
     }
 
 
@@ -96,13 +98,19 @@ def test_a_recent_use_is_not_written_again(catalog, member):
 
 @pytest.mark.django_db
 def test_the_python_policy_check_agrees_with_the_query(catalog, member):
-    _group("rule", member, allow_by_rule=True, max_price_per_million=Decimal("0.5"),
-           required_capabilities=["image", "tools"])
+    _group(
+        "rule",
+        member,
+        allow_by_rule=True,
+        max_price_per_million=Decimal("0.5"),
+        required_capabilities=["image", "tools"],
+    )
     _group("list", member, allowed_models=["openai/gpt-4o"])
     listed = set(allowed_models(member).values_list("pk", flat=True))
     checked = set()
-    for model in CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False,
-                                             completion_price__isnull=False):
+    for model in CatalogModel.objects.filter(
+        is_available=True, prompt_price__isnull=False, completion_price__isnull=False
+    ):
         with contextlib.suppress(ModelNotAllowed):
             checked.add(check_allowed(member, model.pk).pk)
     assert checked == listed

@@ -22,9 +22,7 @@ SIM_CONFIG = SimulatorConfig(ttft=0, tps=0, keepalive_interval=0.05, generation_
 def live_app() -> Iterator[tuple[Starlette, str]]:
     """One simulator served by uvicorn on a free port for the whole session; tests reset its state."""
     app = create_app(SIM_CONFIG)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -31,9 +31,7 @@ def streaming_response(pieces: Iterable[bytes], status: int = 200, **headers: st
 
 def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> OpenRouterClient:
     kwargs.setdefault("retry", FAST_RETRY)
-    return OpenRouterClient(
-        API_KEY, "https://openrouter.test/api/v1", transport=httpx.MockTransport(handler), **kwargs
-    )
+    return OpenRouterClient(API_KEY, "https://openrouter.test/api/v1", transport=httpx.MockTransport(handler), **kwargs)
 
 
 class Replies:

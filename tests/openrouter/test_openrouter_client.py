@@ -43,9 +43,7 @@ COMPLETION = {
                 "role": "assistant",
                 "content": "Hello",
                 "reasoning": "thought",
-                "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                ],
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
             },
         }
     ],
@@ -99,9 +97,7 @@ async def test_it_does_not_change_the_callers_body():
 async def test_it_sends_decimals_as_numbers():
     replies = Replies(OK)
     async with mock_client(replies) as client:
-        await client.chat(
-            {**BODY, "temperature": Decimal("0.7"), "provider": {"max_price": {"prompt": Decimal(1)}}}
-        )
+        await client.chat({**BODY, "temperature": Decimal("0.7"), "provider": {"max_price": {"prompt": Decimal(1)}}})
     sent = json.loads(replies.requests[0].content)
     assert (sent["temperature"], sent["provider"]["max_price"]["prompt"]) == (0.7, 1)
 
@@ -175,9 +171,7 @@ async def test_it_gives_up_after_max_attempts():
     assert len(raised.value.attempts) == 2
 
 
-@pytest.mark.parametrize(
-    ("status", "cls"), [(400, BadRequest), (401, AuthenticationError), (402, InsufficientCredits)]
-)
+@pytest.mark.parametrize(("status", "cls"), [(400, BadRequest), (401, AuthenticationError), (402, InsufficientCredits)])
 async def test_it_neither_retries_nor_falls_back_on_errors_of_the_request(status, cls):
     replies = Replies(error(status))
     async with mock_client(replies) as client:
@@ -316,9 +310,7 @@ async def test_models_generation_and_key_return_the_data():
             case "/api/v1/models":
                 return httpx.Response(200, json={"data": [{"id": "a/a", "pricing": {"prompt": "0.000001"}}]})
             case "/api/v1/generation":
-                return httpx.Response(
-                    200, json={"data": {"id": request.url.params["id"], "total_cost": 0.25}}
-                )
+                return httpx.Response(200, json={"data": {"id": request.url.params["id"], "total_cost": 0.25}})
             case "/api/v1/key":
                 return httpx.Response(200, json={"data": {"label": "k", "limit": None}})
         return error(404)
@@ -357,9 +349,7 @@ async def test_the_key_never_shows_in_errors_reprs_or_logs(caplog):
 
 
 async def test_the_key_never_shows_in_a_stream_error():
-    chunk = sse(
-        {"id": "g", "choices": [{"delta": {"content": "x"}}]}, {"error": {"code": 502, "message": API_KEY}}
-    )
+    chunk = sse({"id": "g", "choices": [{"delta": {"content": "x"}}]}, {"error": {"code": 502, "message": API_KEY}})
     async with mock_client(Replies(lambda: streaming_response([chunk]))) as client:
         events = await collect(client)
     assert API_KEY not in f"{events[-1]!r} {events[-1].error}"

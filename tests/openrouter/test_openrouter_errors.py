@@ -59,9 +59,7 @@ def test_a_generation_not_found_is_not_a_missing_endpoint():
 def test_it_keeps_metadata_and_error_type():
     error = error_from_response(
         502,
-        body(
-            502, "Provider returned error", raw="upstream said no", provider_name="Fireworks", error_type="x"
-        ),
+        body(502, "Provider returned error", raw="upstream said no", provider_name="Fireworks", error_type="x"),
     )
     assert error.metadata == {"raw": "upstream said no", "provider_name": "Fireworks", "error_type": "x"}
     assert error.error_type == "x"
@@ -132,9 +130,7 @@ def test_a_200_body_with_an_error_is_typed_by_its_code_then_its_error_type():
         type(
             error_from_response(
                 200,
-                json.dumps(
-                    {"error": {"message": "m", "metadata": {"error_type": "provider_overloaded"}}}
-                ).encode(),
+                json.dumps({"error": {"message": "m", "metadata": {"error_type": "provider_overloaded"}}}).encode(),
             )
         )
         is Overloaded

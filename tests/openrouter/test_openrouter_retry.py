@@ -26,9 +26,7 @@ def test_it_retries_transient_errors(cls):
     assert POLICY.delay(1, cls("x"), elapsed=0) == 1
 
 
-@pytest.mark.parametrize(
-    "cls", [BadRequest, AuthenticationError, InsufficientCredits, ModerationError, NoEndpoint]
-)
+@pytest.mark.parametrize("cls", [BadRequest, AuthenticationError, InsufficientCredits, ModerationError, NoEndpoint])
 def test_it_never_retries_what_would_fail_again(cls):
     assert POLICY.delay(1, cls("x"), elapsed=0) is None
 

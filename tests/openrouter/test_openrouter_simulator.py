@@ -287,9 +287,7 @@ async def test_the_key_never_reaches_logs_or_errors(live_client, live_app, caplo
 
 
 async def test_a_refused_connection_is_retried_then_raised():
-    client = OpenRouterClient(
-        API_KEY, "http://127.0.0.1:9/api/v1", retry=RetryPolicy(max_attempts=2, base_delay=0.001)
-    )
+    client = OpenRouterClient(API_KEY, "http://127.0.0.1:9/api/v1", retry=RetryPolicy(max_attempts=2, base_delay=0.001))
     async with client:
         with pytest.raises(Exception) as raised:
             await client.chat(ask())

@@ -27,7 +27,7 @@ SAMPLE = sse(
     ": OPENROUTER PROCESSING\n\n",
     delta("Héllo 🌍"),
     ": OPENROUTER PROCESSING\n\n",
-    "event: message\nid: 7\nretry: 100\ndata: {\"a\":\n: a comment inside an event\ndata: 1}\n\n",
+    'event: message\nid: 7\nretry: 100\ndata: {"a":\n: a comment inside an event\ndata: 1}\n\n',
     delta(", world", "stop"),
     USAGE,
     "data: [DONE]\n\n",

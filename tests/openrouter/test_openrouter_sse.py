@@ -51,11 +51,7 @@ SAMPLE = sse(
     ": OPENROUTER PROCESSING\n\n",
     delta(content="Héllo 🌍"),
     delta(content=", world"),
-    delta(
-        tool_calls=[
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
-        ]
-    ),
+    delta(tool_calls=[{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]),
     delta(tool_calls=[{"index": 0, "function": {"arguments": '{"a": 1}'}}]),
     delta(finish_reason="tool_calls", content=""),
     {**CHUNK, "choices": [], "usage": USAGE},
@@ -238,9 +234,7 @@ async def test_it_ends_with_a_stream_error_on_a_malformed_chunk(bad):
 
 
 async def test_it_ends_with_a_stream_error_on_a_chunk_of_unexpected_shape():
-    events = await events_of(
-        sse(delta(content="x"), {**CHUNK, "choices": ["x"]}, delta(content="never read"))
-    )
+    events = await events_of(sse(delta(content="x"), {**CHUNK, "choices": ["x"]}, delta(content="never read")))
     assert events[:-1] == [EXPECTED[0], TextDelta("x")]
     assert isinstance(events[-1].error, InvalidResponse)
 

@@ -31,17 +31,13 @@ def sim(app: Starlette) -> SimState:
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {KEY}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://sim/api/v1", headers=headers
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v1", headers=headers) as client:
         yield client
 
 
 @pytest.fixture
 async def control(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sim/_sim"
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/_sim") as client:
         yield client
 
 

@@ -12,9 +12,7 @@ KEY = "sk-or-v1-simulator-test"
 FAST = SimulatorConfig(ttft=0, tps=0, generation_delay=0, keepalive_interval=0.05)
 
 
-def chat(
-    content: str | list[dict[str, Any]] = "hello", model: str = "openai/gpt-4o", **extra: Any
-) -> dict[str, Any]:
+def chat(content: str | list[dict[str, Any]] = "hello", model: str = "openai/gpt-4o", **extra: Any) -> dict[str, Any]:
     """A chat request body with one user message."""
     return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 200, **extra}
 

@@ -25,9 +25,7 @@ async def test_an_unknown_key_is_401_user_not_found(client):
 
 async def test_configured_keys_restrict_access():
     app = create_app(SimulatorConfig(keys=("sk-or-v1-good",), ttft=0, tps=0))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sim/api/v1"
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/api/v1") as client:
         good = await client.get("/key", headers={"Authorization": "Bearer sk-or-v1-good"})
         other = await client.get("/key", headers={"Authorization": "Bearer sk-or-v1-other"})
     assert good.status_code == 200
@@ -81,9 +79,7 @@ async def test_an_unknown_generation_is_404(client):
 
 async def test_a_streamed_generation_is_recorded(client):
     response = await client.post("/chat/completions", json=chat("echo: streamed", stream=True))
-    data = (await client.get("/generation", params={"id": response.headers["x-generation-id"]})).json()[
-        "data"
-    ]
+    data = (await client.get("/generation", params={"id": response.headers["x-generation-id"]})).json()["data"]
     assert data["streamed"] is True
     assert data["tokens_completion"] == 2  # "stre", "amed"
 
@@ -112,9 +108,7 @@ async def test_an_unlimited_key_has_a_null_limit(client):
 
 async def test_a_request_beyond_the_remaining_credit_is_402(client, sim):
     sim.update_config(credit_limit="0.01")
-    response = await client.post(
-        "/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=1000)
-    )
+    response = await client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=1000))
     assert response.status_code == 402
     message = response.json()["error"]["message"]
     # 0.01 USD minus the prompt (6 tokens at 0.000015) leaves room for 132 tokens at 0.000075.
@@ -123,9 +117,7 @@ async def test_a_request_beyond_the_remaining_credit_is_402(client, sim):
         "but can only afford 132. To increase, visit https://openrouter.ai/settings/credits and upgrade "
         "to a paid account"
     )
-    fits = await client.post(
-        "/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=100)
-    )
+    fits = await client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=100))
     assert fits.status_code == 200
 
 
@@ -140,6 +132,4 @@ async def test_without_max_tokens_the_credit_check_assumes_the_models_maximum(cl
 
 async def test_free_models_pass_the_credit_check(client, sim):
     sim.update_config(credit_limit="0")
-    assert (
-        await client.post("/chat/completions", json=chat(model="deepseek/deepseek-r1:free"))
-    ).status_code == 200
+    assert (await client.post("/chat/completions", json=chat(model="deepseek/deepseek-r1:free"))).status_code == 200

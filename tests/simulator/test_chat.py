@@ -79,9 +79,7 @@ async def test_echo_returns_the_text_exactly(client):
     assert data["choices"][0]["message"]["content"] == text
     streamed = await stream(client, chat("echo: " + text))
     assert streamed.content == text
-    assert (
-        len([c for c in streamed.chunks if c.get("choices") and c["choices"][0]["delta"].get("content")]) > 5
-    )
+    assert len([c for c in streamed.chunks if c.get("choices") and c["choices"][0]["delta"].get("content")]) > 5
 
 
 async def test_max_tokens_cuts_the_reply_with_finish_reason_length(client):
@@ -94,9 +92,7 @@ async def test_max_tokens_cuts_the_reply_with_finish_reason_length(client):
 
 
 async def test_anthropic_reports_its_own_native_finish_reason(client):
-    data = await complete(
-        client, chat("echo: one two three", model="anthropic/claude-sonnet-4", max_tokens=2)
-    )
+    data = await complete(client, chat("echo: one two three", model="anthropic/claude-sonnet-4", max_tokens=2))
     assert data["choices"][0]["finish_reason"] == "length"
     assert data["choices"][0]["native_finish_reason"] == "max_tokens"
 
@@ -171,11 +167,7 @@ async def test_a_slow_first_token_is_covered_by_keepalives(client, sim):
 async def test_reasoning_models_stream_reasoning_first(client):
     streamed = await stream(client, chat("think", model="deepseek/deepseek-r1"))
     deltas = [c["choices"][0]["delta"] for c in streamed.chunks if c.get("choices")]
-    kinds = [
-        "reasoning" if d.get("reasoning") else "content"
-        for d in deltas
-        if d.get("reasoning") or d.get("content")
-    ]
+    kinds = ["reasoning" if d.get("reasoning") else "content" for d in deltas if d.get("reasoning") or d.get("content")]
     assert kinds[0] == "reasoning"
     assert kinds[-1] == "content"
     assert kinds == sorted(kinds, key=lambda k: k != "reasoning")
@@ -187,9 +179,7 @@ async def test_reasoning_models_stream_reasoning_first(client):
 
 async def test_other_models_reason_only_when_asked(client):
     plain = await complete(client, chat("think", model="anthropic/claude-sonnet-4"))
-    asked = await complete(
-        client, chat("think", model="anthropic/claude-sonnet-4", reasoning={"effort": "low"})
-    )
+    asked = await complete(client, chat("think", model="anthropic/claude-sonnet-4", reasoning={"effort": "low"}))
     assert plain["choices"][0]["message"]["reasoning"] is None
     assert asked["choices"][0]["message"]["reasoning"]
     assert asked["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
@@ -261,9 +251,7 @@ async def test_a_tool_result_is_answered_in_text(client):
 
 
 async def test_tools_on_a_toolless_model_find_no_endpoint(client):
-    response = await client.post(
-        "/chat/completions", json=chat("get_weather", model="microsoft/phi-4", tools=TOOLS)
-    )
+    response = await client.post("/chat/completions", json=chat("get_weather", model="microsoft/phi-4", tools=TOOLS))
     assert response.status_code == 404
     assert response.json()["error"]["message"].startswith("No endpoints found that support tool use.")
     assert response.json()["error"]["code"] == 404
@@ -272,13 +260,9 @@ async def test_tools_on_a_toolless_model_find_no_endpoint(client):
 async def test_images_are_accepted_by_vision_models_only(client):
     content = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": PNG}}]
     assert (await client.post("/chat/completions", json=chat(content))).status_code == 200
-    refused = await client.post(
-        "/chat/completions", json=chat(content, model="mistralai/mistral-7b-instruct")
-    )
+    refused = await client.post("/chat/completions", json=chat(content, model="mistralai/mistral-7b-instruct"))
     assert refused.status_code == 404
-    assert refused.json() == {
-        "error": {"code": 404, "message": "No endpoints found that support image input"}
-    }
+    assert refused.json() == {"error": {"code": 404, "message": "No endpoints found that support image input"}}
 
 
 async def test_a_malformed_image_is_a_400(client):
@@ -299,9 +283,7 @@ async def test_an_invalid_model_is_a_400(client):
 
 async def test_the_models_list_falls_back_in_order(client, sim):
     sim.set_fault("openai/gpt-4o", "status=503")
-    body = chat(
-        "echo: fallback", model="nope/nothing", models=["openai/gpt-4o", "anthropic/claude-3.5-haiku"]
-    )
+    body = chat("echo: fallback", model="nope/nothing", models=["openai/gpt-4o", "anthropic/claude-3.5-haiku"])
     data = await complete(client, body)
     assert data["model"] == "anthropic/claude-3.5-haiku"
     assert data["provider"] == "Anthropic"
@@ -329,15 +311,11 @@ async def test_bad_parameters_are_named(client):
     hot = await client.post("/chat/completions", json=chat(temperature=3))
     assert hot.status_code == 400
     assert "temperature" in hot.json()["error"]["message"]
-    not_json = await client.post(
-        "/chat/completions", content=b"{", headers={"content-type": "application/json"}
-    )
+    not_json = await client.post("/chat/completions", content=b"{", headers={"content-type": "application/json"})
     assert not_json.status_code == 400
 
 
 async def test_a_prompt_beyond_the_context_window_is_refused(client):
-    response = await client.post(
-        "/chat/completions", json=chat("x" * 70000, model="microsoft/phi-4", max_tokens=100)
-    )
+    response = await client.post("/chat/completions", json=chat("x" * 70000, model="microsoft/phi-4", max_tokens=100))
     assert response.status_code == 400
     assert response.json()["error"]["metadata"]["error_type"] == "context_length_exceeded"

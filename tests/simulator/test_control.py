@@ -35,9 +35,7 @@ async def model_ids(client) -> list[str]:
 
 
 async def test_models_can_be_added_updated_and_removed(client, control):
-    assert (
-        await control.post("/models", json={"model": NEW_MODEL, "provider": "Acme Cloud"})
-    ).status_code == 200
+    assert (await control.post("/models", json={"model": NEW_MODEL, "provider": "Acme Cloud"})).status_code == 200
     assert "acme/rocket-1" in await model_ids(client)
     served = (await client.post("/chat/completions", json=chat(model="acme/rocket-1"))).json()
     assert served["provider"] == "Acme Cloud"

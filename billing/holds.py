@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from billing.budgets import applicable_budgets, current_period, period_start, today
 from billing.models import Budget, BudgetPeriod, Hold, Period
-from gateway.errors import BudgetExceeded
 from orweb import sql
+from orweb.errors import BudgetExceeded
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from celery import current_app
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,6 +26,7 @@ from orweb import sql
 
 logger = logging.getLogger(__name__)
 
+RECONCILE_TASK = "billing.tasks.reconcile_estimated"  # by name: the task module imports this one
 ERROR_STATUSES = (LedgerEntry.Status.ERROR, LedgerEntry.Status.INCOMPLETE)
 
 
@@ -246,9 +248,7 @@ def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion
 
 def _enqueue_reconcile(entry_id: int) -> None:
     """Ask a worker to fetch the billed cost soon; if the broker is down the periodic sweep catches up."""
-    from billing.tasks import reconcile_estimated
-
     try:
-        reconcile_estimated.apply_async(kwargs={"entry_id": entry_id}, countdown=5)
+        current_app.send_task(RECONCILE_TASK, kwargs={"entry_id": entry_id}, countdown=5)
     except Exception:
         logger.warning("Could not enqueue the reconciliation of ledger entry %s", entry_id, exc_info=True)

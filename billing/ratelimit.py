@@ -27,7 +27,8 @@ from django.conf import settings
 from django.db.models import Q
 
 from billing.models import RateLimit
-from gateway.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
+from orweb import redis_clients
+from orweb.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -103,12 +104,10 @@ _backends: dict[str, _Backend] = {}
 
 
 def _backend() -> _Backend:
-    url = settings.REDIS_URL
-    backend = _backends.get(url)
-    if backend is None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        backend = _Backend(client, client.register_script(_ADMIT))
-        _backends[url] = backend
+    client = redis_clients.sync_client()
+    backend = _backends.get(settings.REDIS_URL)
+    if backend is None or backend.client is not client:
+        backend = _backends[settings.REDIS_URL] = _Backend(client, client.register_script(_ADMIT))
     return backend
 
 

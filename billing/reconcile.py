@@ -31,7 +31,7 @@ class GenerationPending(Exception):
 
 async def fetch_generation(generation_id: str) -> dict[str, Any] | None:
     """The billed record of a generation, or None while OpenRouter still answers 404."""
-    from gateway.upstream import get_client
+    from orweb.upstream import get_client
 
     try:
         return await get_client().generation(generation_id)

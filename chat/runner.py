@@ -44,11 +44,11 @@ from billing import spend
 from chat import conversations, frames, tools, uploads
 from chat.models import Attachment, Conversation, Message
 from gateway import service as gateway
-from gateway.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from gateway.types import CallResult, ChatRequest
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
 from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
 from orweb import sql
+from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,7 +20,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 import gateway
 from gateway.account import key_info
-from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.keys import aauthenticate
 from gateway.models import ApiKey
 from gateway.openai_compat import (
@@ -33,6 +32,7 @@ from gateway.openai_compat import (
 )
 from gateway.types import AUTO_MODELS
 from openrouter.events import StreamError
+from orweb.errors import GatewayError, ServiceUnavailable
 
 AUTO_PRICING = {"prompt": "-1", "completion": "-1"}
 

@@ -28,8 +28,8 @@ from django.utils import timezone
 from billing.models import LedgerEntry
 from billing.pricing import worst_case
 from catalog.models import CatalogModel, QualityRank
-from gateway.errors import InvalidRequest, ModelUnavailable
 from gateway.policy import Shape, allowed_models, max_tokens_for, misfit
+from orweb.errors import InvalidRequest, ModelUnavailable
 
 SPEED_WINDOW = dt.timedelta(days=7)
 SPEED_MIN_SAMPLES = 3

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway.errors import GatewayError, InvalidRequest, RateLimitExceeded, UpstreamFailed
 from gateway.types import CallResult, ChatRequest, Completion
 from openrouter.errors import RequestTimeout
 from openrouter.events import Event, Finish, ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage
+from orweb.errors import GatewayError, InvalidRequest, RateLimitExceeded, UpstreamFailed
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PASS_THROUGH = (

@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from catalog.models import CatalogModel
-from gateway.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
 from gateway.models import GroupPolicy
 from gateway.tokens import count_prompt_tokens, count_tools_tokens
+from orweb.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
 
 MODALITIES = ("image", "file", "audio", "video", "text")
 

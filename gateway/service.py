@@ -33,7 +33,6 @@ from catalog.models import CatalogModel
 from gateway import auto
 from gateway import context as call_context
 from gateway.context import CallContext
-from gateway.errors import GatewayError, InvalidApiKey, ServiceUnavailable, UpstreamFailed
 from gateway.policy import (
     Shape,
     check_allowed,
@@ -45,7 +44,6 @@ from gateway.policy import (
 )
 from gateway.tokens import count_text_tokens
 from gateway.types import AUTO_MODELS, CallResult, ChatRequest, Completion
-from gateway.upstream import get_client, openrouter_user_id
 from openrouter import (
     AuthenticationError,
     BadRequest,
@@ -60,6 +58,8 @@ from openrouter import (
     RequestTimeout,
 )
 from openrouter.events import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
+from orweb.errors import GatewayError, InvalidApiKey, ServiceUnavailable, UpstreamFailed
+from orweb.upstream import get_client, openrouter_user_id
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("orweb.calls")

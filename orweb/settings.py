@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "orweb.context_processors.site",
             ],
+            "builtins": ["orweb.templatetags.money"],
         },
     }
 ]

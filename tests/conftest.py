@@ -63,7 +63,7 @@ def _clean_rate_limits() -> None:
 @pytest.fixture
 def catalog(db) -> None:
     """The simulator's bundled models in the catalog."""
-    from tests.gateway_core.metering_helpers import load_catalog
+    from tests.helpers.metering import load_catalog
 
     load_catalog()
 

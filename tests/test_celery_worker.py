@@ -21,7 +21,7 @@ from billing.models import LedgerEntry
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
 from tests.conftest import SIM_KEY, database_url
-from tests.gateway_core.metering_helpers import ask, load_catalog
+from tests.helpers.metering import ask, load_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

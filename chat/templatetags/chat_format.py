@@ -1,30 +1,10 @@
-"""Money and numbers as the chat pages show them."""
+"""Numbers as the chat pages show them (money: the `usd` builtin filter, orweb.money)."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from django import template
 
 register = template.Library()
-
-CENT = Decimal("0.01")
-
-
-@register.filter
-def usd(value: Decimal | str | None) -> str:
-    """Dollars readable at every scale: "$5.00", "$0.0421", "$0.0000123" (tiny per-message costs keep
-    their significant digits instead of rounding to $0.00)."""
-    if value is None or value == "":
-        return ""
-    amount = Decimal(value)
-    if amount == 0:
-        return "$0"
-    if abs(amount) >= 1:
-        return f"${amount.quantize(CENT):,}"
-    if abs(amount) >= CENT:
-        return f"${amount.quantize(Decimal('0.0001')).normalize():f}"
-    return f"${amount.quantize(Decimal('0.0000000001')).normalize():f}"
 
 
 @register.filter

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.errors import BudgetExceeded, InvalidRequest, RateLimitExceeded, UpstreamFailed
 from gateway.openai_compat import (
     ChunkWriter,
     error_response_parts,
@@ -18,6 +17,7 @@ from gateway.openai_compat import (
 from gateway.types import CallResult
 from openrouter import errors as upstream
 from openrouter.events import Finish, Started, TextDelta, ToolCallDelta, Usage
+from orweb.errors import BudgetExceeded, InvalidRequest, RateLimitExceeded, UpstreamFailed
 
 USER = {"role": "user", "content": "hi"}
 

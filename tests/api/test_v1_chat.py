@@ -9,8 +9,8 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry
-from gateway.upstream import openrouter_user_id
-from tests.gateway_core.metering_helpers import TOOLS
+from orweb.upstream import openrouter_user_id
+from tests.helpers.metering import TOOLS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

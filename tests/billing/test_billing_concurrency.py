@@ -14,9 +14,9 @@ from billing.budgets import set_budget
 from billing.models import BudgetPeriod, LedgerEntry
 from billing.pricing import worst_case
 from catalog.models import CatalogModel
-from gateway.errors import BudgetExceeded
 from gateway.policy import shape_of
 from gateway.types import ChatRequest
+from orweb.errors import BudgetExceeded
 
 CALLS = 20
 

@@ -13,7 +13,7 @@ from billing.budgets import period_end, period_start, set_budget, status_for
 from billing.holds import place_hold, release_expired
 from billing.ledger import Outcome, settle
 from billing.models import BudgetPeriod, Hold
-from gateway.errors import BudgetExceeded
+from orweb.errors import BudgetExceeded
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from billing.budgets import set_budget
 from billing.holds import place_hold, release_expired
 from billing.ledger import Outcome, settle
 from billing.models import BudgetPeriod, Hold, LedgerEntry
-from gateway.errors import BudgetExceeded
+from orweb.errors import BudgetExceeded
 
 live = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from billing.ratelimit import Limits, release_stream_slot, take
-from gateway.errors import InvalidRequest, RateLimitExceeded
+from orweb.errors import InvalidRequest, RateLimitExceeded
 
 
 def _limits(rpm=None, tpm=None, streams=None):

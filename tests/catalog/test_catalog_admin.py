@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from catalog_helpers import model_entry
 from django.contrib.auth import get_user_model
 
 from catalog.models import CatalogModel, PriceChange, QualityRank
 from catalog.sync import sync_catalog
+from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
 

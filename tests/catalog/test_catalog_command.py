@@ -6,13 +6,13 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from catalog_helpers import model_entry
 from django.core.management import CommandError, call_command
 
 from catalog import tasks
 from catalog.models import CatalogModel, PriceChange
 from openrouter import BadRequest, Overloaded
 from orweb.celery import app
+from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
 

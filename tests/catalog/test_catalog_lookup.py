@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from catalog_helpers import model_entry
 from django.contrib.auth import get_user_model
 
 from catalog.lookup import callable_models, get_model, set_admin_price
 from catalog.models import CatalogModel, PriceChange
 from catalog.sync import sync_catalog
+from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from catalog_helpers import model_entry
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.template.loader import render_to_string
@@ -13,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import CatalogModel
 from catalog.sync import sync_catalog
+from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from catalog_helpers import model_entry
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from catalog.lookup import callable_models, clear_admin_price, set_admin_price
 from catalog.models import CatalogModel, PriceChange
 from catalog.sync import parse_price, sync_catalog
+from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
-from conftest import TEXT_ONLY, Socket, deltas, reply_id
 
 from billing.models import Budget, LedgerEntry
 from chat import conversations, runner
 from chat.consumers import ChatConsumer
 from chat.models import Attachment, Conversation, Message
+from tests.helpers.chat import TEXT_ONLY, Socket, deltas, reply_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
 

@@ -13,12 +13,12 @@ import channels.consumer
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from conftest import Socket, deltas, reply_id
 from django.conf import settings
 
 from billing.models import Budget, Hold, LedgerEntry
 from chat import consumers, conversations, frames, runner
 from chat.models import Message
+from tests.helpers.chat import Socket, deltas, reply_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
 

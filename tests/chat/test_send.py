@@ -12,7 +12,7 @@ from billing.models import Budget, Hold
 from chat import consumers, conversations, runner
 from chat.conversations import ChatActionError
 from chat.models import Message
-from gateway.errors import BudgetExceeded
+from orweb.errors import BudgetExceeded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

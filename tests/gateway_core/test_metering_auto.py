@@ -6,14 +6,14 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from metering_helpers import TOOLS, ask, image_request, in_thread
 
 import gateway
 from billing.budgets import set_budget
 from billing.models import LedgerEntry
 from catalog.models import QualityRank
-from gateway.errors import ModelUnavailable
 from gateway.models import GroupPolicy
+from orweb.errors import ModelUnavailable
+from tests.helpers.metering import TOOLS, ask, image_request, in_thread
 
 PICKS = [
     "openai/gpt-4o",

@@ -7,13 +7,13 @@ import logging
 from decimal import Decimal
 
 import pytest
-from metering_helpers import ask, in_thread, upstream_calls
 
 import gateway
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
-from gateway.errors import UpstreamFailed
 from openrouter import Finish, Started, StreamError, TextDelta
+from orweb.errors import UpstreamFailed
+from tests.helpers.metering import ask, in_thread, upstream_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

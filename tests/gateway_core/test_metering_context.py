@@ -11,18 +11,18 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import OperationalError
 from django.utils import timezone
-from metering_helpers import ask
 
 import gateway
 from billing.models import RateLimit
 from catalog.models import CatalogModel
 from gateway import context
-from gateway.errors import InvalidApiKey, ModelNotAllowed, RateLimitExceeded, ServiceUnavailable
 from gateway.keys import create_key, revoke
 from gateway.models import ApiKey, GroupPolicy
 from gateway.policy import allowed_models, check_allowed
 from gateway.service import admit_key
 from orweb import sql
+from orweb.errors import InvalidApiKey, ModelNotAllowed, RateLimitExceeded, ServiceUnavailable
+from tests.helpers.metering import ask
 
 MODEL = "openai/gpt-4o-mini"
 

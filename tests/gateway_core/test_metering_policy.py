@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from metering_helpers import TOOLS, ask, image_request, in_thread, upstream_bodies, upstream_calls
 
 import gateway
 from catalog.models import CatalogModel
-from gateway.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
 from gateway.models import GroupPolicy
-from gateway.upstream import openrouter_user_id
+from orweb.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
+from orweb.upstream import openrouter_user_id
+from tests.helpers.metering import TOOLS, ask, image_request, in_thread, upstream_bodies, upstream_calls
 
 live = pytest.mark.django_db(transaction=True)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
-from metering_helpers import ask, in_thread, upstream_calls
 
 import gateway
 from billing.models import LedgerEntry, RateLimit
 from billing.ratelimit import effective_limits
-from gateway.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
+from orweb.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
+from tests.helpers.metering import ask, in_thread, upstream_calls
 
 
 @pytest.mark.django_db

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import uvicorn
-from openrouter_helpers import API_KEY, FAST_RETRY
 from starlette.applications import Starlette
 
 from openrouter import OpenRouterClient
 from openrouter.simulator import SimState, SimulatorConfig, create_app
+from tests.helpers.openrouter import API_KEY, FAST_RETRY
 
 SIM_CONFIG = SimulatorConfig(ttft=0, tps=0, keepalive_interval=0.05, generation_delay=0)
 

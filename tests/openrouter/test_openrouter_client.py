@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from openrouter_helpers import API_KEY, BODY, Replies, collect, mock_client, sse, streaming_response
 
 from openrouter import (
     AuthenticationError,
@@ -28,6 +27,7 @@ from openrouter import (
     UpstreamError,
     Usage,
 )
+from tests.helpers.openrouter import API_KEY, BODY, Replies, collect, mock_client, sse, streaming_response
 
 COMPLETION = {
     "id": "gen-1-abc",

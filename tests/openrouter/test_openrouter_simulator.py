@@ -8,7 +8,6 @@ import logging
 import time
 
 import pytest
-from openrouter_helpers import API_KEY, collect
 
 from openrouter import (
     AuthenticationError,
@@ -33,6 +32,7 @@ from openrouter import (
     UpstreamError,
     Usage,
 )
+from tests.helpers.openrouter import API_KEY, collect
 
 MODEL = "openai/gpt-4o-mini"
 FALLBACK = "anthropic/claude-3.5-haiku"

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from openrouter_helpers import BODY, mock_client, sse
 
 from openrouter import Finish, IdleTimeout, StreamError, TextDelta, Usage
 from openrouter.sse import ChunkDecoder, EventSplitter, parse_chunk
+from tests.helpers.openrouter import BODY, mock_client, sse
 
 CHUNK = {"id": "gen-1", "model": "openai/gpt-4o-mini", "provider": "OpenAI"}
 

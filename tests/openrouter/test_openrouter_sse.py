@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from openrouter_helpers import BODY, Replies, collect, mock_client, sse, streaming_response
 
 from openrouter import (
     Finish,
@@ -21,6 +20,7 @@ from openrouter import (
     UpstreamError,
     Usage,
 )
+from tests.helpers.openrouter import BODY, Replies, collect, mock_client, sse, streaming_response
 
 CHUNK = {
     "id": "gen-1-abc",

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
-from sim_helpers import FAST, KEY
 from starlette.applications import Starlette
 
 from openrouter.simulator import SimState, create_app
+from tests.helpers.simulator import FAST, KEY
 
 
 @pytest.fixture

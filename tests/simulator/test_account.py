@@ -6,9 +6,9 @@ import asyncio
 from decimal import Decimal
 
 import httpx
-from sim_helpers import chat
 
 from openrouter.simulator import SimulatorConfig, create_app
+from tests.helpers.simulator import chat
 
 
 async def test_a_missing_key_is_401_no_credentials(client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from sim_helpers import Stream, chat
+from tests.helpers.simulator import Stream, chat
 
 TOOLS = [
     {

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sim_helpers import chat
-
 from openrouter.simulator import create_app
+from tests.helpers.simulator import chat
 
 NEW_MODEL = {
     "id": "acme/rocket-1",

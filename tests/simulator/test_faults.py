@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sim_helpers import Stream, chat
+
+from tests.helpers.simulator import Stream, chat
 
 KEEPALIVE = ": OPENROUTER PROCESSING"
 

@@ -7,7 +7,8 @@ import time
 import httpx
 import openai
 import pytest
-from sim_helpers import KEY, chat
+
+from tests.helpers.simulator import KEY, chat
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:

@@ -1,4 +1,7 @@
-"""Why the gateway refused or failed a call: each error knows its HTTP status and a message for people."""
+"""Why a model call was refused or failed: each error knows its HTTP status and a message for people.
+
+They live here, below every app, because each layer raises some of them (billing refuses budgets and
+rate limits, the gateway policy and upstream failures) and every caller above handles them all."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 from billing import spend
 from chat import conversations, frames, tools, uploads
 from chat.models import Attachment, Conversation, Message
-from gateway import service as gateway
+from gateway import metered
 from gateway.types import CallResult, ChatRequest
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
 from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
@@ -188,7 +188,7 @@ def launch(ctx: Context, after: asyncio.Future | None = None) -> None:
         if ctx.admission is not None:
             # Stopped before it ever ran: `_run` had no chance to settle the admission itself.
             admission, ctx.admission = ctx.admission, None
-            _spawn(gateway.abandon(admission))
+            _spawn(metered.abandon(admission))
 
     task.add_done_callback(done)
 
@@ -576,7 +576,7 @@ def admit_first_call(ctx: Context) -> None:
     if ctx.has_images:
         return
     try:
-        ctx.admission = gateway.admit_stream(ctx.user, _request(ctx, ctx.history), source="chat")
+        ctx.admission = metered.admit_stream(ctx.user, _request(ctx, ctx.history), source="chat")
     except GatewayError as exc:
         ctx.refused = exc
 
@@ -732,7 +732,7 @@ async def _step(
         refused, ctx.refused = ctx.refused, None
         return _refusal(refused), []
     try:
-        async with gateway.stream(ctx.user, _request(ctx, messages), source="chat", admission=admission) as call:
+        async with metered.stream(ctx.user, _request(ctx, messages), source="chat", admission=admission) as call:
             async for event in call:
                 if isinstance(event, TextDelta):
                     pump.feed(event.text)
@@ -915,7 +915,7 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
         if ctx.admission is not None:
             # Admitted with the send, stopped before the call: nothing was spent; settle it as such.
             admission, ctx.admission = ctx.admission, None
-            await gateway.abandon(admission)
+            await metered.abandon(admission)
     try:
         await pump.close()
     except Exception:

@@ -9,8 +9,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-import gateway
 from chat.models import Conversation, Message
+from gateway import metered, policy
 from gateway.types import ChatRequest
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def clean_title(text: str) -> str:
 
 def cheapest_model(user: Any) -> str | None:
     """The cheapest model this user may call with a known price (ties broken by id)."""
-    models = gateway.allowed_models(user).filter(prompt_price__isnull=False, completion_price__isnull=False)
+    models = policy.allowed_models(user).filter(prompt_price__isnull=False, completion_price__isnull=False)
     best = min(models, key=lambda m: (m.prompt_price + m.completion_price, m.id), default=None)
     return best.id if best else None
 
@@ -64,7 +64,7 @@ async def make_title(user: Any, text: str, model: str | None) -> str:
         max_tokens=20,
     )
     try:
-        completion = await gateway.complete(user, request, source="system")
+        completion = await metered.complete(user, request, source="system")
     except Exception:
         log.info("title model failed; using the first words", exc_info=True)
         return fallback_title(text)

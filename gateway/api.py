@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-import gateway
+from gateway import metered, policy
 from gateway.account import key_info
 from gateway.keys import aauthenticate
 from gateway.models import ApiKey
@@ -85,9 +85,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     try:
         api_request = parse_chat_request(parse_body(request.body))
         if not api_request.stream:
-            completion = await gateway.complete_with_key(secret, api_request.chat, source="api")
+            completion = await metered.complete_with_key(secret, api_request.chat, source="api")
             return JsonResponse(completion_json(completion))
-        call = gateway.stream_with_key(secret, api_request.chat, source="api")
+        call = metered.stream_with_key(secret, api_request.chat, source="api")
         writer = ChunkWriter(api_request.chat.model, include_usage=api_request.include_usage)
         body = _stream_body(call, writer)
         await anext(body)
@@ -163,7 +163,7 @@ async def models(request: HttpRequest) -> HttpResponse:
 
 
 def _allowed_models(user: Any) -> list[Any]:
-    return list(gateway.allowed_models(user))
+    return list(policy.allowed_models(user))
 
 
 def _price(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Token estimates for holds and for streams that ended without usage.
 
 o200k_base (through bpe_openai, an offline tiktoken-compatible encoder) is an approximation: every
-provider tokenizes differently. Holds add a margin on top (see `gateway.service`), and reported usage
+provider tokenizes differently. Holds add a margin on top (see `gateway.metered`), and reported usage
 always wins over these numbers once it arrives.
 """
 

@@ -16,8 +16,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-import gateway
 from billing.models import LedgerEntry
+from gateway import metered
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
 from tests.conftest import SIM_KEY, database_url
@@ -67,7 +67,7 @@ def test_a_worker_reconciles_an_estimated_cost(worker, simulator, django_user_mo
     member = django_user_model.objects.create_user("member", password="x")
 
     async def call():
-        async with gateway.stream(member, ask("a story [[sim no_usage=1 tokens=30]]"), source="chat") as stream:
+        async with metered.stream(member, ask("a story [[sim no_usage=1 tokens=30]]"), source="chat") as stream:
             [event async for event in stream]
         return stream.result
 

@@ -22,8 +22,8 @@ from django.db.models import Sum
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, LedgerEntry
 from catalog.models import CatalogModel
+from gateway.metered import hold_amount
 from gateway.policy import shape_of
-from gateway.service import hold_amount
 from orweb.devstack import free_port, wait_for_port
 from tests.api.conftest import sdk
 from tests.conftest import SIM_KEY, database_url

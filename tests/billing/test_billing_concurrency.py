@@ -9,11 +9,11 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-import gateway
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, LedgerEntry
 from billing.pricing import worst_case
 from catalog.models import CatalogModel
+from gateway import metered
 from gateway.policy import shape_of
 from gateway.types import ChatRequest
 from orweb.errors import BudgetExceeded
@@ -37,7 +37,7 @@ def test_concurrent_calls_never_overspend(simulator, catalog, member):
         barrier.wait()
         try:
             request = ChatRequest(model="openai/gpt-4o-mini", messages=messages, max_tokens=1000)
-            outcomes.append(async_to_sync(gateway.complete)(member, request, source="api"))
+            outcomes.append(async_to_sync(metered.complete)(member, request, source="api"))
         except BudgetExceeded as refused:
             outcomes.append(refused)
         finally:

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 
-import gateway
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
 from billing.reconcile import GenerationPending, apply_generation, reconcile_entry, reconcile_pending
+from gateway import metered
 from gateway.types import ChatRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +25,7 @@ def _estimated_call(member):
     )
 
     async def run():
-        async with gateway.stream(member, request, source="chat") as call:
+        async with metered.stream(member, request, source="chat") as call:
             [event async for event in call]
         return call.result
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 
-import gateway
 from billing.budgets import set_budget
 from billing.models import LedgerEntry
 from catalog.models import QualityRank
+from gateway import metered
 from gateway.models import GroupPolicy
 from orweb.errors import ModelUnavailable
 from tests.helpers.metering import TOOLS, ask, image_request, in_thread
@@ -33,33 +33,33 @@ def limited(member):
 
 @pytest.mark.django_db
 def test_cost_picks_the_cheapest_worst_case(catalog, limited):
-    assert gateway.resolve_model_for(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
+    assert metered.resolve_model_for(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db
 def test_images_and_tools_narrow_the_choice(catalog, limited):
-    assert gateway.resolve_model_for(limited, image_request("orweb/auto:cost")) == "openai/gpt-4o-mini"
+    assert metered.resolve_model_for(limited, image_request("orweb/auto:cost")) == "openai/gpt-4o-mini"
     tools = ask(model="orweb/auto:cost", params={"tools": TOOLS})
-    assert gateway.resolve_model_for(limited, tools) == "meta-llama/llama-3.1-8b-instruct"
+    assert metered.resolve_model_for(limited, tools) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db
 def test_quality_follows_the_admins_ranking_then_cost(catalog, limited):
-    assert gateway.resolve_model_for(limited, ask(model="orweb/auto")) == "meta-llama/llama-3.1-8b-instruct"
+    assert metered.resolve_model_for(limited, ask(model="orweb/auto")) == "meta-llama/llama-3.1-8b-instruct"
     QualityRank.objects.create(model_id="anthropic/claude-3-haiku", rank=2)
     QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
-    assert gateway.resolve_model_for(limited, ask(model="orweb/auto:quality")) == "openai/gpt-4o"
+    assert metered.resolve_model_for(limited, ask(model="orweb/auto:quality")) == "openai/gpt-4o"
 
 
 @pytest.mark.django_db
 def test_the_per_request_cap_and_the_remaining_budget_exclude_models(catalog, limited, settings):
     QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
     settings.ORWEB_AUTO_MAX_REQUEST_USD = "0.01"  # gpt-4o's worst case with 2048 tokens is ~0.02
-    assert gateway.resolve_model_for(limited, ask(model="orweb/auto")) != "openai/gpt-4o"
+    assert metered.resolve_model_for(limited, ask(model="orweb/auto")) != "openai/gpt-4o"
     settings.ORWEB_AUTO_MAX_REQUEST_USD = "0.50"
     set_budget(user=limited, amount=Decimal("0.0000001"))
     with pytest.raises(ModelUnavailable):
-        gateway.resolve_model_for(limited, ask(model="orweb/auto"))
+        metered.resolve_model_for(limited, ask(model="orweb/auto"))
 
 
 @pytest.mark.django_db
@@ -77,15 +77,15 @@ def test_speed_prefers_the_fastest_measured_model(catalog, limited):
                 ttft_ms=100,
                 latency_ms=latency,
             )
-    assert gateway.resolve_model_for(limited, ask(model="orweb/auto:speed")) == "anthropic/claude-3-haiku"
+    assert metered.resolve_model_for(limited, ask(model="orweb/auto:speed")) == "anthropic/claude-3-haiku"
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_answer_says_which_model_was_chosen(simulator, catalog, limited):
-    completion = await gateway.complete(limited, ask(model="orweb/auto:cost"), source="api")
+    completion = await metered.complete(limited, ask(model="orweb/auto:cost"), source="api")
     assert completion.result.served_model == "meta-llama/llama-3.1-8b-instruct"
     assert completion.result.requested_model == "orweb/auto:cost"
-    async with gateway.stream(limited, ask(model="orweb/auto:cost"), source="chat") as call:
+    async with metered.stream(limited, ask(model="orweb/auto:cost"), source="chat") as call:
         [event async for event in call]
     assert call.chosen_model == call.result.served_model == "meta-llama/llama-3.1-8b-instruct"
     entries = await in_thread(lambda: list(LedgerEntry.objects.values_list("requested_model", flat=True)))()

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-import gateway
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
+from gateway import metered
 from openrouter import Finish, Started, StreamError, TextDelta
 from orweb.errors import UpstreamFailed
 from tests.helpers.metering import ask, in_thread, upstream_calls
@@ -33,7 +33,7 @@ def _period():
 
 
 async def test_a_completion_is_settled_with_the_reported_cost(simulator, catalog, budgeted):
-    completion = await gateway.complete(budgeted, ask(), source="chat")
+    completion = await metered.complete(budgeted, ask(), source="chat")
     [entry] = await in_thread(_entries)()
     assert completion.content == "hello there"
     assert entry.status == "ok" and entry.cost_source == "reported"
@@ -47,7 +47,7 @@ async def test_a_completion_is_settled_with_the_reported_cost(simulator, catalog
 
 
 async def test_a_stream_is_settled_once_with_time_to_first_token(simulator, catalog, budgeted):
-    async with gateway.stream(budgeted, ask("echo: one two three"), source="chat") as call:
+    async with metered.stream(budgeted, ask("echo: one two three"), source="chat") as call:
         events = [event async for event in call]
     assert isinstance(events[0], Started)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "one two three"
@@ -59,7 +59,7 @@ async def test_a_stream_is_settled_once_with_time_to_first_token(simulator, cata
 
 
 async def test_a_stopped_stream_pays_what_was_generated(simulator, catalog, budgeted):
-    async with gateway.stream(budgeted, ask("write a story [[sim tokens=400 tps=200]]"), source="chat") as call:
+    async with metered.stream(budgeted, ask("write a story [[sim tokens=400 tps=200]]"), source="chat") as call:
         async for event in call:
             if isinstance(event, TextDelta) and event.text.strip():
                 break
@@ -75,7 +75,7 @@ async def test_a_cancelled_task_settles_its_stream(simulator, catalog, budgeted)
     started = asyncio.Event()
 
     async def consume():
-        async with gateway.stream(budgeted, ask("story [[sim tokens=400 tps=50]]"), source="chat") as call:
+        async with metered.stream(budgeted, ask("story [[sim tokens=400 tps=50]]"), source="chat") as call:
             async for event in call:
                 if isinstance(event, TextDelta):
                     started.set()
@@ -91,7 +91,7 @@ async def test_a_cancelled_task_settles_its_stream(simulator, catalog, budgeted)
 
 
 async def test_a_mid_stream_error_settles_as_error(simulator, catalog, budgeted):
-    async with gateway.stream(budgeted, ask("story [[sim tokens=100 error_after=5]]"), source="chat") as call:
+    async with metered.stream(budgeted, ask("story [[sim tokens=100 error_after=5]]"), source="chat") as call:
         events = [event async for event in call]
     assert isinstance(events[-1], StreamError)
     [entry] = await in_thread(_entries)()
@@ -101,7 +101,7 @@ async def test_a_mid_stream_error_settles_as_error(simulator, catalog, budgeted)
 
 
 async def test_a_dropped_stream_settles_as_incomplete(simulator, catalog, budgeted):
-    async with gateway.stream(budgeted, ask("story [[sim tokens=100 drop_after=5]]"), source="chat") as call:
+    async with metered.stream(budgeted, ask("story [[sim tokens=100 drop_after=5]]"), source="chat") as call:
         [event async for event in call]
     [entry] = await in_thread(_entries)()
     assert entry.status == "incomplete" and entry.cost_source == "estimated" and entry.cost > 0
@@ -110,7 +110,7 @@ async def test_a_dropped_stream_settles_as_incomplete(simulator, catalog, budget
 async def test_a_503_falls_back_to_the_next_model_and_the_ledger_shows_it(simulator, catalog, budgeted):
     simulator.fault("openai/gpt-4o-mini", "status=503")
     request = ask(fallback_models=["anthropic/claude-3-haiku"])
-    completion = await gateway.complete(budgeted, request, source="api")
+    completion = await metered.complete(budgeted, request, source="api")
     [entry] = await in_thread(_entries)()
     assert entry.served_model == completion.result.served_model == "anthropic/claude-3-haiku"
     assert entry.requested_model == "openai/gpt-4o-mini"
@@ -119,7 +119,7 @@ async def test_a_503_falls_back_to_the_next_model_and_the_ledger_shows_it(simula
 
 async def test_a_stream_falls_back_too(simulator, catalog, budgeted):
     simulator.fault("openai/gpt-4o-mini", "status=503")
-    async with gateway.stream(budgeted, ask(fallback_models=["anthropic/claude-3-haiku"]), source="chat") as call:
+    async with metered.stream(budgeted, ask(fallback_models=["anthropic/claude-3-haiku"]), source="chat") as call:
         events = [event async for event in call]
     assert events[0].model == "anthropic/claude-3-haiku"
     assert call.result.served_model == "anthropic/claude-3-haiku"
@@ -127,7 +127,7 @@ async def test_a_stream_falls_back_too(simulator, catalog, budgeted):
 
 async def test_a_call_failing_before_any_generation_costs_nothing_but_counts_as_an_error(simulator, catalog, budgeted):
     with pytest.raises(UpstreamFailed) as failed:
-        await gateway.complete(budgeted, ask("hi [[sim status=400]]"), source="api")
+        await metered.complete(budgeted, ask("hi [[sim status=400]]"), source="api")
     assert failed.value.status == 400
     [entry] = await in_thread(_entries)()
     assert (entry.status, entry.cost, entry.cost_source, entry.generation_id) == ("error", 0, "none", None)
@@ -140,7 +140,7 @@ async def test_a_call_failing_before_any_generation_costs_nothing_but_counts_as_
 
 async def test_a_stream_that_fails_to_start_is_settled_and_raised(simulator, catalog, budgeted):
     with pytest.raises(UpstreamFailed) as failed:
-        async with gateway.stream(budgeted, ask("hi [[sim status=403]]"), source="chat"):
+        async with metered.stream(budgeted, ask("hi [[sim status=403]]"), source="chat"):
             pass
     assert failed.value.status == 403
     [entry] = await in_thread(_entries)()
@@ -149,7 +149,7 @@ async def test_a_stream_that_fails_to_start_is_settled_and_raised(simulator, cat
 
 async def test_the_call_log_has_no_key_and_no_content(simulator, catalog, member, caplog):
     caplog.set_level(logging.INFO, logger="orweb.calls")
-    await gateway.complete(member, ask("echo: a secret plan"), source="api")
+    await metered.complete(member, ask("echo: a secret plan"), source="api")
     [line] = [r.getMessage() for r in caplog.records if r.name == "orweb.calls"]
     assert f"user={member.pk}" in line and "status=ok" in line and "cost=" in line and "ttft_ms=" in line
     assert "secret plan" not in line
@@ -158,6 +158,6 @@ async def test_the_call_log_has_no_key_and_no_content(simulator, catalog, member
 
 async def test_refusals_reach_no_upstream(simulator, catalog, member):
     await in_thread(set_budget)(user=member, amount=Decimal("0"))
-    with pytest.raises(gateway.service.GatewayError):
-        await gateway.complete(member, ask(), source="api")
+    with pytest.raises(metered.GatewayError):
+        await metered.complete(member, ask(), source="api")
     assert upstream_calls(simulator) == 0

@@ -12,14 +12,13 @@ from django.contrib.auth.models import Group
 from django.db import OperationalError
 from django.utils import timezone
 
-import gateway
 from billing.models import RateLimit
 from catalog.models import CatalogModel
-from gateway import context
+from gateway import context, metered
 from gateway.keys import create_key, revoke
+from gateway.metered import admit_key
 from gateway.models import ApiKey, GroupPolicy
 from gateway.policy import allowed_models, check_allowed
-from gateway.service import admit_key
 from orweb import sql
 from orweb.errors import InvalidApiKey, ModelNotAllowed, RateLimitExceeded, ServiceUnavailable
 from tests.helpers.metering import ask
@@ -152,6 +151,6 @@ async def test_it_fails_closed_when_the_database_is_down(member, monkeypatch):
 
     monkeypatch.setattr(sql, "fetch", down)
     with pytest.raises(ServiceUnavailable) as refused:
-        async with gateway.stream_with_key("orw-" + "x" * 40, ask()):
+        async with metered.stream_with_key("orw-" + "x" * 40, ask()):
             pass
     assert refused.value.status == 503

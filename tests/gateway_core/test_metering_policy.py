@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 
-import gateway
 from catalog.models import CatalogModel
+from gateway import metered, policy
 from gateway.models import GroupPolicy
 from orweb.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
 from orweb.upstream import openrouter_user_id
@@ -25,7 +25,7 @@ def _group(name, user, **policy):
 
 
 def _allowed(user):
-    return set(gateway.allowed_models(user).values_list("pk", flat=True))
+    return set(policy.allowed_models(user).values_list("pk", flat=True))
 
 
 @pytest.mark.django_db
@@ -72,7 +72,7 @@ def test_users_without_a_policy_get_everything_callable_by_default(catalog, memb
 async def test_a_model_outside_the_policy_is_refused(simulator, catalog, member):
     await in_thread(_group)("a", member, allowed_models=["openai/gpt-4o-mini"])
     with pytest.raises(ModelNotAllowed) as refused:
-        await gateway.complete(member, ask(model="openai/gpt-4o"), source="api")
+        await metered.complete(member, ask(model="openai/gpt-4o"), source="api")
     assert refused.value.status == 403
     assert upstream_calls(simulator) == 0
 
@@ -81,24 +81,24 @@ async def test_a_model_outside_the_policy_is_refused(simulator, catalog, member)
 async def test_unknown_and_unpriced_models_are_unavailable(simulator, catalog, member):
     for model in ("nobody/nothing", "openrouter/auto"):
         with pytest.raises(ModelUnavailable):
-            await gateway.complete(member, ask(model=model), source="api")
+            await metered.complete(member, ask(model=model), source="api")
     assert upstream_calls(simulator) == 0
 
 
 @live
 async def test_images_to_a_text_only_model_are_refused_before_any_call(simulator, catalog, member):
     with pytest.raises(InvalidRequest) as refused:
-        await gateway.complete(member, image_request("meta-llama/llama-3.1-8b-instruct"), source="chat")
+        await metered.complete(member, image_request("meta-llama/llama-3.1-8b-instruct"), source="chat")
     assert refused.value.param == "messages"
     assert upstream_calls(simulator) == 0
-    completion = await gateway.complete(member, image_request("openai/gpt-4o-mini"), source="chat")
+    completion = await metered.complete(member, image_request("openai/gpt-4o-mini"), source="chat")
     assert completion.result.status == "ok"
 
 
 @live
 async def test_tools_to_a_tool_less_model_are_refused(simulator, catalog, member):
     with pytest.raises(InvalidRequest) as refused:
-        await gateway.complete(member, ask(model="microsoft/phi-4", params={"tools": TOOLS}), source="api")
+        await metered.complete(member, ask(model="microsoft/phi-4", params={"tools": TOOLS}), source="api")
     assert refused.value.param == "tools"
     assert upstream_calls(simulator) == 0
 
@@ -107,10 +107,10 @@ async def test_tools_to_a_tool_less_model_are_refused(simulator, catalog, member
 async def test_a_prompt_that_overflows_the_context_is_refused(simulator, catalog, member):
     long_text = "lorem ipsum dolor " * 6000  # ~18k tokens; phi-4 has 16,384
     with pytest.raises(InvalidRequest) as refused:
-        await gateway.complete(member, ask(long_text, model="microsoft/phi-4"), source="api")
+        await metered.complete(member, ask(long_text, model="microsoft/phi-4"), source="api")
     assert refused.value.param == "messages"
     with pytest.raises(InvalidRequest) as refused:
-        await gateway.complete(member, ask("hi", model="microsoft/phi-4", max_tokens=16_380), source="api")
+        await metered.complete(member, ask("hi", model="microsoft/phi-4", max_tokens=16_380), source="api")
     assert refused.value.param == "max_tokens"
     assert upstream_calls(simulator) == 0
 
@@ -119,15 +119,15 @@ async def test_a_prompt_that_overflows_the_context_is_refused(simulator, catalog
 @pytest.mark.parametrize("bad", [0, -5, "100", 1.5, True])
 async def test_max_tokens_must_be_a_positive_integer(simulator, catalog, member, bad):
     with pytest.raises(InvalidRequest) as refused:
-        await gateway.complete(member, ask(max_tokens=bad), source="api")
+        await metered.complete(member, ask(max_tokens=bad), source="api")
     assert refused.value.param == "max_tokens"
 
 
 @live
 async def test_max_tokens_is_always_sent_and_capped_by_the_model(simulator, catalog, member, settings):
     settings.OPENROUTER_DEFAULT_MAX_TOKENS = 700
-    await gateway.complete(member, ask(model="openai/gpt-3.5-turbo", max_tokens=50_000), source="api")
-    await gateway.complete(member, ask(model="openai/gpt-4o-mini"), source="api")
+    await metered.complete(member, ask(model="openai/gpt-3.5-turbo", max_tokens=50_000), source="api")
+    await metered.complete(member, ask(model="openai/gpt-4o-mini"), source="api")
     bodies = upstream_bodies(simulator)
     assert [b["max_tokens"] for b in bodies] == [4096, 700]
 
@@ -143,7 +143,7 @@ async def test_the_upstream_body_carries_a_hashed_user_and_no_rerouting_fields(s
             "plugins": [{"id": "web"}],
         }
     )
-    await gateway.complete(member, request, source="api")
+    await metered.complete(member, request, source="api")
     body = upstream_bodies(simulator)[0]
     assert body["user"] == openrouter_user_id(member.pk)
     assert body["user"].startswith("orweb-") and len(body["user"]) == 38

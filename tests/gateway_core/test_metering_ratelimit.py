@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-import gateway
 from billing.models import LedgerEntry, RateLimit
 from billing.ratelimit import effective_limits
+from gateway import metered
 from orweb.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
 from tests.helpers.metering import ask, in_thread, upstream_calls
 
@@ -29,9 +29,9 @@ def test_the_users_row_wins_then_the_most_generous_group_then_defaults(member, s
 async def test_requests_per_minute_are_refused_with_a_retry_after(simulator, catalog, member):
     await in_thread(RateLimit.objects.create)(user=member, requests_per_minute=2)
     for _ in range(2):
-        await gateway.complete(member, ask(), source="api")
+        await metered.complete(member, ask(), source="api")
     with pytest.raises(RateLimitExceeded) as refused:
-        await gateway.complete(member, ask(), source="api")
+        await metered.complete(member, ask(), source="api")
     assert refused.value.status == 429 and 1 <= refused.value.retry_after <= 60
     assert upstream_calls(simulator) == 2
 
@@ -39,23 +39,23 @@ async def test_requests_per_minute_are_refused_with_a_retry_after(simulator, cat
 @pytest.mark.django_db(transaction=True)
 async def test_tokens_per_minute_count_prompt_and_max_tokens(simulator, catalog, member):
     await in_thread(RateLimit.objects.create)(user=member, tokens_per_minute=1000)
-    await gateway.complete(member, ask(max_tokens=600), source="api")
+    await metered.complete(member, ask(max_tokens=600), source="api")
     with pytest.raises(RateLimitExceeded):
-        await gateway.complete(member, ask(max_tokens=600), source="api")
+        await metered.complete(member, ask(max_tokens=600), source="api")
     with pytest.raises(InvalidRequest) as too_big:
-        await gateway.complete(member, ask(max_tokens=5000), source="api")
+        await metered.complete(member, ask(max_tokens=5000), source="api")
     assert too_big.value.param == "max_tokens"
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_concurrent_streams_are_limited_and_given_back(simulator, catalog, member):
     await in_thread(RateLimit.objects.create)(user=member, concurrent_streams=1)
-    async with gateway.stream(member, ask(), source="chat") as first:
+    async with metered.stream(member, ask(), source="chat") as first:
         with pytest.raises(RateLimitExceeded):
-            async with gateway.stream(member, ask(), source="chat"):
+            async with metered.stream(member, ask(), source="chat"):
                 pass
         [event async for event in first]
-    async with gateway.stream(member, ask(), source="chat") as again:
+    async with metered.stream(member, ask(), source="chat") as again:
         [event async for event in again]
     assert again.result.status == "ok"
 
@@ -64,7 +64,7 @@ async def test_concurrent_streams_are_limited_and_given_back(simulator, catalog,
 async def test_redis_down_fails_closed(simulator, catalog, member, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     with pytest.raises(ServiceUnavailable) as refused:
-        await gateway.complete(member, ask(), source="api")
+        await metered.complete(member, ask(), source="api")
     assert refused.value.status == 503
     assert upstream_calls(simulator) == 0
     assert await in_thread(LedgerEntry.objects.count)() == 0
@@ -83,7 +83,7 @@ async def test_database_down_fails_closed(simulator, catalog, member, settings):
         database.settings_dict["OPTIONS"] = {**database.settings_dict["OPTIONS"], "pool": {**pool, "timeout": 1}}
     try:
         with pytest.raises(ServiceUnavailable) as refused:
-            await gateway.complete(member, ask(), source="api")
+            await metered.complete(member, ask(), source="api")
     finally:
         database.close_pool()
         database.settings_dict.update(real)

@@ -456,7 +456,7 @@ async def _complete(admission: Admission) -> Completion:
 
 
 class MeteredStream:
-    """`async with gateway.stream(user, request, source=...) as call: async for event in call: ...`
+    """`async with metered.stream(user, request, source=...) as call: async for event in call: ...`
 
     Policy, rate limit and hold happen on entering (GatewayError before any upstream call). Leaving the
     block closes the upstream stream and settles exactly once: "ok" after a finish, "cancelled" when the

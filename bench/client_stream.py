@@ -6,7 +6,8 @@ unpaced (as fast as the simulator writes: shows the client's overhead), and fina
 pre-recorded bytes of one stream through the splitter, decoder and event builder in a loop. Last, it
 reads 200 replies at 50 tokens/s at once through one client, as the chat relay does (every chunk then
 arrives on its own), and reports the CPU per event on asyncio's own loop and on uvloop (what
-`python -m orweb.serve` runs daphne on).
+`python -m orweb.serve` runs daphne on), and on uvloop through httpx's stock transport (the baseline
+that says whether `openrouter.network` still earns its place).
 
     python bench/client_stream.py [--tokens 4000] [--tps 2000] [--rounds 3] [--streams 200]
 """
@@ -136,10 +137,12 @@ def start_simulator(port: int) -> subprocess.Popen:
     raise SystemExit("the simulator did not start")
 
 
-async def concurrent_cpu(base_url: str, streams: int, tokens: int) -> float:
-    """CPU µs per event while reading `streams` replies paced at 50 tokens/s at once, on the running loop."""
+async def concurrent_cpu(base_url: str, streams: int, tokens: int, httpx_transport: bool = False) -> float:
+    """CPU µs per event while reading `streams` replies paced at 50 tokens/s at once, on the running loop;
+    through the client's own transport (`openrouter.network`), or httpx's stock one as the baseline."""
     request = body(tokens, 50)
-    async with OpenRouterClient(API_KEY, base_url) as client:
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None)) if httpx_transport else None
+    async with OpenRouterClient(API_KEY, base_url, transport=transport) as client:
 
         async def one() -> int:
             async with client.stream(request) as events:
@@ -202,11 +205,16 @@ def run() -> None:
         asyncio.run(main(args, base_url))
         on_asyncio = asyncio.run(concurrent_cpu(base_url, args.streams, 250))
         on_uvloop = uvloop.run(concurrent_cpu(base_url, args.streams, 250))
+        stock = uvloop.run(concurrent_cpu(base_url, args.streams, 250, httpx_transport=True))
     finally:
         simulator.terminate()
         simulator.wait()
     print(f"\n{args.streams} replies at 50 tokens/s at once (250 tokens each), CPU per event:")
     print(f"  asyncio {on_asyncio:.1f} µs, uvloop {on_uvloop:.1f} µs (ratio {on_uvloop / on_asyncio:.2f})")
+    print(
+        f"  on uvloop through httpx's stock transport (anyio) {stock:.1f} µs:"
+        f" openrouter.network's transport costs {on_uvloop / stock:.2f}x of it"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from openrouter.errors import (
     error_from_response,
 )
 from openrouter.events import Event, StreamError, Usage, usage_from_json
-from openrouter.network import asyncio_transport
+from openrouter.network import AsyncioTransport
 from openrouter.retry import RetryPolicy
 from openrouter.sse import ChunkDecoder, EventSplitter, json_decoder
 
@@ -221,7 +221,7 @@ class OpenRouterClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers=headers,
-            transport=transport or asyncio_transport(limits),
+            transport=transport or AsyncioTransport(limits),
             timeout=httpx.Timeout(idle_timeout, connect=connect_timeout),
             limits=limits,
         )

@@ -77,17 +77,19 @@ INSTALLED_APPS = [
     "chat",
 ]
 
+# Every request gets the first two; the rest run for pages only, not /v1 (see orweb.middleware).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "orweb.middleware.check_host",
+    "orweb.middleware.WhiteNoise",
+    "orweb.middleware.Sessions",
+    "orweb.middleware.Common",
+    "orweb.middleware.Csrf",
+    "orweb.middleware.Authentication",
+    "orweb.middleware.Messages",
+    "orweb.middleware.FrameOptions",
+    "orweb.middleware.Htmx",
+    "orweb.middleware.Csp",
 ]
 
 ROOT_URLCONF = "orweb.urls"

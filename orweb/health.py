@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+
+from orweb import redis_clients
+from orweb.aio import db
 
 CHECK_TIMEOUT = 3.0
 
 
-def _database() -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    finally:
-        # Back to the pool: no request cycle closes this thread's connection, which would stay checked
-        # out for the life of the process.
-        connection.close()
-
-
-async def check_database() -> None:
-    await sync_to_async(_database, thread_sensitive=True)()
+@db
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 async def check_redis() -> None:
-    client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=CHECK_TIMEOUT)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
+    await redis_clients.async_client().ping()
 
 
 async def check_upstream() -> None:

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from catalog.lookup import clear_admin_price, set_admin_price
+from catalog.admin_prices import clear_admin_price, set_admin_price
 from catalog.models import CatalogModel, PriceChange, QualityRank
 from catalog.templatetags.catalog_tags import per_million
 

@@ -12,6 +12,13 @@ PRICE = {"max_digits": 20, "decimal_places": 12}
 MILLION = Decimal(1_000_000)
 
 
+class CatalogModelQuerySet(models.QuerySet):
+    def callable(self) -> CatalogModelQuerySet:
+        """Models a request may be sent to: still offered upstream, and with a known price (a model
+        without one can't be held against a budget)."""
+        return self.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
+
+
 class CatalogModel(models.Model):
     """One upstream model. Never deleted: ledger rows point at models that may have left OpenRouter."""
 
@@ -38,6 +45,8 @@ class CatalogModel(models.Model):
     first_seen = models.DateTimeField(auto_now_add=True)
     last_synced = models.DateTimeField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
+
+    objects = CatalogModelQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

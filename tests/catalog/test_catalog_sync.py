@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from catalog.lookup import callable_models, clear_admin_price, set_admin_price
+from catalog.admin_prices import clear_admin_price, set_admin_price
 from catalog.models import CatalogModel, PriceChange
 from catalog.sync import parse_price, sync_catalog
 from tests.helpers.catalog import model_entry
@@ -88,7 +88,7 @@ def test_a_model_gone_upstream_is_marked_unavailable_not_deleted():
     gone = CatalogModel.objects.get(pk="a/goes")
     assert not gone.is_available and gone.last_synced == T1
     assert PriceChange.objects.filter(model_id="a/goes").exists()
-    assert list(callable_models().values_list("pk", flat=True)) == ["a/stays"]
+    assert list(CatalogModel.objects.callable().values_list("pk", flat=True)) == ["a/stays"]
 
 
 def test_a_model_that_comes_back_is_available_again():
@@ -189,7 +189,7 @@ def test_a_missing_price_key_means_zero():
     model = CatalogModel.objects.get(pk="a/m")
     assert model.completion_price == 0 and model.request_price == 0 and model.image_price == 0
     assert model.cache_read_price is None
-    assert callable_models().filter(pk="a/m").exists()
+    assert CatalogModel.objects.callable().filter(pk="a/m").exists()
 
 
 @pytest.mark.parametrize("price", ["-1", "-0.000001", "garbage", "", None, "NaN", "Infinity", True, [], "1e9"])
@@ -199,7 +199,7 @@ def test_an_unusable_price_is_unknown_and_the_model_not_callable(price):
     model = CatalogModel.objects.get(pk="a/m")
     assert model.prompt_price is None and not model.price_known
     assert model.completion_price == Decimal("0.000002")
-    assert not callable_models().filter(pk="a/m").exists()
+    assert not CatalogModel.objects.callable().filter(pk="a/m").exists()
 
 
 def test_an_unusable_per_request_price_makes_the_whole_price_unknown():

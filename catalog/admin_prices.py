@@ -1,4 +1,4 @@
-"""What the rest of orweb asks the catalog: one model, the models that can be called, admin prices."""
+"""Prices set by hand: for a model upstream lists without one, kept until an admin hands it back to the sync."""
 
 from __future__ import annotations
 
@@ -6,24 +6,10 @@ from decimal import ROUND_UP, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import QuerySet
 
 from catalog.models import MILLION, PRICE, CatalogModel, PriceChange
 
 _PRICE_STEP = Decimal(1).scaleb(-PRICE["decimal_places"])
-
-
-def get_model(model_id: str) -> CatalogModel | None:
-    """The catalog row for `model_id`, available or not; None if orweb has never seen it.
-
-    A plain primary-key read, not cached, so a reprice is seen by the very next call.
-    """
-    return CatalogModel.objects.filter(pk=model_id).first()
-
-
-def callable_models() -> QuerySet[CatalogModel]:
-    """Models the gateway may send requests to: still offered upstream and with a known price."""
-    return CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
 
 
 def set_admin_price(

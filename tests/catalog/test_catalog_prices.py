@@ -1,4 +1,4 @@
-"""catalog.lookup: what the gateway and the admin ask of the catalog."""
+"""Which models can be called (`CatalogModel.objects.callable()`), and prices set by hand (catalog.admin_prices)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,12 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from catalog.lookup import callable_models, get_model, set_admin_price
+from catalog.admin_prices import set_admin_price
 from catalog.models import CatalogModel, PriceChange
 from catalog.sync import sync_catalog
 from tests.helpers.catalog import model_entry
 
 pytestmark = pytest.mark.django_db
-
-
-def test_get_model_finds_a_model_available_or_not():
-    sync_catalog([model_entry("a/m"), model_entry("a/gone")])
-    sync_catalog([model_entry("a/m")])
-
-    assert get_model("a/m").pk == "a/m"
-    assert get_model("a/gone").is_available is False
-    assert get_model("a/never") is None
-
-
-def test_get_model_sees_a_reprice_at_once():
-    sync_catalog([model_entry("a/m")])
-    assert get_model("a/m").prompt_price == Decimal("0.0000025")
-
-    sync_catalog([model_entry("a/m", pricing={"prompt": "0.000004", "completion": "0.00001"})])
-
-    assert get_model("a/m").prompt_price == Decimal("0.000004")
 
 
 def test_callable_models_are_the_available_ones_with_a_known_price():
@@ -43,7 +25,7 @@ def test_callable_models_are_the_available_ones_with_a_known_price():
     sync_catalog([*listing, model_entry("a/gone")])
     sync_catalog(listing)
 
-    assert sorted(callable_models().values_list("pk", flat=True)) == ["a/free", "a/ok"]
+    assert sorted(CatalogModel.objects.callable().values_list("pk", flat=True)) == ["a/free", "a/ok"]
 
 
 def test_an_admin_price_makes_a_model_callable_and_is_recorded():
@@ -53,7 +35,7 @@ def test_an_admin_price_makes_a_model_callable_and_is_recorded():
     model = set_admin_price("a/router", Decimal("2.50"), Decimal("10"), admin)
 
     assert (model.prompt_price, model.completion_price) == (Decimal("0.0000025"), Decimal("0.00001"))
-    assert model.price_set_by_admin and callable_models().filter(pk="a/router").exists()
+    assert model.price_set_by_admin and CatalogModel.objects.callable().filter(pk="a/router").exists()
     change = PriceChange.objects.filter(model_id="a/router").latest()
     assert change.source == PriceChange.Source.ADMIN and change.changed_by == admin
     assert (change.prompt_price, change.request_price) == (Decimal("0.0000025"), Decimal("0.001"))

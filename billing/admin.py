@@ -64,6 +64,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "created",
         "user",
         "source",
+        "api_key_id",
         "served_model",
         "status",
         "cost",

@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from billing.budgets import period_end, period_start, today
 from billing.models import Budget, BudgetPeriod
+from orweb.money import format_usd
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def _message(budget: Budget, period: BudgetPeriod) -> tuple[str, str]:
     subject = f"orweb: the {budget.label} is {used:.0f}% used"
     end = period_end(budget.period, period.start)
     body = (
-        f"The {budget.label} has used ${period.spent:.4f} of ${budget.limit_usd:.2f} ({used:.0f}%) in the period"
-        f" {period.start:%b} {period.start.day} to {end:%b} {end.day} (exclusive).\n"
+        f"The {budget.label} has used {format_usd(period.spent)} of {format_usd(budget.limit_usd)} ({used:.0f}%)"
+        f" in the period {period.start:%b} {period.start.day} to {end:%b} {end.day} (exclusive).\n"
         f"Calls it cannot cover are refused until the period ends or the budget is raised.\n\n"
         f"Spend: {settings.ORWEB_SITE_URL}{reverse('account:usage')}\n"
         f"Team spend (staff): {settings.ORWEB_SITE_URL}{reverse('account:team')}\n"

@@ -28,6 +28,7 @@ from billing.budgets import applicable_budgets, current_period, period_start, to
 from billing.models import Budget, BudgetPeriod, Hold, Period
 from orweb import sql
 from orweb.errors import BudgetExceeded
+from orweb.money import format_usd
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +126,19 @@ def _create_missing_periods(user: Any, day: dt.date) -> None:
 
 def _refuse(amount: Decimal, periods: list[tuple[int, Decimal, Decimal, Decimal]]) -> None:
     """Raise BudgetExceeded for the first budget (by id) the amount doesn't fit, as it stood when locked."""
-    for budget_id, spent, held, limit in periods:
-        remaining = limit - spent - held
-        if amount > remaining:
-            budget = Budget.objects.select_related("user", "group").get(pk=budget_id)
-            raise BudgetExceeded(
-                f"The {budget.label} can't cover this request: it needs up to ${amount:.4f} "
-                f"and ${max(remaining, Decimal(0)):.4f} remains.",
-                budget=budget.label,
-                remaining=max(remaining, Decimal(0)),
-            )
-    raise AssertionError("a refused hold fits every budget")
+    # The statement refused because one of these has no room, so `next` finds one.
+    budget_id, remaining = next(
+        (budget_id, max(limit - spent - held, Decimal(0)))
+        for budget_id, spent, held, limit in periods
+        if amount > limit - spent - held
+    )
+    budget = Budget.objects.select_related("user", "group").get(pk=budget_id)
+    raise BudgetExceeded(
+        f"The {budget.label} can't cover this request: it needs up to {format_usd(amount)} and "
+        f"{format_usd(remaining)} remains.",
+        budget=budget.label,
+        remaining=remaining,
+    )
 
 
 def release(hold_id: Any, *, now: dt.datetime | None = None, charge: Decimal = Decimal(0)) -> bool:

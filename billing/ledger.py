@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery import current_app
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -82,9 +82,7 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
     charge_current = hold_id is None and outcome.cost > 0
     with transaction.atomic() if charge_current else contextlib.nullcontext():
         [(entry_id, cost)] = sql.fetch(_settle_sql(), _settle_params(entry, now))
-        if entry_id is None:
-            if not outcome.generation_id:
-                raise IntegrityError("The ledger entry could not be written.")
+        if entry_id is None:  # only a generation id can conflict: this generation is already recorded
             logger.info("Generation %s was already settled", outcome.generation_id)
             return LedgerEntry.objects.get(generation_id=outcome.generation_id)
         entry.pk, entry.cost = entry_id, cost
@@ -191,37 +189,19 @@ def rollup_day(created: dt.datetime) -> dt.date:
     return created.astimezone(dt.UTC).date()
 
 
-def _bump_rollup(
-    entry: LedgerEntry,
-    *,
-    requests: int,
-    cost: Decimal,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-) -> None:
-    """Add to the day's rollup row of this user, model and source (created on first use, race-safe)."""
-    key = {
-        "day": rollup_day(entry.created),
-        "user_id": entry.user_id,
-        "model": entry.served_model or entry.requested_model,
-        "source": entry.source,
-    }
-    changes = {
-        "requests": F("requests") + requests,
-        "errors": F("errors") + (requests if entry.status in ERROR_STATUSES else 0),
-        "prompt_tokens": F("prompt_tokens") + (entry.prompt_tokens if prompt_tokens is None else prompt_tokens),
-        "completion_tokens": F("completion_tokens")
-        + (entry.completion_tokens if completion_tokens is None else completion_tokens),
-        "cost": F("cost") + cost,
-    }
-    if DailyUsage.objects.filter(**key).update(**changes):
-        return
-    try:
-        with transaction.atomic():
-            DailyUsage.objects.create(**key)
-    except IntegrityError:
-        pass
-    DailyUsage.objects.filter(**key).update(**changes)
+def _bump_rollup(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> None:
+    """Add a correction to the rollup row of the entry's day, user, model and source: `settle` wrote that
+    row in the same statement as the entry, so it is there."""
+    DailyUsage.objects.filter(
+        day=rollup_day(entry.created),
+        user_id=entry.user_id,
+        model=entry.served_model or entry.requested_model,
+        source=entry.source,
+    ).update(
+        cost=F("cost") + cost,
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+    )
 
 
 def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> Decimal:
@@ -238,7 +218,6 @@ def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion
     _charge(entry, period_ids, difference)
     _bump_rollup(
         entry,
-        requests=0,
         cost=difference,
         prompt_tokens=prompt_tokens - entry.prompt_tokens,
         completion_tokens=completion_tokens - entry.completion_tokens,

@@ -114,7 +114,9 @@ class LedgerEntry(models.Model):
     generation_id = models.CharField(max_length=120, unique=True, null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries")
     source = models.CharField(max_length=10, choices=Source.choices)
-    api_key = models.ForeignKey("gateway.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    # The gateway API key the call came in with, by id only: the ledger is append-only history that must
+    # outlive the keys it names, and billing sits below gateway.
+    api_key_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     requested_model = models.CharField(max_length=200)
     served_model = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=100, blank=True)

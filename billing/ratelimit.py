@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
-from django.db.models import Q
 
 from billing.models import RateLimit
 from orweb import redis_clients
@@ -122,10 +121,6 @@ def _fail_closed(function: Callable[..., T]) -> Callable[..., T]:
             ) from exc
 
     return wrapper
-
-
-def effective_limits(user: Any) -> Limits:
-    return limits_from(list(RateLimit.objects.filter(Q(user=user) | Q(group__user=user))))
 
 
 def limits_from(rows: list[RateLimit]) -> Limits:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from billing.ledger import correct
 from billing.models import LedgerEntry
 from openrouter import NotFound
+from orweb.upstream import get_client
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ class GenerationPending(Exception):
 
 async def fetch_generation(generation_id: str) -> dict[str, Any] | None:
     """The billed record of a generation, or None while OpenRouter still answers 404."""
-    from orweb.upstream import get_client
-
     try:
         return await get_client().generation(generation_id)
     except NotFound:

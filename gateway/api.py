@@ -1,10 +1,10 @@
 """The OpenAI-compatible API under /v1: transport only. Bearer auth with a personal key (no cookies, so no
-CSRF), the body translated by `gateway.openai_compat`, every call through `gateway.complete` / `.stream`
-(their `_with_key` forms for chat completions, which check the key in the same worker-thread hop as
-admission).
+CSRF); the body checked by `gateway.api_requests`, every call through `gateway.metered` (its `_with_key`
+forms for chat completions, which check the key in the same database hop as admission), the answer shaped
+by `gateway.api_responses` and, when streamed, `gateway.sse_writer`.
 
 A client that disconnects mid-stream cancels the request task (Django's ASGI handler does that); the
-cancellation runs through `_stream_body`, which leaves the gateway's stream context, so the upstream
+cancellation runs through `_stream_body`, which leaves the metered stream's context, so the upstream
 request is closed and what was generated is settled as cancelled.
 """
 
@@ -13,28 +13,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from gateway import metered, policy
-from gateway.account import key_info
-from gateway.keys import aauthenticate
+from billing.reports import key_info
+from catalog.models import CatalogModel
+from gateway import fail_closed, metered, policy
+from gateway.api_requests import parse_body, parse_chat_request
+from gateway.api_responses import completion_json, error_json, error_response_parts, models_json
+from gateway.keys import authenticate
+from gateway.metered import MeteredStream
 from gateway.models import ApiKey
-from gateway.openai_compat import (
-    ChunkWriter,
-    completion_json,
-    error_json,
-    error_response_parts,
-    parse_body,
-    parse_chat_request,
-)
-from gateway.types import AUTO_MODELS
+from gateway.sse_writer import ChunkWriter
 from openrouter.events import StreamError
-from orweb.errors import GatewayError, ServiceUnavailable
-
-AUTO_PRICING = {"prompt": "-1", "completion": "-1"}
+from orweb import aio
+from orweb.errors import GatewayError
 
 
 def _error(
@@ -46,6 +39,17 @@ def _error(
 def _gateway_error(error: GatewayError) -> JsonResponse:
     status, body, headers = error_response_parts(error)
     return JsonResponse(body, status=status, headers=headers)
+
+
+def _allowed_models(user: Any) -> list[CatalogModel]:
+    return list(policy.allowed_models(user))
+
+
+# Each borrows a connection and hands it back when it returns: Django would close it only when the
+# response ends, and a streaming reply would keep it for the whole stream.
+_authenticate_off_loop = fail_closed.db(authenticate)
+_allowed_models_off_loop = aio.db(_allowed_models)
+_key_info_off_loop = aio.db(key_info)
 
 
 def _bearer(request: HttpRequest) -> str | JsonResponse:
@@ -61,9 +65,9 @@ async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
     if isinstance(secret, JsonResponse):
         return secret
     try:
-        key = await aauthenticate(secret)
-    except DatabaseError:
-        return _gateway_error(ServiceUnavailable("The database can't be reached right now; try again soon."))
+        key = await _authenticate_off_loop(secret)
+    except GatewayError as error:
+        return _gateway_error(error)
     if key is None:
         return _error(401, "Invalid or revoked API key.", code="invalid_api_key")
     return key
@@ -98,7 +102,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     )
 
 
-async def _stream_body(call: Any, writer: ChunkWriter) -> AsyncIterator[bytes]:
+async def _stream_body(call: MeteredStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
     """The SSE body. Its first step (run by the view) enters the gateway's stream, so a refusal is still
     an HTTP error. From then on the whole call lives in this generator: however it ends (finished,
     upstream error, the client leaving, or the response dropped unsent, when Python closes the generator)
@@ -127,47 +131,7 @@ async def models(request: HttpRequest) -> HttpResponse:
     key = await _authenticate(request)
     if isinstance(key, JsonResponse):
         return key
-    entries = [
-        {
-            "id": model_id,
-            "object": "model",
-            "created": 0,
-            "owned_by": "orweb",
-            "name": model_id,
-            "pricing": AUTO_PRICING,
-            "context_length": None,
-        }
-        for model_id in AUTO_MODELS
-    ]
-    for model in await sync_to_async(_allowed_models)(key.user):
-        entries.append(
-            {
-                "id": model.id,
-                "object": "model",
-                "created": int(model.upstream_created.timestamp()) if model.upstream_created else 0,
-                "owned_by": model.id.split("/", 1)[0],
-                "name": model.name,
-                "pricing": {
-                    "prompt": _price(model.prompt_price),
-                    "completion": _price(model.completion_price),
-                    "request": _price(model.request_price),
-                    "image": _price(model.image_price),
-                },
-                "context_length": model.context_length,
-                "max_completion_tokens": model.max_completion_tokens,
-                "input_modalities": model.input_modalities,
-                "supported_parameters": model.supported_parameters,
-            }
-        )
-    return JsonResponse({"object": "list", "data": entries})
-
-
-def _allowed_models(user: Any) -> list[Any]:
-    return list(policy.allowed_models(user))
-
-
-def _price(value: Any) -> str:
-    return "-1" if value is None else format(value.normalize(), "f")
+    return JsonResponse(models_json(await _allowed_models_off_loop(key.user)))
 
 
 @csrf_exempt
@@ -178,5 +142,5 @@ async def key(request: HttpRequest) -> HttpResponse:
     api_key = await _authenticate(request)
     if isinstance(api_key, JsonResponse):
         return api_key
-    info = await sync_to_async(key_info)(api_key.user, f"{api_key.name} ({api_key.prefix}…)")
+    info = await _key_info_off_loop(api_key.user, f"{api_key.name} ({api_key.prefix}…)")
     return JsonResponse(info)

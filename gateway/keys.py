@@ -11,10 +11,8 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -81,23 +79,6 @@ def note_use(key: ApiKey) -> None:
     if (stale := _stale(key, now)) is not None:
         ApiKey.objects.filter(stale).update(last_used_at=now)
         key.last_used_at = now
-
-
-def _authenticate_and_let_go(secret: str) -> ApiKey | None:
-    try:
-        return authenticate(secret)
-    finally:
-        if not connection.in_atomic_block:
-            connection.close()
-
-
-async def aauthenticate(secret: str) -> ApiKey | None:
-    """`authenticate` for async views: both queries in one thread hop.
-
-    The connection goes back to the pool right away: Django would close it only when the response
-    ends, and a streaming reply would keep it for the whole stream.
-    """
-    return await sync_to_async(_authenticate_and_let_go)(secret)
 
 
 def can_manage(key: ApiKey, user: AbstractBaseUser) -> bool:

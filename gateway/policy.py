@@ -71,10 +71,6 @@ def is_unrestricted(user: Any) -> bool:
     return bool(user.is_staff or user.is_superuser)
 
 
-def _get_model(model_id: str) -> CatalogModel | None:
-    return CatalogModel.objects.filter(pk=model_id).first()
-
-
 def _callable_models() -> QuerySet[CatalogModel]:
     return CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
 
@@ -136,17 +132,11 @@ def policy_allows(policy: GroupPolicy, model: CatalogModel) -> bool:
     return True
 
 
-def check_allowed(user: Any, model_id: str, policies: list[GroupPolicy] | None = None) -> CatalogModel:
-    """The catalog row of a model this user may call; ModelUnavailable / ModelNotAllowed otherwise.
-
-    Given the user's `policies`, one query (the model's row)."""
-    return check_model_allowed(user, model_id, _get_model(model_id), policies)
-
-
 def check_model_allowed(
     user: Any, model_id: str, model: CatalogModel | None, policies: list[GroupPolicy] | None = None
 ) -> CatalogModel:
-    """`check_allowed` with the model's catalog row (None: not in the catalog) already read."""
+    """The model's catalog row (`model`, None when not in the catalog) if this user may call it;
+    ModelUnavailable / ModelNotAllowed otherwise. `policies`: the user's `policies_of`, when already read."""
     if model is None or not model.is_available:
         raise ModelUnavailable(f"The model {model_id!r} is not available.", param="model")
     if not model.price_known:

@@ -1,8 +1,8 @@
 """Token estimates for holds and for streams that ended without usage.
 
 o200k_base (through bpe_openai, an offline tiktoken-compatible encoder) is an approximation: every
-provider tokenizes differently. Holds add a margin on top (see `gateway.metered`), and reported usage
-always wins over these numbers once it arrives.
+provider tokenizes differently. Holds add a margin on top (`billing.pricing.PROMPT_MARGIN`), and reported
+usage always wins over these numbers once it arrives.
 """
 
 from __future__ import annotations
@@ -55,12 +55,3 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 def count_tools_tokens(tools: Any) -> int:
     """Tool definitions are part of the prompt too."""
     return count_text_tokens(json.dumps(tools, default=str)) if tools else 0
-
-
-def has_images(messages: list[dict[str, Any]]) -> bool:
-    return any(
-        isinstance(part, dict) and part.get("type") in ("image_url", "input_image")
-        for message in messages
-        if isinstance(message.get("content"), list)
-        for part in message["content"]
-    )

@@ -14,8 +14,8 @@ class ChatRequest:
     """An OpenAI-style chat request, as the gateway accepts it from every source.
 
     `params` carries the pass-through fields (temperature, top_p, stop, seed, tools, tool_choice,
-    response_format, reasoning, ...); the gateway strips anything that would change who pays or where the
-    request goes.
+    response_format, reasoning, ...), checked at admission against the one table in `gateway.params`:
+    a field that would change who pays or where the request goes is refused, an unknown one dropped.
     """
 
     model: str

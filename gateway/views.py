@@ -1,22 +1,15 @@
-"""Account pages: personal API keys (create, list, revoke), what the user has spent, and for staff what
-the whole team has spent (page and CSV). Transport only."""
+"""The API-keys pages under /account/: create, list and revoke personal keys. Transport only; the keys'
+rules are in `gateway.keys`."""
 
 from __future__ import annotations
 
-import csv
-from decimal import Decimal
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from billing.budgets import today
-from gateway.account import apply_person_budget, model_spend, team_csv_rows, team_spend, usage_summary
-from gateway.forms import PersonBudgetForm
 from gateway.keys import create_key, revoke
 from gateway.models import ApiKey
 
@@ -50,51 +43,3 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     if revoke(key, request.user):
         messages.success(request, f"Revoked {key}. Scripts using it now get 401.")
     return redirect("account:keys")
-
-
-@login_required
-@require_GET
-def usage(request: HttpRequest) -> HttpResponse:
-    return render(request, "gateway/usage.html", {"summary": usage_summary(request.user)})
-
-
-def _staff_only(request: HttpRequest) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff see the whole team's spend.")
-
-
-def _team_page(request: HttpRequest, form: PersonBudgetForm, status: int = 200) -> HttpResponse:
-    lines = team_spend()
-    total = sum((line.this_month for line in lines), start=Decimal(0))
-    context = {"lines": lines, "total": total, "models": model_spend(), "form": form}
-    return render(request, "gateway/team.html", context, status=status)
-
-
-@login_required
-@require_GET
-def team(request: HttpRequest) -> HttpResponse:
-    _staff_only(request)
-    return _team_page(request, PersonBudgetForm())
-
-
-@login_required
-@require_POST
-def team_budget(request: HttpRequest) -> HttpResponse:
-    """Set, change or (with no amount) remove one person's own budget."""
-    _staff_only(request)
-    form = PersonBudgetForm(request.POST)
-    if not form.is_valid():
-        return _team_page(request, form, status=400)
-    data = form.cleaned_data
-    messages.success(request, apply_person_budget(request.user, data["user"], data["amount"], data["period"]))
-    return redirect("account:team")
-
-
-@login_required
-@require_GET
-def team_csv(request: HttpRequest) -> HttpResponse:
-    _staff_only(request)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="orweb-spend-{today():%Y-%m}.csv"'
-    csv.writer(response).writerows(team_csv_rows(team_spend()))
-    return response

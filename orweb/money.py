@@ -31,6 +31,13 @@ def format_usd(value: Decimal | str | int | None) -> str:
     return f"{sign}${shown:f}"
 
 
+def json_usd(amount: Decimal) -> float:
+    """An amount as a JSON number (OpenAI/OpenRouter shapes carry USD as numbers). Amounts carry at most
+    10 decimal places and 15 significant digits, and `repr(float(d))` of such a Decimal prints exactly its
+    digits, so the JSON text is the exact amount."""
+    return float(amount)
+
+
 def plain_usd(value: Decimal | None) -> str | None:
     """An amount as an exact plain decimal string ("0.00042"), for machines (JSON, CSV): no rounding."""
     return None if value is None else format(value.normalize(), "f")

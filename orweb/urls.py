@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from orweb import views
 
+# /account/: one namespace for the signed-in user's pages of two apps, API keys (gateway) and spend (billing).
+account = [path("", include("gateway.urls")), path("", include("billing.urls"))]
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
@@ -12,6 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),
     path("v1/", include("gateway.api_urls")),
-    path("account/", include("gateway.urls")),
+    path("account/", include((account, "account"))),
     path("models/", include("catalog.urls")),
 ]

@@ -21,9 +21,9 @@ from django.db.models import Sum
 
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, LedgerEntry
+from billing.pricing import worst_case
 from catalog.models import CatalogModel
-from gateway.metered import hold_amount
-from gateway.policy import shape_of
+from gateway.policy import max_tokens_for, shape_of
 from orweb.devstack import free_port, wait_for_port
 from tests.api.conftest import sdk
 from tests.conftest import SIM_KEY, database_url
@@ -96,7 +96,8 @@ class Watcher(threading.Thread):
 
 
 def test_twenty_at_once_on_a_budget_for_three(catalog, live_app, second_server, simulator, owner):
-    per_request = hold_amount(CatalogModel.objects.get(pk=MODEL), shape_of(MESSAGES, MAX_TOKENS, {}))
+    model, shape = CatalogModel.objects.get(pk=MODEL), shape_of(MESSAGES, MAX_TOKENS, {})
+    per_request = worst_case(model, shape.prompt_tokens, max_tokens_for(model, shape), shape.images)
     limit = (per_request * Decimal("3.5")).quantize(Decimal("0.0001"))
     set_budget(user=owner.user, amount=limit)
     clients = [sdk(live_app, owner.secret), sdk(SimpleNamespace(url=second_server), owner.secret)]

@@ -79,7 +79,7 @@ def test_an_exhausted_budget_is_402_naming_the_budget_and_what_remains(api, owne
     assert raised.value.status_code == 402
     error = error_of(raised)
     assert error["code"] == "budget_exceeded"
-    assert "monthly budget of user alice" in error["message"] and "$0.0000 remains" in error["message"]
+    assert "monthly budget of user alice" in error["message"] and "$0 remains" in error["message"]
     assert not LedgerEntry.objects.exists()
 
 

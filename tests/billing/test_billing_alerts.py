@@ -42,9 +42,16 @@ def test_a_budget_past_its_alert_percentage_alerts_its_owner_and_staff_once(peop
     [message] = mail.outbox
     assert message.to == ["ann@example.com", "boss@example.com"]
     assert message.subject == "orweb: the monthly budget of user ann is 85% used"
-    assert "$8.5000 of $10.00" in message.body and "/account/usage/" in message.body
+    assert "$8.50 of $10.00" in message.body and "/account/usage/" in message.body
     period.refresh_from_db()
     assert period.alerted
+
+
+def test_a_tiny_budget_is_written_with_the_digits_it_needs(people):
+    ann, _ = people
+    _spent(set_budget(user=ann, amount=Decimal("0.0005")), "0.0004")
+    assert send_budget_alerts() == 1
+    assert "$0.0004 of $0.0005 (80%)" in mail.outbox[0].body
 
 
 def test_below_the_percentage_nothing_is_sent(people):

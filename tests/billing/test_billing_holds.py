@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 from freezegun import freeze_time
 
+from billing import holds
 from billing.budgets import period_end, period_start, set_budget, status_for
 from billing.holds import place_hold, release_expired
 from billing.ledger import Outcome, settle
@@ -52,7 +53,7 @@ def test_a_hold_that_doesnt_fit_names_the_budget_and_what_remains(member):
     assert refused.value.budget == "monthly budget of group team"
     assert refused.value.remaining == Decimal("0.5")
     assert refused.value.status == 402
-    assert "0.5000" in refused.value.message
+    assert "needs up to $1.00 and $0.50 remains" in refused.value.message
     assert sorted(BudgetPeriod.objects.values_list("held", flat=True)) == [Decimal("1.5")] * 2
 
 
@@ -154,3 +155,20 @@ def test_set_budget_validates(member):
         set_budget(amount=Decimal("1"))
     budget = set_budget(user=member, amount=Decimal("2"))
     assert set_budget(user=member, amount=Decimal("3"), period="week").pk == budget.pk
+
+
+def test_a_budget_added_while_a_hold_is_placed_refuses_the_call_and_holds_nothing(member, monkeypatch):
+    set_budget(user=member, amount=Decimal("5"))
+    create_missing_periods = holds._create_missing_periods
+
+    def and_meanwhile_an_admin_adds_a_group_budget(user, day):
+        create_missing_periods(user, day)
+        late = Group.objects.create(name="late")
+        late.user_set.add(user)
+        set_budget(group=late, amount=Decimal("5"))
+
+    monkeypatch.setattr(holds, "_create_missing_periods", and_meanwhile_an_admin_adds_a_group_budget)
+    with pytest.raises(RuntimeError, match="could not be created"):
+        place_hold(member, Decimal("1"))
+    assert not Hold.objects.exists()
+    assert [period.held for period in BudgetPeriod.objects.all()] == [Decimal(0)]

@@ -12,6 +12,7 @@ from billing.budgets import set_budget
 from billing.holds import place_hold
 from billing.ledger import Outcome, settle
 from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
+from gateway.keys import create_key
 
 
 def _outcome(member, **fields):
@@ -80,3 +81,21 @@ def test_rollups_add_up_per_day_model_and_source(member):
     assert (api.requests, api.errors, api.cost) == (3, 1, Decimal("0.0024"))
     assert DailyUsage.objects.get(source="chat").requests == 1
     assert LedgerEntry.objects.filter(generation_id=None).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ledger_row_keeps_naming_its_api_key_after_the_key_is_gone(member):
+    key, _ = create_key(member, "laptop")
+    entry = settle(_outcome(member, api_key_id=key.pk))
+    key_id = key.pk
+    key.delete()
+    entry.refresh_from_db()
+    assert entry.api_key_id == key_id
+
+
+@pytest.mark.django_db
+def test_the_ledger_names_api_keys_by_an_indexed_id_not_a_foreign_key():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, LedgerEntry._meta.db_table)
+    on_key = [c for c in constraints.values() if c["columns"] == ["api_key_id"]]
+    assert [(c["index"], c["foreign_key"]) for c in on_key] == [(True, None)]

@@ -8,12 +8,15 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
+from kombu.exceptions import OperationalError
 
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
 from billing.reconcile import GenerationPending, apply_generation, reconcile_entry, reconcile_pending
 from gateway import metered
 from gateway.types import ChatRequest
+from orweb import celery_app
+from tests.helpers.billing import assert_ledger_matches_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,3 +79,34 @@ def test_the_sweep_reconciles_what_is_ready(simulator, catalog, member):
     _estimated_call(member)
     assert reconcile_pending(settle_delay=timedelta(0)) == 1
     assert LedgerEntry.objects.get().cost_source == "reconciled"
+
+
+def test_a_generation_record_without_a_usable_cost_changes_nothing(simulator, catalog, member):
+    simulator.configure(generation_delay=0)
+    set_budget(user=member, amount=Decimal("1"))
+    _estimated_call(member)
+    entry = LedgerEntry.objects.get()
+    for unusable in (None, True, "lots", "NaN", "Infinity", "-0.01"):
+        assert apply_generation(entry.pk, {"total_cost": unusable, "tokens_completion": 999}) is False
+    assert LedgerEntry.objects.get().cost_source == "estimated"
+    assert BudgetPeriod.objects.get().spent == DailyUsage.objects.get().cost == entry.cost
+    assert reconcile_pending(settle_delay=timedelta(0)) == 1
+    assert_ledger_matches_simulator(simulator)
+
+
+def test_with_the_broker_down_an_estimate_waits_for_the_sweep(simulator, catalog, member, monkeypatch, caplog):
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    simulator.configure(generation_delay=0)
+    monkeypatch.setattr(celery_app, "send_task", broker_down)
+    set_budget(user=member, amount=Decimal("1"))
+    _estimated_call(member)
+    entry = LedgerEntry.objects.get()
+    assert entry.cost_source == "estimated" and entry.cost > 0
+    assert f"Could not enqueue the reconciliation of ledger entry {entry.pk}" in caplog.text
+    assert reconcile_pending(settle_delay=timedelta(0)) == 1
+    entry.refresh_from_db()
+    assert entry.cost_source == "reconciled"
+    assert BudgetPeriod.objects.get().spent == DailyUsage.objects.get().cost == entry.cost
+    assert_ledger_matches_simulator(simulator)

@@ -1,3 +1,6 @@
+"""Settled calls show in the spend reports: this month, today, per day and per person, across a month
+boundary."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from billing.ledger import Outcome, settle
-from billing.spend import daily_spend, user_period_spend
+from billing.reports import daily_spend, team_spend, usage_summary
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +30,7 @@ def _spend(member, generation_id, cost):
     )
 
 
-def test_period_spend_and_daily_rows(member, django_user_model):
+def test_settled_calls_show_in_this_months_and_todays_spend_and_per_day(member, django_user_model):
     other = django_user_model.objects.create_user("other")
     with freeze_time("2026-02-27 10:00"):
         _spend(member, "gen-feb", "0.5")
@@ -36,12 +39,19 @@ def test_period_spend_and_daily_rows(member, django_user_model):
         _spend(other, "gen-other", "9")
     with freeze_time("2026-03-03 10:00"):
         _spend(member, "gen-mar-2", "0.125")
-        assert user_period_spend(member) == Decimal("0.375")
-        assert user_period_spend(member, "day") == Decimal("0.125")
-        rows = daily_spend(member, days=5)
-        assert [(r["day"], r["cost"], r["requests"]) for r in rows] == [
+        summary = usage_summary(member)
+        assert (summary.this_month, summary.today, summary.period_spend) == (
+            Decimal("0.375"),
+            Decimal("0.125"),
+            Decimal("0.375"),
+        )
+        days = daily_spend(member, days=5)
+        assert [(d.day, d.cost, d.requests) for d in days if d.requests] == [
             (dt.date(2026, 2, 27), Decimal("0.5"), 1),
             (dt.date(2026, 3, 2), Decimal("0.25"), 1),
             (dt.date(2026, 3, 3), Decimal("0.125"), 1),
         ]
-        assert daily_spend(days=2)[0]["cost"] == Decimal("9.25")
+        assert {line.username: line.this_month for line in team_spend()} == {
+            "other": Decimal("9"),
+            "member": Decimal("0.375"),
+        }

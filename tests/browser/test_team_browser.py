@@ -24,7 +24,7 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
     tab.page.get_by_role("link", name="Team").click()
 
     expect(tab.page.get_by_role("heading", level=1)).to_contain_text("Team spend")
-    expect(tab.page.get_by_test_id("team-total")).to_have_text("$4.4500")
+    expect(tab.page.get_by_test_id("team-total")).to_have_text("$4.45")
     rows = tab.page.locator("#people tbody tr")
     expect(rows).to_have_count(4)
     expect(rows.first).to_contain_text("maria")

@@ -7,11 +7,12 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 
-from billing.budgets import set_budget
+from billing.budgets import remaining_for, set_budget
 from billing.models import LedgerEntry
 from catalog.models import QualityRank
-from gateway import metered
+from gateway import auto, metered
 from gateway.models import GroupPolicy
+from gateway.policy import shape_of
 from orweb.errors import ModelUnavailable
 from tests.helpers.metering import TOOLS, ask, image_request, in_thread
 
@@ -21,6 +22,12 @@ PICKS = [
     "meta-llama/llama-3.1-8b-instruct",
     "anthropic/claude-3-haiku",
 ]
+
+
+def chosen(user, request) -> str:
+    """The model `orweb/auto*` picks for this request, asked as admission asks it."""
+    shape = shape_of(request.messages, request.max_tokens, request.params)
+    return auto.choose(user, request.model, shape, remaining_for(user)).pk
 
 
 @pytest.fixture
@@ -33,33 +40,33 @@ def limited(member):
 
 @pytest.mark.django_db
 def test_cost_picks_the_cheapest_worst_case(catalog, limited):
-    assert metered.resolve_model_for(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
+    assert chosen(limited, ask(model="orweb/auto:cost")) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db
 def test_images_and_tools_narrow_the_choice(catalog, limited):
-    assert metered.resolve_model_for(limited, image_request("orweb/auto:cost")) == "openai/gpt-4o-mini"
+    assert chosen(limited, image_request("orweb/auto:cost")) == "openai/gpt-4o-mini"
     tools = ask(model="orweb/auto:cost", params={"tools": TOOLS})
-    assert metered.resolve_model_for(limited, tools) == "meta-llama/llama-3.1-8b-instruct"
+    assert chosen(limited, tools) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db
 def test_quality_follows_the_admins_ranking_then_cost(catalog, limited):
-    assert metered.resolve_model_for(limited, ask(model="orweb/auto")) == "meta-llama/llama-3.1-8b-instruct"
+    assert chosen(limited, ask(model="orweb/auto")) == "meta-llama/llama-3.1-8b-instruct"
     QualityRank.objects.create(model_id="anthropic/claude-3-haiku", rank=2)
     QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
-    assert metered.resolve_model_for(limited, ask(model="orweb/auto:quality")) == "openai/gpt-4o"
+    assert chosen(limited, ask(model="orweb/auto:quality")) == "openai/gpt-4o"
 
 
 @pytest.mark.django_db
 def test_the_per_request_cap_and_the_remaining_budget_exclude_models(catalog, limited, settings):
     QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
     settings.ORWEB_AUTO_MAX_REQUEST_USD = "0.01"  # gpt-4o's worst case with 2048 tokens is ~0.02
-    assert metered.resolve_model_for(limited, ask(model="orweb/auto")) != "openai/gpt-4o"
+    assert chosen(limited, ask(model="orweb/auto")) != "openai/gpt-4o"
     settings.ORWEB_AUTO_MAX_REQUEST_USD = "0.50"
     set_budget(user=limited, amount=Decimal("0.0000001"))
     with pytest.raises(ModelUnavailable):
-        metered.resolve_model_for(limited, ask(model="orweb/auto"))
+        chosen(limited, ask(model="orweb/auto"))
 
 
 @pytest.mark.django_db
@@ -77,7 +84,7 @@ def test_speed_prefers_the_fastest_measured_model(catalog, limited):
                 ttft_ms=100,
                 latency_ms=latency,
             )
-    assert metered.resolve_model_for(limited, ask(model="orweb/auto:speed")) == "anthropic/claude-3-haiku"
+    assert chosen(limited, ask(model="orweb/auto:speed")) == "anthropic/claude-3-haiku"
 
 
 @pytest.mark.django_db(transaction=True)

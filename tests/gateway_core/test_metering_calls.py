@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from billing.budgets import set_budget
-from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
+from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry, RateLimit
 from gateway import metered
 from openrouter import Finish, Started, StreamError, TextDelta
-from orweb.errors import UpstreamFailed
+from orweb.errors import GatewayError, UpstreamFailed
 from tests.helpers.metering import ask, in_thread, upstream_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,6 +158,79 @@ async def test_the_call_log_has_no_key_and_no_content(simulator, catalog, member
 
 async def test_refusals_reach_no_upstream(simulator, catalog, member):
     await in_thread(set_budget)(user=member, amount=Decimal("0"))
-    with pytest.raises(metered.GatewayError):
+    with pytest.raises(GatewayError):
         await metered.complete(member, ask(), source="api")
     assert upstream_calls(simulator) == 0
+
+
+async def _cancel_once_upstream_has_it(simulator, task: asyncio.Task) -> None:
+    """Cancel `task` while its request is at the simulator, before any answer came back."""
+    while not await asyncio.to_thread(upstream_calls, simulator):
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _settled_as_cancelled_before_an_answer(simulator) -> None:
+    [entry] = await in_thread(_entries)()
+    assert (entry.status, entry.error, entry.cost, entry.generation_id) == (
+        "cancelled",
+        "cancelled before an answer",
+        0,
+        None,
+    )
+    period = await in_thread(_period)()
+    assert (period.spent, period.held) == (0, 0)
+    assert simulator.app.state.sim.generations == {}
+    await _late_generation(simulator)
+
+
+async def _late_generation(simulator) -> Decimal:
+    """What upstream bills once its delayed answer is made for a client that left (it is made anyway, as
+    OpenRouter makes it): waited for, so it can't land in the next test's simulator."""
+    for _ in range(100):
+        if simulator.app.state.sim.generations:
+            break
+        await asyncio.sleep(0.05)
+    return sum(g.cost for g in simulator.app.state.sim.generations.values())
+
+
+async def test_a_completion_cancelled_before_its_answer_settles_with_nothing_spent(simulator, catalog, budgeted):
+    task = asyncio.create_task(metered.complete(budgeted, ask("hi [[sim first_byte_delay=1]]"), source="chat"))
+    await _cancel_once_upstream_has_it(simulator, task)
+    await _settled_as_cancelled_before_an_answer(simulator)
+
+
+async def test_a_stream_cancelled_before_its_answer_settles_with_nothing_spent(simulator, catalog, budgeted):
+    async def consume():
+        async with metered.stream(budgeted, ask("hi [[sim first_byte_delay=1]]"), source="chat") as call:
+            [event async for event in call]
+
+    await _cancel_once_upstream_has_it(simulator, asyncio.create_task(consume()))
+    await _settled_as_cancelled_before_an_answer(simulator)
+
+
+async def test_a_stream_admitted_ahead_is_called_and_settled_at_what_was_billed(simulator, catalog, budgeted):
+    request = ask("echo: one two three")
+    admission = await in_thread(metered.admit_stream)(budgeted, request, source="chat")
+    assert (await in_thread(_period)()).held > 0
+    async with metered.stream(budgeted, request, source="chat", admission=admission) as call:
+        [event async for event in call]
+    [entry] = await in_thread(_entries)()
+    [(generation_id, generation)] = simulator.app.state.sim.generations.items()
+    assert entry.status == "ok" and entry.generation_id == generation_id and entry.cost == generation.cost
+    period = await in_thread(_period)()
+    assert (period.spent, period.held) == (entry.cost, 0)
+
+
+async def test_an_abandoned_admission_gives_back_its_hold_and_stream_slot(simulator, catalog, budgeted):
+    await in_thread(RateLimit.objects.create)(user=budgeted, concurrent_streams=1)
+    admission = await in_thread(metered.admit_stream)(budgeted, ask(), source="chat")
+    result = await metered.abandon(admission)
+    assert (result.status, result.cost, result.error) == ("cancelled", 0, "cancelled before the call")
+    assert upstream_calls(simulator) == 0
+    assert (await in_thread(_period)()).held == 0
+    async with metered.stream(budgeted, ask(), source="chat") as again:
+        [event async for event in again]
+    assert again.result.status == "ok"

@@ -15,10 +15,10 @@ from django.utils import timezone
 from billing.models import RateLimit
 from catalog.models import CatalogModel
 from gateway import context, metered
+from gateway.admission import admit_key
 from gateway.keys import create_key, revoke
-from gateway.metered import admit_key
 from gateway.models import ApiKey, GroupPolicy
-from gateway.policy import allowed_models, check_allowed
+from gateway.policy import allowed_models, check_model_allowed
 from orweb import sql
 from orweb.errors import InvalidApiKey, ModelNotAllowed, RateLimitExceeded, ServiceUnavailable
 from tests.helpers.metering import ask
@@ -111,7 +111,7 @@ def test_the_python_policy_check_agrees_with_the_query(catalog, member):
         is_available=True, prompt_price__isnull=False, completion_price__isnull=False
     ):
         with contextlib.suppress(ModelNotAllowed):
-            checked.add(check_allowed(member, model.pk).pk)
+            checked.add(check_model_allowed(member, model.pk, model).pk)
     assert checked == listed
     assert "openai/gpt-4o" in checked and "meta-llama/llama-4-scout" in checked
     assert "google/gemma-3-27b-it" not in checked

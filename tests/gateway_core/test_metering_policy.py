@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 
+from billing.models import LedgerEntry
 from catalog.models import CatalogModel
 from gateway import metered, policy
 from gateway.models import GroupPolicy
@@ -139,8 +140,8 @@ async def test_the_upstream_body_carries_a_hashed_user_and_no_rerouting_fields(s
             "temperature": 0.2,
             "models": ["openai/gpt-4o"],
             "user": "someone-else",
-            "provider": {"order": ["OpenAI"], "api_base": "http://evil"},
-            "plugins": [{"id": "web"}],
+            "route": "fallback",
+            "provider": {"ignore": ["Azure"], "max_price": {"prompt": 1}},
         }
     )
     await metered.complete(member, request, source="api")
@@ -148,6 +149,34 @@ async def test_the_upstream_body_carries_a_hashed_user_and_no_rerouting_fields(s
     assert body["user"] == openrouter_user_id(member.pk)
     assert body["user"].startswith("orweb-") and len(body["user"]) == 38
     assert body["temperature"] == 0.2
-    assert "models" not in body
-    assert body["provider"] == {"order": ["OpenAI"]}
-    assert "plugins" not in body
+    assert "models" not in body and "route" not in body
+    assert body["provider"] == {"ignore": ["Azure"], "max_price": {"prompt": 1}}
+
+
+@live
+async def test_fallbacks_that_cannot_take_the_request_are_skipped_with_the_reason(simulator, catalog, member):
+    simulator.fault("openai/gpt-4o-mini", "status=503")
+    request = image_request("openai/gpt-4o-mini")
+    request.max_tokens = 5000
+    request.fallback_models = [
+        "openai/gpt-4o-mini",  # the model itself
+        "nobody/nothing",  # not in the catalog
+        "meta-llama/llama-3.1-8b-instruct",  # no image input
+        "anthropic/claude-3-haiku",  # answers at most 4096 tokens
+        "openai/gpt-4o",
+    ]
+    completion = await metered.complete(member, request, source="chat")
+    assert completion.result.served_model == "openai/gpt-4o"
+    skipped = dict(completion.result.skipped)
+    assert list(skipped) == [
+        "nobody/nothing",
+        "meta-llama/llama-3.1-8b-instruct",
+        "anthropic/claude-3-haiku",
+        "openai/gpt-4o-mini",
+    ]
+    assert "not available" in skipped["nobody/nothing"]
+    assert "does not accept images" in skipped["meta-llama/llama-3.1-8b-instruct"]
+    assert "max_tokens 5000 is above the limit" in skipped["anthropic/claude-3-haiku"]
+    entry = await in_thread(LedgerEntry.objects.get)()
+    [(generation_id, generation)] = simulator.app.state.sim.generations.items()
+    assert (entry.served_model, entry.generation_id, entry.cost) == ("openai/gpt-4o", generation_id, generation.cost)

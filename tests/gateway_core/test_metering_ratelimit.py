@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import Group
 
+from billing.budgets import set_budget
 from billing.models import LedgerEntry, RateLimit
-from billing.ratelimit import effective_limits
 from gateway import metered
-from orweb.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
+from orweb.errors import BudgetExceeded, InvalidRequest, RateLimitExceeded, ServiceUnavailable
+from tests.helpers.billing import effective_limits
 from tests.helpers.metering import ask, in_thread, upstream_calls
 
 
@@ -89,3 +92,17 @@ async def test_database_down_fails_closed(simulator, catalog, member, settings):
         database.settings_dict.update(real)
     assert refused.value.status == 503
     assert upstream_calls(simulator) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_refused_by_its_budget_gives_its_slot_back(simulator, catalog, member):
+    await in_thread(RateLimit.objects.create)(user=member, concurrent_streams=1)
+    await in_thread(set_budget)(user=member, amount=Decimal("0"))
+    with pytest.raises(BudgetExceeded):
+        async with metered.stream(member, ask(), source="chat"):
+            pass
+    await in_thread(set_budget)(user=member, amount=Decimal("5"))
+    async with metered.stream(member, ask(), source="chat") as call:
+        [event async for event in call]
+    assert call.result.status == "ok"
+    assert upstream_calls(simulator) == 1

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.template import Context, Template
 
-from orweb.money import format_usd, plain_usd
+from orweb.money import format_usd, json_usd, plain_usd
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,8 @@ def test_every_template_has_the_usd_filter():
 def test_machines_get_the_exact_amount():
     assert plain_usd(Decimal("0.000420000")) == "0.00042"
     assert plain_usd(None) is None
+
+
+def test_usd_amounts_become_json_numbers_with_their_exact_digits():
+    assert repr(json_usd(Decimal("0.0001234567"))) == "0.0001234567"
+    assert repr(json_usd(Decimal("12345.6789012345"))) == "12345.6789012345"

@@ -11,14 +11,18 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.test import Client
 from django.urls import reverse
+from freezegun import freeze_time
 
 from billing.budgets import current_period, set_budget, today
 from billing.models import Budget, DailyUsage
 
 pytestmark = pytest.mark.django_db
 
+MID_MONTH = "2026-03-18 10:00"  # UTC, as budgets and the rollup count days
+
 TEAM = reverse("account:team")
 TEAM_CSV = reverse("account:team_csv")
+BUDGET = reverse("account:team_budget")
 
 
 def _client(user) -> Client:
@@ -37,6 +41,13 @@ def _used(user, cost, *, days_ago=0, requests=1, errors=0, model="m", source="ch
         errors=errors,
         cost=Decimal(cost),
     )
+
+
+@pytest.fixture(autouse=True)
+def _mid_month():
+    """A fixed day, so "today" and "this month" mean the same on every run."""
+    with freeze_time(MID_MONTH):
+        yield
 
 
 @pytest.fixture
@@ -59,7 +70,7 @@ def test_it_shows_each_persons_month_today_calls_and_budget_biggest_first(team):
     boss, ann, bob = team
     _used(ann, "1.50", requests=3, errors=1)
     _used(ann, "0.25", requests=1, source="api")
-    _used(bob, "4.00", requests=2, days_ago=1 if today().day > 1 else 0)
+    _used(bob, "4.00", requests=2, days_ago=1)
     _used(bob, "9.99", days_ago=40)  # last month: not counted
     budget = set_budget(user=bob, amount=Decimal("5"))
     period = current_period(budget)
@@ -123,7 +134,50 @@ def test_the_csv_has_a_row_per_person_and_neutralises_formulas(team, django_user
     assert rows[0][:3] == ["user", "active", "spent_this_month_usd"]
     by_user = {row[0]: row for row in rows[1:]}
     assert set(by_user) == {"ann", "'=cmd@x", "boss", "bob"}
-    assert by_user["ann"][2] == "2.0000000000" and by_user["ann"][4] == "1"
+    assert by_user["ann"][2] == "2" and by_user["ann"][4] == "1"
+
+
+def test_the_csv_writes_exact_plain_amounts(team):
+    boss, ann, bob = team
+    _used(ann, "0.0000001")
+    set_budget(user=bob, amount=Decimal("0.0005"))
+
+    rows = list(csv.reader(io.StringIO(_client(boss).get(TEAM_CSV).content.decode())))
+
+    by_user = {row[0]: row for row in rows[1:]}
+    assert by_user["ann"][2:4] == ["0.0000001", "0.0000001"]
+    assert by_user["bob"][2:4] == ["0", "0"] and by_user["bob"][7:] == ["0.0005", "0.0005"]
+    assert by_user["boss"][7:] == ["", ""]
+
+
+def test_small_amounts_keep_the_digits_they_need(team):
+    boss, ann, bob = team
+    _used(ann, "0.0004")
+    set_budget(user=bob, amount=Decimal("0.0005"))
+
+    page = _client(boss).get(TEAM).content.decode()
+
+    assert "Monthly budget of user bob, $0.0005" in page
+    assert "$0.0004" in page and "$0.00<" not in page
+    response = _client(boss).post(BUDGET, {"user": "ann", "amount": "0.0005", "period": "day"}, follow=True)
+    assert "Set the daily budget of user ann: $0.0005." in response.content.decode()
+
+
+def test_on_the_first_of_the_month_only_the_new_month_counts(team):
+    boss, ann, bob = team
+    with freeze_time("2026-03-31 23:30"):
+        _used(ann, "3", model="openai/gpt-4o")
+    with freeze_time("2026-04-01 00:30"):
+        _used(bob, "0.5", model="openai/gpt-4o-mini")
+        client = _client(boss)
+        context = client.get(TEAM).context
+        filename = client.get(TEAM_CSV)["Content-Disposition"]
+
+    lines = {line.username: line for line in context["lines"]}
+    assert (lines["ann"].this_month, lines["bob"].this_month, lines["bob"].today) == (0, Decimal("0.5"), Decimal("0.5"))
+    assert context["total"] == Decimal("0.5")
+    assert [model.model for model in context["models"]] == ["openai/gpt-4o-mini"]
+    assert 'filename="orweb-spend-2026-04.csv"' in filename
 
 
 def test_staff_see_a_team_link_and_others_do_not(team):
@@ -131,9 +185,6 @@ def test_staff_see_a_team_link_and_others_do_not(team):
     usage = reverse("account:usage")
     assert TEAM in _client(boss).get(usage).content.decode()
     assert TEAM not in _client(ann).get(usage).content.decode()
-
-
-BUDGET = reverse("account:team_budget")
 
 
 def test_staff_set_change_and_remove_a_persons_budget(team):
@@ -151,6 +202,8 @@ def test_staff_set_change_and_remove_a_persons_budget(team):
 
     client.post(BUDGET, {"user": "ann", "amount": "", "period": "month"})
     assert not Budget.objects.filter(user=ann).exists()
+    response = client.post(BUDGET, {"user": "ann", "amount": "", "period": "month"}, follow=True)
+    assert "ann has no budget of their own." in response.content.decode()
 
     history = LogEntry.objects.filter(user=boss).order_by("action_time", "id")
     assert [(e.action_flag, e.object_repr, e.change_message) for e in history] == [

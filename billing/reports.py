@@ -1,8 +1,8 @@
-"""What a user has spent and may still spend: OpenRouter's `/key` shape for /v1/key, the usage page, and
-for staff the whole team's spend this month.
+"""What people have spent and may still spend: the usage page, OpenRouter's `/key` shape for /v1/key,
+and for staff the whole team's spend this month (page and CSV).
 
-All sums come from billing (budget periods and the daily rollup), never from the ledger row by row, so
-the page and /v1/key stay cheap however much a user has used.
+All sums come from the budget periods and the daily rollup, never from the ledger row by row, so the
+pages and /v1/key stay cheap however much a user has used. Months, weeks and days are UTC, as budgets'.
 """
 
 from __future__ import annotations
@@ -12,34 +12,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
-from billing.budgets import BudgetStatus, period_start, set_budget, status_for, today
-from billing.models import Budget, DailyUsage
+from billing.budgets import BudgetStatus, period_start, status_for, today
+from billing.models import DailyUsage, Period
 from billing.spend import spend_summaries
-from gateway.openai_compat import usd
+from orweb.money import json_usd, plain_usd
 
 CHART_DAYS = 30
-RESETS = {"day": "daily", "week": "weekly", "month": "monthly"}
+RESETS = {Period.DAY: "daily", Period.WEEK: "weekly", Period.MONTH: "monthly"}
 
 
-@dataclass(frozen=True)
-class DaySpend:
-    day: dt.date
-    cost: Decimal
-    requests: int
-    level: int  # bar height in 5% steps of the busiest day (0–20): a CSS class, as CSP forbids style=
-
-
-@dataclass(frozen=True)
-class UsageSummary:
-    budgets: list[BudgetStatus]
-    period_spend: Decimal
-    today: Decimal
-    this_month: Decimal
-    days: list[DaySpend]
+def _level(cost: Decimal, peak: Decimal) -> int:
+    """A bar's length in 5% steps of the biggest (0–20): a CSS class, as the CSP forbids style=."""
+    return int(cost * 20 / peak) if peak > 0 else 0
 
 
 def _spend_since(user: Any, first_day: dt.date) -> Decimal:
@@ -49,8 +36,16 @@ def _spend_since(user: Any, first_day: dt.date) -> Decimal:
 
 def period_spend(user: Any, budgets: list[BudgetStatus]) -> Decimal:
     """What the user spent this period: the period of their tightest budget, else this calendar month."""
-    period = budgets[0].period if budgets else "month"
+    period = budgets[0].period if budgets else Period.MONTH
     return _spend_since(user, period_start(period, today()))
+
+
+@dataclass(frozen=True)
+class DaySpend:
+    day: dt.date
+    cost: Decimal
+    requests: int
+    level: int
 
 
 def daily_spend(user: Any, days: int = CHART_DAYS) -> list[DaySpend]:
@@ -68,12 +63,21 @@ def daily_spend(user: Any, days: int = CHART_DAYS) -> list[DaySpend]:
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
         row = by_day.get(day, {"cost": Decimal(0), "requests": 0})
-        level = int(row["cost"] * 20 / peak) if peak > 0 else 0
-        result.append(DaySpend(day=day, cost=row["cost"], requests=row["requests"], level=level))
+        result.append(DaySpend(day=day, cost=row["cost"], requests=row["requests"], level=_level(row["cost"], peak)))
     return result
 
 
+@dataclass(frozen=True)
+class UsageSummary:
+    budgets: list[BudgetStatus]
+    period_spend: Decimal
+    today: Decimal
+    this_month: Decimal
+    days: list[DaySpend]
+
+
 def usage_summary(user: Any) -> UsageSummary:
+    """Everything the usage page shows of one user."""
     now = today()
     budgets = status_for(user)
     return UsageSummary(
@@ -87,21 +91,22 @@ def usage_summary(user: Any) -> UsageSummary:
 
 def key_info(user: Any, label: str) -> dict[str, Any]:
     """OpenRouter's `GET /key` answer for this user: `limit` and `limit_remaining` are those of the
-    tightest budget that applies (None when none does); `usage` is what the user spent this period."""
+    tightest budget that applies (None when none does); `usage` is what the user spent this period.
+    Amounts are JSON numbers, as OpenRouter's: at most 10 decimal places and 15 significant digits, so
+    `float` prints exactly the Decimal's digits."""
     budgets = status_for(user)
     tightest = budgets[0] if budgets else None
     now = today()
-    usage_monthly = _spend_since(user, now.replace(day=1))
     return {
         "data": {
             "label": label,
-            "limit": usd(tightest.limit) if tightest else None,
-            "limit_remaining": usd(tightest.remaining) if tightest else None,
+            "limit": json_usd(tightest.limit) if tightest else None,
+            "limit_remaining": json_usd(tightest.remaining) if tightest else None,
             "limit_reset": RESETS[tightest.period] if tightest else None,
-            "usage": usd(period_spend(user, budgets)),
-            "usage_daily": usd(_spend_since(user, now)),
-            "usage_weekly": usd(_spend_since(user, now - dt.timedelta(days=now.weekday()))),
-            "usage_monthly": usd(usage_monthly),
+            "usage": json_usd(period_spend(user, budgets)),
+            "usage_daily": json_usd(_spend_since(user, now)),
+            "usage_weekly": json_usd(_spend_since(user, period_start(Period.WEEK, now))),
+            "usage_monthly": json_usd(_spend_since(user, period_start(Period.MONTH, now))),
             "is_free_tier": False,
         }
     }
@@ -120,11 +125,19 @@ class MemberSpend:
     budget: str | None
     limit: Decimal | None
     remaining: Decimal | None
-    level: int  # bar length in 5% steps of the biggest spender (0–20), a CSS class as on the usage page
+    level: int
 
     @property
     def near_limit(self) -> bool:
         return self.limit is not None and self.remaining is not None and self.remaining <= self.limit / 5
+
+
+@dataclass
+class _Month:
+    cost: Decimal = Decimal(0)
+    today: Decimal = Decimal(0)
+    requests: int = 0
+    errors: int = 0
 
 
 def team_spend() -> list[MemberSpend]:
@@ -137,32 +150,32 @@ def team_spend() -> list[MemberSpend]:
         .values("user_id", "day")
         .annotate(cost=Sum("cost"), requests=Sum("requests"), errors=Sum("errors"))
     )
-    month: dict[int, list] = {}
+    month: dict[int, _Month] = {}
     for row in rows:
-        totals = month.setdefault(row["user_id"], [Decimal(0), Decimal(0), 0, 0])
-        totals[0] += row["cost"]
-        totals[1] += row["cost"] if row["day"] == now else 0
-        totals[2] += row["requests"]
-        totals[3] += row["errors"]
-    peak = max((totals[0] for totals in month.values()), default=Decimal(0))
+        totals = month.setdefault(row["user_id"], _Month())
+        totals.cost += row["cost"]
+        totals.today += row["cost"] if row["day"] == now else 0
+        totals.requests += row["requests"]
+        totals.errors += row["errors"]
+    peak = max((totals.cost for totals in month.values()), default=Decimal(0))
     people = list(get_user_model().objects.order_by("username"))
     summaries = spend_summaries([user.pk for user in people])
     lines = []
     for user in people:
-        cost, today_cost, requests, errors = month.get(user.pk, [Decimal(0), Decimal(0), 0, 0])
+        totals = month.get(user.pk, _Month())
         summary = summaries[user.pk]
         lines.append(
             MemberSpend(
                 username=user.get_username(),
                 is_active=user.is_active,
-                this_month=cost,
-                today=today_cost,
-                requests=requests,
-                errors=errors,
+                this_month=totals.cost,
+                today=totals.today,
+                requests=totals.requests,
+                errors=totals.errors,
                 budget=summary.budget,
                 limit=summary.limit,
                 remaining=summary.remaining,
-                level=int(cost * 20 / peak) if peak > 0 else 0,
+                level=_level(totals.cost, peak),
             )
         )
     return sorted(lines, key=lambda line: (-line.this_month, line.username))
@@ -173,7 +186,7 @@ class ModelSpend:
     model: str
     cost: Decimal
     requests: int
-    level: int  # as MemberSpend.level, of the most expensive model
+    level: int
 
 
 def model_spend(limit: int = 10) -> list[ModelSpend]:
@@ -185,10 +198,7 @@ def model_spend(limit: int = 10) -> list[ModelSpend]:
         .order_by("-cost", "model")[:limit]
     )
     peak = rows[0]["cost"] if rows else Decimal(0)
-    return [
-        ModelSpend(row["model"], row["cost"], row["requests"], int(row["cost"] * 20 / peak) if peak > 0 else 0)
-        for row in rows
-    ]
+    return [ModelSpend(row["model"], row["cost"], row["requests"], _level(row["cost"], peak)) for row in rows]
 
 
 CSV_HEADER = [
@@ -204,40 +214,25 @@ CSV_HEADER = [
 ]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: str | None) -> str:
     """A CSV cell a spreadsheet shows as text: leading = + - @ would make it a formula."""
-    text = "" if value is None else str(value)
+    text = value or ""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def team_csv_rows(lines: list[MemberSpend]) -> list[list[str]]:
+    """The team page as CSV rows, amounts exact and plain ("0.0000001", never "1E-7" or a rounded float)."""
     return [CSV_HEADER] + [
         [
             _cell(line.username),
             "yes" if line.is_active else "no",
-            str(line.this_month),
-            str(line.today),
+            plain_usd(line.this_month),
+            plain_usd(line.today),
             str(line.requests),
             str(line.errors),
             _cell(line.budget),
-            "" if line.limit is None else str(line.limit),
-            "" if line.remaining is None else str(line.remaining),
+            plain_usd(line.limit) or "",
+            plain_usd(line.remaining) or "",
         ]
         for line in lines
     ]
-
-
-def apply_person_budget(staff: Any, person: Any, amount: Decimal | None, period: str) -> str:
-    """Set or change `person`'s own budget, or with no amount remove it, and record who did it in the
-    admin's history (Django's LogEntry); returns what happened, for the page."""
-    existing = list(Budget.objects.filter(user=person))
-    if amount is None:
-        if not existing:
-            return f"{person} has no budget of their own."
-        LogEntry.objects.log_actions(staff.pk, existing, DELETION, "Removed on the team page", single_object=True)
-        Budget.objects.filter(user=person).delete()
-        return f"Removed {person}'s own budget."
-    budget = set_budget(user=person, amount=amount, period=period)
-    note = f"Set to ${budget.limit_usd:.2f} a {period} on the team page"
-    LogEntry.objects.log_actions(staff.pk, [budget], CHANGE if existing else ADDITION, note, single_object=True)
-    return f"Set the {budget.label}: ${budget.limit_usd:.2f}."

@@ -1,23 +1,11 @@
-"""Translating OpenAI's chat format: strict validation naming the field, what passes, what is refused."""
+"""A /v1 chat request checked: strict validation naming the field, what passes, what is refused."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from gateway.openai_compat import (
-    ChunkWriter,
-    error_response_parts,
-    parse_body,
-    parse_chat_request,
-    upstream_status,
-    usd,
-)
-from gateway.types import CallResult
-from openrouter import errors as upstream
-from openrouter.events import Finish, Started, TextDelta, ToolCallDelta, Usage
-from orweb.errors import BudgetExceeded, InvalidRequest, RateLimitExceeded, UpstreamFailed
+from gateway.api_requests import parse_body, parse_chat_request
+from orweb.errors import InvalidRequest
 
 USER = {"role": "user", "content": "hi"}
 
@@ -178,95 +166,3 @@ def test_assistant_tool_calls_and_tool_answers_are_valid_history():
 def test_a_body_that_is_not_a_json_object_is_a_400(raw):
     with pytest.raises(InvalidRequest):
         parse_body(raw)
-
-
-def test_usd_amounts_become_json_numbers_with_their_exact_digits():
-    assert repr(usd(Decimal("0.0001234567"))) == "0.0001234567"
-    assert repr(usd(Decimal("12345.6789012345"))) == "12345.6789012345"
-
-
-def result(**fields) -> CallResult:
-    values = {
-        "ledger_id": 1,
-        "status": "ok",
-        "requested_model": "m",
-        "served_model": "m",
-        "provider": "P",
-        "prompt_tokens": 3,
-        "completion_tokens": 4,
-        "cost": Decimal("0.00012"),
-        "cost_source": "reported",
-        "ttft_ms": 1,
-        "latency_ms": 2,
-        "generation_id": "gen-1",
-        "finish_reason": "stop",
-    }
-    return CallResult(**{**values, **fields})
-
-
-@pytest.mark.parametrize(
-    ("error", "status"),
-    [
-        (upstream.RateLimited("slow down", status=429, retry_after=3), 429),
-        (upstream.Overloaded("busy", status=503), 503),
-        (upstream.UpstreamError("provider down", status=502), 502),
-        (upstream.InsufficientCredits("out of credit", status=402), 503),
-        (upstream.AuthenticationError("User not found.", status=401), 502),
-        (upstream.RequestTimeout("timeout", status=408), 504),
-        (upstream.IdleTimeout("idle"), 504),
-        (upstream.ModerationError("flagged", status=403), 403),
-        (upstream.BadRequest("context too long", status=400), 400),
-    ],
-)
-def test_upstream_failures_map_to_what_they_mean_for_the_caller(error, status):
-    assert upstream_status(UpstreamFailed(str(error), status=error.status or 502, upstream=error)) == status
-
-
-def test_rate_limits_say_when_to_retry():
-    status, payload, headers = error_response_parts(RateLimitExceeded("Too many requests", retry_after=2.2))
-    assert status == 429
-    assert headers == {"Retry-After": "3"}
-    assert payload["error"]["type"] == "rate_limit_error"
-
-
-def test_budget_errors_are_402_in_openai_shape():
-    error = BudgetExceeded("The monthly budget of user x can't cover this", budget="b", remaining=Decimal(1))
-    status, payload, _ = error_response_parts(error)
-    assert status == 402
-    assert set(payload["error"]) == {"message", "type", "param", "code"}
-    assert payload["error"]["code"] == "budget_exceeded"
-
-
-def decode(frames: bytes) -> list[str]:
-    return [frame for frame in frames.decode().split("\n\n") if frame]
-
-
-def test_chunks_come_in_openai_order_with_the_settled_cost_last():
-    writer = ChunkWriter("orweb/auto", include_usage=True)
-    out = b"".join(
-        [
-            writer.event(Started("gen-9", "openai/gpt-4o", "OpenAI")),
-            writer.event(TextDelta("Hel")),
-            writer.event(ToolCallDelta(0, "call_1", "get_weather", "")),
-            writer.event(ToolCallDelta(0, None, None, '{"city":')),
-            writer.event(Usage(3, 4, 7, Decimal("0.5"), 1, 0)),
-            writer.event(Finish("tool_calls", None)),
-            writer.end(result()),
-        ]
-    )
-    frames = decode(out)
-    assert frames[0].startswith('data: {"id":"gen-9"') and '"role":"assistant"' in frames[0]
-    assert '"model":"openai/gpt-4o"' in frames[0]
-    assert '"content":"Hel"' in frames[1]
-    assert '"id":"call_1","type":"function"' in frames[2]
-    assert '"arguments":"{\\"city\\":"' in frames[3]
-    assert '"finish_reason":"tool_calls"' in frames[4]
-    assert '"choices":[]' in frames[5] and '"cost":0.00012' in frames[5] and '"cached_tokens":1' in frames[5]
-    assert frames[6] == "data: [DONE]"
-
-
-def test_without_include_usage_the_usage_rides_on_the_finish_chunk():
-    writer = ChunkWriter("m", include_usage=False)
-    frames = decode(writer.event(Started("gen-1", "m", None)) + writer.end(result()))
-    assert '"finish_reason":"stop"' in frames[1] and '"cost":0.00012' in frames[1]
-    assert frames[2] == "data: [DONE]"

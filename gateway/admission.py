@@ -1,0 +1,161 @@
+"""Admission: the first three steps of the metered path, before anything is spent.
+
+Policy (the model and its fallbacks allowed, the request fits them, its parameters within
+`gateway.params`), then the rate limit (requests, tokens, stream slots in Redis), then the budget hold for
+the worst case of the dearest model in the chain. All of it reads PostgreSQL once (`gateway.context`) and
+runs as plain synchronous code, in one database thread hop; a refusal raises a GatewayError and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from billing import ratelimit
+from billing.budgets import remaining_for
+from billing.holds import place_hold
+from billing.pricing import worst_case
+from billing.ratelimit import limits_from, release_stream_slot
+from catalog.models import CatalogModel
+from gateway import auto, params
+from gateway import context as call_context
+from gateway.context import CallContext
+from gateway.policy import Shape, check_fits, check_model_allowed, max_tokens_for, misfit, shape_of
+from gateway.types import AUTO_MODELS, ChatRequest
+from orweb.errors import GatewayError, InvalidApiKey
+from orweb.upstream import openrouter_user_id
+
+call_log = logging.getLogger("orweb.calls")
+
+
+@dataclass
+class Admission:
+    """A call let through: where it goes, with which body, and the hold that covers it."""
+
+    user_id: int
+    source: str
+    api_key_id: int | None
+    requested_model: str
+    chosen_model: str | None
+    chain: list[CatalogModel]
+    shape: Shape
+    max_tokens: int
+    body: dict[str, Any]
+    hold_id: Any
+    slot: str | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def model(self, model_id: str | None) -> CatalogModel:
+        """The chain's model that served (the first one when upstream didn't say)."""
+        return next((m for m in self.chain if m.pk == model_id), self.chain[0])
+
+
+def admit(user: Any, request: ChatRequest, *, source: str, api_key: Any = None, slot: str | None = None) -> Admission:
+    """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
+    context = call_context.for_user(user, _model_ids(request))
+    return _admit_in(context, request, source=source, api_key=api_key, slot=slot)
+
+
+def admit_key(secret: str, request: ChatRequest, *, source: str, slot: str | None = None) -> Admission:
+    """`admit` for a call made with a personal API key, read in the same statement as what admission
+    checks (InvalidApiKey when the key is unknown or revoked): one thread hop and one round trip."""
+    context = call_context.for_key(secret, _model_ids(request))
+    if context is None:
+        raise InvalidApiKey("Invalid or revoked API key.")
+    return _admit_in(context, request, source=source, api_key=context.api_key, slot=slot)
+
+
+def _model_ids(request: ChatRequest) -> list[str]:
+    return [model_id for model_id in (request.model, *request.fallback_models) if isinstance(model_id, str)]
+
+
+def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_key: Any, slot: str | None) -> Admission:
+    user = context.user
+    try:
+        passed = params.check(request.params)
+        shape = shape_of(request.messages, request.max_tokens, passed)
+        model, auto_mode = _pick_model(user, request, shape, context)
+        max_tokens = max_tokens_for(model, shape)
+        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, context)
+        chain = [model, *fallbacks]
+        ratelimit.take(user.pk, limits_from(context.rate_limits), shape.prompt_tokens + max_tokens, slot)
+        try:
+            hold = place_hold(user, max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain))
+        except BaseException:
+            if slot is not None:
+                release_stream_slot(user.pk, slot)
+            raise
+    except GatewayError as error:
+        _log_refusal(user.pk, source, request.model, error)
+        raise
+    body = {
+        **passed,
+        "model": model.pk,
+        "messages": request.messages,
+        "max_tokens": max_tokens,
+        "user": openrouter_user_id(user.pk),
+    }
+    return Admission(
+        user_id=user.pk,
+        source=source,
+        api_key_id=getattr(api_key, "pk", api_key),
+        requested_model=request.model,
+        chosen_model=model.pk if auto_mode else None,
+        chain=chain,
+        shape=shape,
+        max_tokens=max_tokens,
+        body=body,
+        hold_id=hold.pk if hold else None,
+        slot=slot,
+        skipped=skipped,
+    )
+
+
+def _is_auto(model_id: str) -> bool:
+    return model_id in AUTO_MODELS or model_id.startswith("orweb/auto:")
+
+
+def _pick_model(user: Any, request: ChatRequest, shape: Shape, context: CallContext) -> tuple[CatalogModel, str | None]:
+    """The model the call goes to, and the `orweb/auto*` mode that chose it (None when the caller named it)."""
+    if _is_auto(request.model):
+        return auto.choose(user, request.model, shape, remaining_for(user)), request.model
+    model = check_model_allowed(user, request.model, context.models.get(request.model), context.policies)
+    check_fits(model, shape)
+    return model, None
+
+
+def _fallbacks(
+    user: Any, request: ChatRequest, shape: Shape, max_tokens: int, primary: str, context: CallContext
+) -> tuple[list[CatalogModel], list[tuple[str, str]]]:
+    """The allowed fallback models that take this request as is; the others with why they were skipped."""
+    chain: list[CatalogModel] = []
+    skipped: list[tuple[str, str]] = []
+    exact = Shape(shape.prompt_tokens, max_tokens, shape.images, shape.uses_tools)
+    for model_id in dict.fromkeys(request.fallback_models):
+        if model_id == primary:
+            continue
+        try:
+            model = check_model_allowed(user, model_id, context.models.get(model_id), context.policies)
+        except GatewayError as error:
+            skipped.append((model_id, error.message))
+            continue
+        problem = misfit(model, exact)
+        if problem is None and max_tokens_for(model, exact) < max_tokens:
+            problem = GatewayError(f"max_tokens {max_tokens} is above the limit of {model_id!r}")
+        if problem is not None:
+            skipped.append((model_id, problem.message))
+            continue
+        chain.append(model)
+    return chain, skipped
+
+
+def _log_refusal(user_id: int, source: str, requested: str, error: GatewayError) -> None:
+    call_log.info(
+        "call user=%s source=%s requested=%s served=- status=refused code=%s http_status=%s",
+        user_id,
+        source,
+        requested,
+        error.code,
+        error.status,
+    )

@@ -1,0 +1,180 @@
+"""Settlement: the last step of the metered path, however a call ended.
+
+Each way a call can end has its outcome here (answered, streamed, failed, cancelled before an answer,
+abandoned before the call); `finish` writes it to the ledger once (`billing.ledger.settle`: charge, release
+the hold, roll up), gives back the stream slot and logs one line per call, without keys or content.
+Tokens and cost are what OpenRouter reported; when it didn't say, they are counted and priced at the served
+model's catalog price, marked estimated and reconciled later. What was generated is paid for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from billing.ledger import Outcome, settle
+from billing.models import LedgerEntry
+from billing.pricing import estimate
+from billing.ratelimit import release_stream_slot
+from gateway.admission import Admission
+from gateway.tokens import count_text_tokens
+from gateway.types import CallResult
+from openrouter import ChatResult, EventStream, IdleTimeout, IncompleteStream, OpenRouterError
+from openrouter.events import Usage
+
+call_log = logging.getLogger("orweb.calls")
+
+
+def finish(admission: Admission, outcome: Outcome) -> CallResult:
+    """Settle the call and write its log line; give back its stream slot."""
+    try:
+        entry = settle(outcome, hold_id=admission.hold_id)
+    finally:
+        if admission.slot is not None:
+            release_stream_slot(admission.user_id, admission.slot)
+    result = CallResult(
+        ledger_id=entry.pk,
+        status=entry.status,
+        requested_model=entry.requested_model,
+        served_model=entry.served_model,
+        provider=entry.provider,
+        prompt_tokens=entry.prompt_tokens,
+        completion_tokens=entry.completion_tokens,
+        cost=entry.cost,
+        cost_source=entry.cost_source,
+        ttft_ms=entry.ttft_ms,
+        latency_ms=entry.latency_ms,
+        generation_id=entry.generation_id,
+        error=entry.error or None,
+        skipped=list(admission.skipped),
+    )
+    _log_call(admission, result)
+    return result
+
+
+def _log_call(admission: Admission, result: CallResult) -> None:
+    call_log.info(
+        "call user=%s source=%s requested=%s served=%s status=%s ttft_ms=%s latency_ms=%s "
+        "prompt_tokens=%s completion_tokens=%s cost=%s cost_source=%s generation=%s",
+        admission.user_id,
+        admission.source,
+        admission.requested_model,
+        result.served_model or "-",
+        result.status,
+        result.ttft_ms if result.ttft_ms is not None else "-",
+        result.latency_ms,
+        result.prompt_tokens,
+        result.completion_tokens,
+        result.cost,
+        result.cost_source,
+        result.generation_id or "-",
+    )
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since `started` (a `time.monotonic()` reading)."""
+    return max(0, round((time.monotonic() - started) * 1000))
+
+
+def note_attempts(admission: Admission, attempts: list[tuple[str, OpenRouterError]]) -> None:
+    """Remember the models upstream tried and gave up on, with why (shown as the call's `skipped`)."""
+    admission.skipped += [(model, str(error)) for model, error in attempts if model]
+
+
+def _outcome(admission: Admission, status: str, **fields: Any) -> Outcome:
+    return Outcome(
+        user_id=admission.user_id,
+        source=admission.source,
+        api_key_id=admission.api_key_id,
+        requested_model=admission.requested_model,
+        status=status,
+        **fields,
+    )
+
+
+def _usage(admission: Admission, served: str, usage: Usage | None, text: str) -> dict[str, Any]:
+    """Tokens and cost: reported when upstream said, else estimated at the served model's catalog price."""
+    if usage is not None:
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    else:
+        prompt, completion = admission.shape.prompt_tokens, count_text_tokens(text)
+    if usage is not None and usage.cost is not None:
+        cost, source = usage.cost, LedgerEntry.CostSource.REPORTED
+    else:
+        cost, source = estimate(admission.model(served), prompt, completion), LedgerEntry.CostSource.ESTIMATED
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "cost": cost,
+        "cost_source": source,
+    }
+
+
+def failed(admission: Admission, error: OpenRouterError, started: float) -> Outcome:
+    """The call failed before any answer (after retries and fallbacks): nothing generated, nothing paid."""
+    note_attempts(admission, error.attempts[:-1])
+    return _outcome(admission, LedgerEntry.Status.ERROR, error=str(error), latency_ms=elapsed_ms(started))
+
+
+def cancelled_before_answer(admission: Admission, started: float) -> Outcome:
+    """The caller went away while the call was being made."""
+    return _outcome(
+        admission, LedgerEntry.Status.CANCELLED, error="cancelled before an answer", latency_ms=elapsed_ms(started)
+    )
+
+
+def abandoned(admission: Admission) -> Outcome:
+    """The call was never made (its reply was stopped first)."""
+    return _outcome(admission, LedgerEntry.Status.CANCELLED, error="cancelled before the call", latency_ms=0)
+
+
+def answered(admission: Admission, answer: ChatResult, started: float) -> Outcome:
+    """A finished non-streaming call."""
+    note_attempts(admission, answer.attempts)
+    tool_text = "".join(str((c.get("function") or {}).get("arguments") or "") for c in answer.tool_calls)
+    return _outcome(
+        admission,
+        LedgerEntry.Status.OK,
+        served_model=answer.model,
+        provider=answer.provider or "",
+        generation_id=answer.generation_id or None,
+        latency_ms=elapsed_ms(started),
+        **_usage(admission, answer.model, answer.usage, answer.content + (answer.reasoning or "") + tool_text),
+    )
+
+
+def streamed(
+    admission: Admission,
+    events: EventStream,
+    *,
+    error: OpenRouterError | None,
+    finish_reason: str | None,
+    usage: Usage | None,
+    text: str,
+    ttft_ms: int | None,
+    started: float,
+) -> Outcome:
+    """A stream that was opened, however it ended: "error"/"incomplete" after a stream error, "ok" after a
+    finish, else "cancelled" (stopped by the caller)."""
+    if error is not None:
+        incomplete = isinstance(error, (IncompleteStream, IdleTimeout))
+        status = LedgerEntry.Status.INCOMPLETE if incomplete else LedgerEntry.Status.ERROR
+        why = str(error)
+    elif finish_reason is not None:
+        status, why = LedgerEntry.Status.OK, ""
+    else:
+        status, why = LedgerEntry.Status.CANCELLED, "stopped by the caller"
+    return _outcome(
+        admission,
+        status,
+        served_model=events.model,
+        provider=events.provider or "",
+        generation_id=events.generation_id or None,
+        error=why,
+        ttft_ms=ttft_ms,
+        latency_ms=elapsed_ms(started),
+        **_usage(admission, events.model, usage, text),
+    )

@@ -1,0 +1,42 @@
+"""The page middleware (orweb.middleware.pages_only) runs for pages, sync and async, and not for /v1."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import AsyncClient, Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_admin_works_behind_the_wrapped_middleware(django_user_model):
+    django_user_model.objects.create_user("root", password="pw-123456", is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True)
+    login_page = client.get("/admin/login/")
+    token = login_page.cookies["csrftoken"].value
+    logged_in = client.post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "pw-123456", "csrfmiddlewaretoken": token}
+    )
+    assert logged_in.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_page_post_without_a_csrf_token_is_refused(django_user_model):
+    django_user_model.objects.create_user("ann", password="pw-123456")
+    response = Client(enforce_csrf_checks=True).post("/login/", {"username": "ann", "password": "pw-123456"})
+    assert response.status_code == 403
+
+
+async def test_pages_get_their_headers_and_api_paths_do_not():
+    client = AsyncClient()
+    page = await client.get("/login/")
+    api = await client.get("/v1/models")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "Content-Security-Policy" in page.headers
+    assert api.status_code == 401
+    assert "X-Frame-Options" not in api.headers
+    assert "Content-Security-Policy" not in api.headers
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_host_not_allowed_is_refused_on_api_paths_too():
+    assert Client().get("/v1/models", HTTP_HOST="evil.example").status_code == 400

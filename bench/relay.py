@@ -221,7 +221,7 @@ def setup_database(env: dict[str, str]) -> tuple[str, list[int]]:
 
     from billing.models import RateLimit
     from chat.conversations import create_conversation
-    from tests.gateway_core.metering_helpers import load_catalog
+    from tests.helpers.metering import load_catalog
 
     load_catalog()
     user = User.objects.create_user("bench", password="bench-relay-password")

@@ -7,7 +7,7 @@ gets every delta exactly once, whether it was open all along or reloaded mid-str
 
 A new reply's runner starts before its "message" frames are announced (the upstream call needs neither)
 and holds its first delta until they are out. Database helpers run on the loop's thread pool
-(`runner.db`), and nothing here touches the database per delta.
+(`orweb.aio.db`), and nothing here touches the database per delta.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from typing import Any
 from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import conversations, frames, runner
-from chat.conversations import ChatActionError
+from chat import conversations, frames, prompt, queries, runner
+from chat.broadcast import publish
+from chat.conversations import ChatActionError, Sent
+from chat.deltas import deltas_after
 from chat.models import Conversation, Message
+from orweb.aio import db
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,12 @@ def _text(frame: dict[str, Any], key: str) -> str:
     return value
 
 
-@runner.db
+@db
 def _owned_conversation(user: Any, conversation_id: int) -> Conversation | None:
     return Conversation.objects.filter(pk=conversation_id, user=user).first()
 
 
-@runner.db
+@db
 def _message(conversation_id: int, message_id: int) -> Message:
     message = Message.objects.filter(pk=message_id, conversation_id=conversation_id).first()
     if message is None:
@@ -63,13 +66,10 @@ def _message(conversation_id: int, message_id: int) -> Message:
     return message
 
 
-@runner.db
-def _send(
-    user: Any, conversation_id: int, content: str, attachments: list[int]
-) -> tuple[runner.Context, list[dict[str, Any]]]:
-    """Store the user's message and a reply this process runs, read what the upstream call needs, admit
-    that call and build the "message" frames: one database hop, and no read of what the send just wrote
-    or read."""
+@db
+def _send(user: Any, conversation_id: int, content: str, attachments: list[int]) -> tuple[prompt.Context, Sent]:
+    """Store the user's message and a reply this process runs, read what the upstream call needs and admit
+    that call: one database hop, and no read of what the send just wrote or read."""
     try:
         sent = conversations.send_and_read(
             Conversation(pk=conversation_id, user_id=user.pk),
@@ -79,29 +79,35 @@ def _send(
         )
     except Conversation.DoesNotExist:
         raise ChatActionError("not_found", "This conversation no longer exists.") from None
-    announce = [
-        frames.message_frame(
-            sent.user_message, versions=sent.versions, attachment_ids=list(dict.fromkeys(attachments))
-        ),
-        frames.message_frame(sent.reply, versions=frames.ONLY_VERSION, attachment_ids=[]),
-    ]
-    ctx = runner.context(sent.reply, sent.reply.conversation, user, sent.turns)
+    ctx = prompt.context(sent.reply, sent.reply.conversation, user, sent.turns)
     runner.admit_first_call(ctx)
-    return ctx, announce
+    return ctx, sent
 
 
-@runner.db
+@db
+def _announcement(sent: Sent) -> list[dict[str, Any]]:
+    """The "message" frames of a send, from what it read (no query), rendered off the upstream call's
+    path: the reply's runner starts meanwhile."""
+    return [
+        frames.message_frame(sent.user_message, versions=sent.versions, attachments=sent.attachments),
+        frames.message_frame(
+            sent.reply, versions=conversations.version_position([sent.reply.pk], sent.reply.pk), attachments=[]
+        ),
+    ]
+
+
+@db
 def _message_frames(*messages: Message) -> list[dict[str, Any]]:
     return [frames.message_frame(m) for m in messages]
 
 
-@runner.db
+@db
 def _finished_frames(message_id: int) -> list[dict[str, Any]]:
     message = Message.objects.select_related("conversation").get(pk=message_id)
     return [frames.message_frame(message), frames.done_frame(message, message.conversation.total_cost)]
 
 
-@runner.db
+@db
 def _switch(conversation_id: int, message_id: int) -> dict[str, Any]:
     conversation = Conversation.objects.get(pk=conversation_id)
     message = Message.objects.filter(pk=message_id, conversation_id=conversation_id).first()
@@ -109,12 +115,7 @@ def _switch(conversation_id: int, message_id: int) -> dict[str, Any]:
         raise ChatActionError("not_found", "Message not found.")
     leaf = conversations.switch_version(conversation, message)
     conversation.refresh_from_db()
-    path = conversations.branch_path(conversation)
-    return {
-        "type": "branch",
-        "leaf_id": leaf.pk,
-        "messages": [frames.message_frame(m)["message"] for m in path],
-    }
+    return frames.branch_frame(leaf.pk, queries.transcript(conversation))
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -149,7 +150,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Frames of the group go straight to their handler. Channels would first close stale database
         connections on its one sync thread, a thread hop per frame that queues behind everyone's database
-        work; these handlers never touch the database (what does runs in `runner.db`, which cleans up)."""
+        work; these handlers never touch the database (what does runs in `orweb.aio.db`, which cleans up)."""
         if message["type"] == "chat.delta":
             await self.chat_delta(message)
         elif message["type"] == "chat.frame":
@@ -198,9 +199,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _announce(self, *messages: Message) -> None:
         await self._publish_all(await _message_frames(*messages))
 
+    async def _announce_sent(self, sent: Sent) -> None:
+        await self._publish_all(await _announcement(sent))
+
     async def _publish_all(self, frames_: list[dict[str, Any]]) -> None:
         for frame in frames_:
-            await runner.publish(self.conversation_id, frame)
+            await publish(self.conversation_id, frame)
 
     async def _start(self, reply: Message, *announce: Message) -> None:
         """Start the reply's runner and announce `announce` meanwhile.
@@ -218,8 +222,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             isinstance(a, int) and not isinstance(a, bool) for a in attachments
         ):
             raise BadFrame('"attachments" must be a list of ids.')
-        ctx, announce = await _send(self.user, self.conversation_id, content, attachments)
-        announced = asyncio.ensure_future(self._publish_all(announce))
+        ctx, sent = await _send(self.user, self.conversation_id, content, attachments)
+        announced = asyncio.ensure_future(self._announce_sent(sent))
         runner.launch(ctx, after=announced)
         await asyncio.shield(announced)
 
@@ -231,22 +235,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def do_regenerate(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        reply = await runner.db(conversations.regenerate)(message)
+        reply = await db(conversations.regenerate)(message)
         await self._start(reply, reply)
 
     async def do_edit(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        edited, reply = await runner.db(conversations.edit_and_resend)(message, _text(frame, "content"))
+        edited, reply = await db(conversations.edit_and_resend)(message, _text(frame, "content"))
         await self._start(reply, edited, reply)
 
     async def do_continue(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
-        reply = await runner.db(conversations.continue_after_error)(message)
+        reply = await db(conversations.continue_after_error)(message)
         await self._start(reply, reply)
 
     async def do_switch(self, frame: dict[str, Any]) -> None:
         branch = await _switch(self.conversation_id, _int(frame, "message_id"))
-        await runner.publish(self.conversation_id, branch)
+        await publish(self.conversation_id, branch)
 
     async def do_resume(self, frame: dict[str, Any]) -> None:
         message = await _message(self.conversation_id, _int(frame, "message_id"))
@@ -265,7 +269,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, message_id: int, upto: int | None = None) -> None:
         """Send the stored deltas after this socket's position (up to `upto`), in order."""
-        for seq, text in await runner.deltas_after(message_id, self.positions[message_id]):
+        for seq, text in await deltas_after(message_id, self.positions[message_id]):
             if upto is not None and seq > upto:
                 break
             if seq != self.positions[message_id] + 1:

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
+from catalog.models import CatalogModel
 from chat.models import Attachment, Conversation, Message
 from chat.tools import TOOLS
 from orweb import sql
@@ -100,16 +101,22 @@ def versions_of(message: Message) -> QuerySet[Message]:
     ).order_by("created", "id")
 
 
-def version_info(message: Message) -> dict[str, int | None]:
-    """Where `message` sits among its versions, as the websocket "message" frame carries it."""
-    ids = list(versions_of(message).values_list("id", flat=True)) or [message.pk]
-    at = ids.index(message.pk) if message.pk in ids else 0
+def version_position(ids: Sequence[int], message_id: int) -> dict[str, int | None]:
+    """Where `message_id` sits among `ids`, its versions oldest first: "version 2 of 3" and the ids of the
+    versions before and after it. The one numbering of versions: pages, frames and sends all use it."""
+    ids = list(ids) or [message_id]
+    at = ids.index(message_id) if message_id in ids else 0
     return {
         "index": at + 1,
         "count": len(ids),
         "prev_id": ids[at - 1] if at > 0 else None,
         "next_id": ids[at + 1] if at + 1 < len(ids) else None,
     }
+
+
+def version_info(message: Message) -> dict[str, int | None]:
+    """`version_position` of a message, read from the database."""
+    return version_position(versions_of(message).values_list("id", flat=True), message.pk)
 
 
 def _latest_leaf_under(message: Message) -> Message:
@@ -134,8 +141,6 @@ def switch_version(conversation: Conversation, message: Message) -> Message:
 
 def image_refusal(model: str) -> str | None:
     """Why `model` can't take images, or None. Unknown ids (e.g. `orweb/auto`) are left to the gateway."""
-    from catalog.models import CatalogModel
-
     found = CatalogModel.objects.filter(pk=model).first()
     if found is None or found.supports_images:
         return None
@@ -189,6 +194,7 @@ class Sent:
     reply: Message
     turns: list[Message]  # the branch the reply answers, root first, ending with `user_message`
     versions: dict[str, int | None]  # of `user_message`, as `version_info` gives them
+    attachments: list[Attachment]  # of `user_message`, by id
 
 
 @cache
@@ -301,19 +307,14 @@ def send_and_read(
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
-    user_message.attachment_ids = [a.pk for a in sorted(attachments, key=lambda a: a.pk)]
+    attachments = sorted(attachments, key=lambda a: a.pk)
+    user_message.attachment_ids = [a.pk for a in attachments]
     siblings = sorted(
         (m for m in by_id.values() if m.parent_id == parent_id and m.role == Message.Role.USER),
         key=lambda m: (m.created, m.pk),
     )
-    ids = [m.pk for m in siblings] + [user_message.pk]
-    versions = {
-        "index": len(ids),
-        "count": len(ids),
-        "prev_id": ids[-2] if len(ids) > 1 else None,
-        "next_id": None,
-    }
-    return Sent(user_message, reply, [*path_to(by_id, parent_id), user_message], versions)
+    versions = version_position([m.pk for m in siblings] + [user_message.pk], user_message.pk)
+    return Sent(user_message, reply, [*path_to(by_id, parent_id), user_message], versions, attachments)
 
 
 def send(
@@ -424,15 +425,6 @@ def start_compare(
             _, reply = send(conversation, prompt)
             started.append((conversation, reply))
     return started
-
-
-def compare_columns(conversation: Conversation) -> QuerySet[Conversation]:
-    """All conversations of the compare that `conversation` is part of (itself included), oldest first."""
-    if conversation.compare_group is None:
-        return Conversation.objects.filter(pk=conversation.pk)
-    return Conversation.objects.filter(user_id=conversation.user_id, compare_group=conversation.compare_group).order_by(
-        "created", "id"
-    )
 
 
 @transaction.atomic

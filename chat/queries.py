@@ -14,7 +14,8 @@ from django.shortcuts import get_object_or_404
 
 from chat import conversations
 from chat.models import Attachment, Conversation, Message, Preset
-from chat.render import render_markdown
+from chat.partials import message_view
+from gateway.policy import allowed_models
 from gateway.types import AUTO_MODELS
 
 AUTO_LABELS = {
@@ -44,58 +45,22 @@ def conversation_list(user: Any, q: str = "") -> QuerySet[Conversation]:
     return found.filter(compare_group__isnull=True).order_by("-updated")
 
 
-def _versions(message: Message, siblings: list[int]) -> dict[str, int | None]:
-    """Where a message sits among its versions (same parent, same role), as `version_info` says it."""
-    at = siblings.index(message.pk) if message.pk in siblings else 0
-    return {
-        "index": at + 1,
-        "count": len(siblings) or 1,
-        "prev_id": siblings[at - 1] if at > 0 else None,
-        "next_id": siblings[at + 1] if at + 1 < len(siblings) else None,
-    }
-
-
-def message_view(message: Message, siblings: list[int]) -> dict[str, Any]:
-    """What `chat/_message.html` shows for one message; mirrors the websocket "message" frame."""
-    return {
-        "id": message.pk,
-        "role": message.role,
-        "status": message.status,
-        "is_live": message.is_live,
-        "seq": message.seq,
-        "content": message.content,
-        "html": render_markdown(message.content),
-        "error": message.error,
-        "model": message.served_model or message.requested_model,
-        "requested_model": message.requested_model,
-        "provider": message.provider,
-        "skipped": message.skipped,
-        "prompt_tokens": message.prompt_tokens,
-        "completion_tokens": message.completion_tokens,
-        "cost": message.cost,
-        "ttft_ms": message.ttft_ms,
-        "tokens_per_second": message.tokens_per_second,
-        "tool_calls": message.tool_calls,
-        "attachments": list(message.attachments.all()),
-        "versions": _versions(message, siblings),
-    }
-
-
 def transcript(conversation: Conversation) -> list[dict[str, Any]]:
-    """The branch being shown, root first, ready for the template, in a fixed number of queries however
-    long the conversation is. Tool-role messages are shown inside their reply's `tool_calls`."""
+    """The branch being shown, root first, as `chat.partials.message_view`s, in a fixed number of queries
+    however long the conversation is. Tool-role messages are shown inside their reply's `tool_calls`."""
     path = [m for m in conversations.branch_path(conversation) if m.role != Message.Role.TOOL]
     prefetch_related_objects(path, "attachments")
     siblings: dict[tuple[int | None, str], list[int]] = defaultdict(list)
     for pk, parent_id, role in conversation.messages.order_by("created", "id").values_list("id", "parent_id", "role"):
         siblings[(parent_id, role)].append(pk)
-    return [message_view(m, siblings[(m.parent_id, m.role)]) for m in path]
+    return [
+        message_view(m, conversations.version_position(siblings[(m.parent_id, m.role)], m.pk), m.attachments.all())
+        for m in path
+    ]
 
 
 def model_choices(user: Any) -> list[dict[str, Any]]:
     """The picker's rows: the `orweb/auto*` choices first, then every model this user may call."""
-    from gateway.policy import allowed_models
-
     rows: list[dict[str, Any]] = [
         {
             "id": auto,

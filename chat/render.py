@@ -135,8 +135,3 @@ def render_markdown(text: str) -> str:
     if not text:
         return ""
     return _cleaner().clean(_markdown().render(text))
-
-
-def highlight_css() -> str:
-    """The Pygments stylesheet for the classes `render_markdown` emits (scoped to `.code`)."""
-    return _FORMATTER.get_style_defs(".code")

@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.utils import timezone
 
 from chat import frames
+from chat.deltas import deltas_key
 from chat.models import Message
-from chat.runner import deltas_key, lease_key
+from chat.runner import lease_key
+from orweb.redis_clients import sync_client
 
 ORPHAN_AFTER = timedelta(minutes=2)
 ORPHAN_ERROR = "The reply was cut off: the server streaming it stopped."
@@ -37,25 +38,22 @@ def _stored_tail(client: redis.Redis, message: Message) -> tuple[str, int]:
 def sweep_orphans(now: datetime | None = None) -> int:
     """Mark orphaned streaming replies incomplete; returns how many."""
     cutoff = (now or timezone.now()) - ORPHAN_AFTER
-    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    client = sync_client()
     swept = 0
-    try:
-        for message in Message.objects.filter(status=Message.Status.STREAMING, created__lt=cutoff):
-            if client.exists(lease_key(message.pk)):
-                continue
-            tail, seq = _stored_tail(client, message)
-            # Conditional on the row as read: a checkpoint in between means someone is streaming it after all.
-            updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING, seq=message.seq).update(
-                status=Message.Status.INCOMPLETE, content=message.content + tail, seq=seq, error=ORPHAN_ERROR
-            )
-            if updated != 1:
-                continue
-            swept += 1
-            message = Message.objects.select_related("conversation").get(pk=message.pk)
-            done = frames.done_frame(message, message.conversation.total_cost)
-            async_to_sync(get_channel_layer().group_send)(
-                frames.conversation_group(message.conversation_id), {"type": "chat.frame", "frame": done}
-            )
-    finally:
-        client.close()
+    for message in Message.objects.filter(status=Message.Status.STREAMING, created__lt=cutoff):
+        if client.exists(lease_key(message.pk)):
+            continue
+        tail, seq = _stored_tail(client, message)
+        # Conditional on the row as read: a checkpoint in between means someone is streaming it after all.
+        updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING, seq=message.seq).update(
+            status=Message.Status.INCOMPLETE, content=message.content + tail, seq=seq, error=ORPHAN_ERROR
+        )
+        if updated != 1:
+            continue
+        swept += 1
+        message = Message.objects.select_related("conversation").get(pk=message.pk)
+        done = frames.done_frame(message, message.conversation.total_cost)
+        async_to_sync(get_channel_layer().group_send)(
+            frames.conversation_group(message.conversation_id), {"type": "chat.frame", "frame": done}
+        )
     return swept

@@ -7,11 +7,11 @@ import logging
 import re
 from typing import Any
 
-from channels.db import database_sync_to_async
-
+from chat.broadcast import publish
 from chat.models import Conversation, Message
 from gateway import metered, policy
 from gateway.types import ChatRequest
+from orweb.aio import db
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def cheapest_model(user: Any) -> str | None:
     return best.id if best else None
 
 
-@database_sync_to_async
+@db
 def _first_message(conversation_id: int) -> tuple[Any, str, str | None] | None:
     conversation = Conversation.objects.select_related("user").filter(pk=conversation_id).first()
     if conversation is None:
@@ -71,15 +71,13 @@ async def make_title(user: Any, text: str, model: str | None) -> str:
     return clean_title(completion.content) or fallback_title(text)
 
 
-@database_sync_to_async
+@db
 def _save(conversation_id: int, title: str) -> bool:
     return Conversation.objects.filter(pk=conversation_id, title="").update(title=title) == 1
 
 
 async def title_conversation(conversation_id: int) -> str | None:
     """Title an untitled conversation and tell its open tabs; returns the title, or None if it had one."""
-    from chat.runner import publish
-
     found = await _first_message(conversation_id)
     if found is None:
         return None

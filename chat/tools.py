@@ -16,6 +16,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from catalog.models import CatalogModel
+from orweb.money import plain_usd
+
 MAX_EXPRESSION = 200
 MAX_EXPONENT = 100
 MAX_MAGNITUDE = Decimal("1e100")
@@ -105,23 +108,18 @@ def _current_time(args: dict[str, Any]) -> str:
 
 
 def _model_info(args: dict[str, Any]) -> str:
-    from catalog.models import CatalogModel
-
     model_id = str(args.get("model", "")).strip()
     model = CatalogModel.objects.filter(pk=model_id).first() if model_id else None
     if model is None:
         raise ToolError(f"No model {model_id[:100]!r} in the catalog.")
-
-    def per_million(price: Decimal | None) -> str | None:
-        return None if price is None else format(price.normalize(), "f")
 
     return json.dumps(
         {
             "model": model.id,
             "name": model.name,
             "context_length": model.context_length,
-            "prompt_usd_per_million_tokens": per_million(model.prompt_price_per_million),
-            "completion_usd_per_million_tokens": per_million(model.completion_price_per_million),
+            "prompt_usd_per_million_tokens": plain_usd(model.prompt_price_per_million),
+            "completion_usd_per_million_tokens": plain_usd(model.completion_price_per_million),
             "image_input": model.supports_images,
             "available": model.is_available,
         }

@@ -16,6 +16,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
 
 from billing.spend import spend_summary
 from chat import conversations, queries, uploads
@@ -25,6 +27,16 @@ from chat.models import Conversation, Preset
 PAGE_SIZE = 50
 
 
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _partial(request: HtmxHttpRequest) -> bool:
+    """Whether to answer with the page's htmx region only: an htmx request, but not htmx restoring a page
+    missing from its history cache (that needs the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     context.setdefault("spend", spend_summary(request.user))
     return render(request, template, context, status=status)
@@ -32,10 +44,11 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
 
 @login_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
+def index(request: HtmxHttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")
     page = Paginator(queries.conversation_list(request.user, q), PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "chat/index.html#results" if request.htmx else "chat/index.html"
+    template = "chat/index.html" + ("#results" if _partial(request) else "")
     return _page(request, template, {"conversations": page.object_list, "page": page, "q": q})
 
 
@@ -81,13 +94,15 @@ def _new_chat_context(request: HttpRequest, form: SettingsForm) -> dict[str, Any
 
 @login_required
 @require_GET
-def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
+def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     convo = queries.owned_conversation(request.user, pk)
     if convo.compare_group:
         return redirect("chat:compare_view", group=convo.compare_group)
-    template = "chat/conversation.html#transcript" if request.htmx else "chat/conversation.html"
+    partial = _partial(request)
+    template = "chat/conversation.html" + ("#transcript" if partial else "")
     context: dict[str, Any] = {"conversation": convo, "messages_view": queries.transcript(convo)}
-    if not request.htmx:
+    if not partial:
         context["models"] = queries.model_choices(request.user)
         context["tool_choices"] = tool_choices()
     return _page(request, template, context)

@@ -5,7 +5,7 @@ Twisted's asyncio reactor runs on whatever loop asyncio makes, and daphne makes 
 `daphne.server` is first imported; so the policy is set before that import. On uvloop a streamed reply
 costs the process less per network read (bench/relay.py: daphne's CPU for 200 streams down ~10%).
 
-The loop's thread pool runs every database hop (chat.runner.db, the gateway's admission and settling).
+The loop's thread pool runs every database hop (orweb.aio.db, the gateway's admission and settling).
 Those threads hold the GIL while Django and psycopg build and read queries, and the event loop, which
 relays every stream, then waits for it: with asyncio's default pool (cores + 4 threads) a burst of
 replies starting or ending together stalled every other reply's frames by 150-200 ms; with two, by

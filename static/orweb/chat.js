@@ -1,14 +1,14 @@
 /* orweb chat pages: the websocket client, the composer, the model picker and copy buttons.
  *
- * Safety rule: model text reaches the page only as text nodes (textContent) while it streams; the one
- * use of innerHTML is the server's sanitised render (chat.render) from a "done"/"message" frame or a
- * transcript fetched from our own server.
+ * A message's markup comes only from the server (chat/_message.html, in the page and in "message",
+ * "done" and "branch" frames); this file swaps it in whole. Safety rule: model text reaches the page only
+ * as text nodes (textContent) while it streams; markup is parsed only from our own server's render,
+ * where model output is sanitised (chat.render) and everything else escaped.
  */
 (() => {
   "use strict";
 
   const LIVE = new Set(["pending", "streaming"]);
-  const RETRYABLE = new Set(["error", "incomplete", "stopped"]);
   const CLOSE_CODES = { 4401: "You are signed out. Sign in again to continue.", 4403: "This conversation isn't yours or no longer exists." };
 
   function csrfToken() {
@@ -26,162 +26,21 @@
     return node;
   }
 
-  /* Display only (the server keeps money as Decimal): the same rules as the `usd` template filter. */
-  function formatCost(value) {
-    if (value === undefined || value === null || value === "") return "";
-    const n = Number(value);
-    if (!Number.isFinite(n)) return "$" + value;
-    if (n === 0) return "$0";
-    if (Math.abs(n) >= 1) return "$" + n.toFixed(2);
-    const trimmed = n.toFixed(Math.abs(n) >= 0.01 ? 4 : 10).replace(/0+$/, "").replace(/\.$/, "");
-    return "$" + trimmed;
+  /* A server-rendered element (chat/_message.html, chat/_spend.html, ...) from a frame's `html`. */
+  function fromHtml(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html || ""; // our own server's render: model output sanitised, the rest escaped
+    return holder.content.firstElementChild;
   }
 
-  /* ---------- one message's DOM ---------- */
-
-  function metaSpans(meta) {
-    const spans = [];
-    if (meta.model) spans.push(el("span", "", meta.model));
-    if (meta.provider) spans.push(el("span", "", "via " + meta.provider));
-    spans.push(el("span", "", (meta.prompt_tokens || 0) + " in / " + (meta.completion_tokens || 0) + " out"));
-    spans.push(el("span", "", formatCost(meta.cost || 0)));
-    if (meta.ttft_ms !== undefined && meta.ttft_ms !== null) spans.push(el("span", "", "TTFT " + meta.ttft_ms + " ms"));
-    if (meta.tokens_per_second !== undefined && meta.tokens_per_second !== null) {
-      spans.push(el("span", "", Number(meta.tokens_per_second).toFixed(1) + " tok/s"));
-    }
-    if (meta.skipped && meta.skipped.length) {
-      const why = meta.skipped.map((s) => (Array.isArray(s) ? s[0] + " (" + s[1] + ")" : String(s))).join(", ");
-      spans.push(el("span", "skipped", "skipped: " + why));
-    }
-    return spans;
-  }
-
-  function toolCallNode(call) {
-    const details = el("details", "tool-call");
-    const summary = el("summary");
-    summary.append(el("span", "tool-name", call.name), el("code", "tool-args", call.arguments));
-    details.append(summary, el("pre", "tool-result", call.result));
-    return details;
-  }
-
-  function versionSwitcher(v) {
-    const box = el("span", "versions");
-    box.setAttribute("aria-label", "Version " + v.index + " of " + v.count);
-    const prev = el("button", "btn-icon", "‹");
-    prev.type = "button";
-    prev.dataset.switch = v.prev_id || "";
-    prev.disabled = !v.prev_id;
-    prev.setAttribute("aria-label", "Previous version");
-    const next = el("button", "btn-icon", "›");
-    next.type = "button";
-    next.dataset.switch = v.next_id || "";
-    next.disabled = !v.next_id;
-    next.setAttribute("aria-label", "Next version");
-    const label = el("span", "", v.index + "/" + v.count);
-    label.dataset.versionLabel = "";
-    box.append(prev, label, next);
-    return box;
-  }
-
-  function actionButton(name, label, hidden) {
-    const b = el("button", "btn btn-ghost btn-small", label);
-    b.type = "button";
-    b.dataset[name] = "";
-    b.hidden = hidden;
-    return b;
-  }
-
-  /* Build a message element from a "message" frame, with the same structure as chat/_message.html. */
-  function buildMessage(msg) {
-    const live = LIVE.has(msg.status);
-    const article = el("article", "msg msg-" + msg.role);
-    article.id = "msg-" + msg.id;
-    article.dataset.id = msg.id;
-    article.dataset.role = msg.role;
-    article.dataset.status = msg.status;
-    article.dataset.seq = msg.seq || 0;
-    if (msg.role === "user") article.dataset.raw = msg.content_text || "";
-    const head = el("header", "msg-head");
-    const meta = msg.meta || {};
-    head.append(el("span", "msg-role", msg.role === "user" ? "You" : meta.model || meta.requested_model || "Assistant"));
-    if (msg.versions && msg.versions.count > 1) head.append(versionSwitcher(msg.versions));
-    const status = el("span", "msg-status status-" + msg.status, msg.status === "complete" ? "" : msg.status);
-    status.dataset.statusLabel = "";
-    head.append(status);
-    article.append(head);
-    if (msg.attachments && msg.attachments.length) {
-      const box = el("div", "msg-attachments");
-      for (const a of msg.attachments) {
-        const img = el("img");
-        img.src = "/chat/attachments/" + Number(typeof a === "object" ? a.id : a);
-        img.alt = (typeof a === "object" && a.name) || "attached image";
-        box.append(img);
-      }
-      article.append(box);
-    }
-    const tools = el("div", "msg-tools");
-    tools.dataset.tools = "";
-    for (const call of msg.tool_calls || []) tools.append(toolCallNode(call));
-    const body = el("div", "msg-body prose");
-    body.dataset.body = "";
-    body.innerHTML = msg.html || ""; // server-sanitised (chat.render.render_markdown)
-    if (live) {
-      // A live reply's frame has its checkpoint as HTML (up to msg.seq); raw deltas follow it.
-      const text = el("div", "live-text");
-      text.dataset.live = "";
-      body.append(text);
-    }
-    const error = el("p", "msg-error", msg.error || "");
-    error.dataset.error = "";
-    error.setAttribute("role", "alert");
-    error.hidden = !msg.error;
-    article.append(tools, body, error);
-    if (msg.role === "assistant") {
-      const footer = el("footer", "msg-meta muted");
-      footer.dataset.meta = "";
-      if (!live && msg.meta) footer.append(...metaSpans(msg.meta));
-      article.append(footer);
-    }
-    const actions = el("div", "msg-actions");
-    if (msg.role === "user") {
-      actions.append(actionButton("edit", "Edit", false));
-    } else {
-      actions.append(
-        actionButton("stop", "Stop", !live),
-        actionButton("regenerate", "Regenerate", live),
-        actionButton("continue", "Continue", !RETRYABLE.has(msg.status)),
-      );
-    }
-    article.append(actions);
-    return article;
-  }
-
+  /* A live message going from pending to streaming; everything else about it comes from the server. */
   function setStatus(article, status) {
     article.dataset.status = status;
     const label = article.querySelector("[data-status-label]");
     if (label) {
       label.className = "msg-status status-" + status;
-      label.textContent = status === "complete" ? "" : status;
+      label.textContent = status;
     }
-    const live = LIVE.has(status);
-    const toggle = (sel, hidden) => {
-      const b = article.querySelector(sel);
-      if (b) b.hidden = hidden;
-    };
-    toggle("[data-stop]", !live);
-    toggle("[data-regenerate]", live);
-    toggle("[data-continue]", !RETRYABLE.has(status));
-  }
-
-  function liveText(article) {
-    let node = article.querySelector("[data-live]");
-    if (!node) {
-      const body = article.querySelector("[data-body]");
-      node = el("div", "live-text");
-      node.dataset.live = "";
-      body.replaceChildren(node);
-    }
-    return node;
   }
 
   /* ---------- a conversation over its websocket ---------- */
@@ -329,7 +188,8 @@
       } else {
         this.transcript.replaceChildren();
       }
-      const article = buildMessage(msg);
+      const article = fromHtml(msg.html);
+      if (!article) return;
       this.seqs.set(String(msg.id), Number(msg.seq || 0));
       this.transcript.append(article);
       article.scrollIntoView({ block: "nearest" });
@@ -340,7 +200,8 @@
         setStatus(article, msg.status);
         return; // keep the live text: deltas own it until "done"
       }
-      const fresh = buildMessage(msg);
+      const fresh = fromHtml(msg.html);
+      if (!fresh) return;
       article.replaceWith(fresh);
       this.seqs.set(String(msg.id), Number(msg.seq || 0));
     }
@@ -359,34 +220,29 @@
       this.seqs.set(id, frame.seq);
       article.dataset.seq = frame.seq;
       if (article.dataset.status === "pending") setStatus(article, "streaming");
-      liveText(article).append(document.createTextNode(frame.text));
+      const live = article.querySelector("[data-live]");
+      if (live) live.append(document.createTextNode(frame.text));
       this.updateStopButton();
     }
 
     onTool(frame) {
       const article = this.article(frame.message_id);
       if (!article) return;
-      article.querySelector("[data-tools]").append(toolCallNode(frame.call || {}));
+      const call = fromHtml(frame.html);
+      if (call) article.querySelector("[data-tools]").append(call);
     }
 
     onDone(frame) {
       const article = this.article(frame.message_id);
-      if (article) {
-        setStatus(article, frame.status);
-        const body = article.querySelector("[data-body]");
-        if (typeof frame.html === "string") body.innerHTML = frame.html; // server-sanitised
-        const error = article.querySelector("[data-error]");
-        error.textContent = frame.error || "";
-        error.hidden = !frame.error;
-        const meta = article.querySelector("[data-meta]");
-        if (meta && frame.meta) meta.replaceChildren(...metaSpans(frame.meta));
-        if (frame.meta && frame.meta.model) article.querySelector(".msg-role").textContent = frame.meta.model;
-        this.seqs.delete(article.dataset.id);
-        this.resuming.delete(article.dataset.id);
+      const fresh = fromHtml(frame.html);
+      if (article && fresh) {
+        article.replaceWith(fresh);
+        this.seqs.delete(String(frame.message_id));
+        this.resuming.delete(String(frame.message_id));
       }
-      if (frame.conversation_cost !== undefined) {
+      if (frame.conversation_cost_shown !== undefined) {
         const cost = this.root.querySelector("[data-conversation-cost]");
-        if (cost) cost.textContent = formatCost(frame.conversation_cost);
+        if (cost) cost.textContent = frame.conversation_cost_shown;
       }
       this.updateStopButton();
     }
@@ -434,10 +290,8 @@
     }
 
     swapTranscript(html) {
-      const holder = document.createElement("div");
-      holder.innerHTML = html; // our own server's render of the transcript (sanitised per message)
-      const fresh = holder.querySelector("[data-transcript]");
-      if (!fresh) return;
+      const fresh = fromHtml(html);
+      if (!fresh || !fresh.matches("[data-transcript]")) return;
       this.transcript.replaceWith(fresh);
       this.transcript = fresh;
       this.seqs.clear();
@@ -455,8 +309,8 @@
         const node = kept(msg); // a live reply keeps its text and position
         if (node) return node;
         this.seqs.set(String(msg.id), Number(msg.seq || 0));
-        return buildMessage(msg);
-      });
+        return fromHtml(msg.html);
+      }).filter(Boolean);
       this.transcript.replaceChildren(...nodes);
       for (const id of [...this.seqs.keys()]) if (!this.article(id)) this.seqs.delete(id);
       this.resumeAll();
@@ -602,11 +456,8 @@
 
   function updateSpend(frame) {
     const box = document.getElementById("spend");
-    if (!box) return;
-    const spent = box.querySelector("[data-spent]");
-    const remaining = box.querySelector("[data-remaining]");
-    if (spent && frame.spent !== undefined) spent.textContent = formatCost(frame.spent);
-    if (remaining && frame.remaining !== undefined && frame.remaining !== null) remaining.textContent = formatCost(frame.remaining);
+    const fresh = fromHtml(frame.html);
+    if (box && fresh) box.replaceWith(fresh);
   }
 
   /* ---------- model picker: search and filters, client-side over the server-rendered list ---------- */

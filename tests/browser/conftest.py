@@ -129,7 +129,7 @@ def _wait_for_chat_work(timeout: float = 20) -> None:
     from chat import runner
 
     deadline = time.monotonic() + timeout
-    while any(not task.done() for task in (*runner._running.values(), *runner._background)):
+    while runner.busy():
         assert time.monotonic() < deadline, "chat work still running long after the test"
         time.sleep(0.05)
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from chat import runner
+from chat import runner, stopping
 from tests.helpers.chat import MODEL
 from tests.helpers.metering import load_catalog
 
@@ -64,4 +64,4 @@ async def drained():
     then unsubscribes the test loop's stop listener."""
     yield
     await runner.drain()
-    await runner.stop_listening()
+    await stopping.stop_listening()

@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
+from django.test import Client
+from django.urls import reverse
 
 from billing.models import Budget, LedgerEntry
 from chat import conversations, runner
@@ -90,7 +92,7 @@ async def test_it_streams_numbered_deltas_and_saves_the_reply(conversation):
     assert 1 < len(got) < 120, "deltas are coalesced, not one per token"
     assert "".join(text for _, text in got) == LONG
     assert done["status"] == "complete" and done["message_id"] == mid
-    assert done["meta"]["model"] == "openai/gpt-4o-mini" and Decimal(done["meta"]["cost"]) > 0
+    assert '<span class="msg-role">openai/gpt-4o-mini</span>' in done["html"]
     message = await reload(mid)
     assert message.content == LONG and message.seq == len(got)
     assert message.status == Message.Status.COMPLETE
@@ -101,6 +103,25 @@ async def test_it_streams_numbered_deltas_and_saves_the_reply(conversation):
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
     assert conversation.total_cost == message.cost
     assert Decimal(done["conversation_cost"]) == message.cost
+    await socket.close()
+
+
+@database_sync_to_async
+def page(conversation: Conversation) -> str:
+    client = Client()
+    client.force_login(conversation.user)
+    return client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+
+
+async def test_a_message_is_sent_in_the_markup_the_page_shows(conversation):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await socket.send({"action": "send", "content": "echo: **bold** and `code` [[sim tps=400]]"})
+    done, frames = await socket.until("done")
+    asked = [f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "user"][0]
+    shown = await page(conversation)
+    assert done["html"].startswith("<article") and "<strong>bold</strong>" in done["html"]
+    assert done["html"] in shown
+    assert asked["html"] in shown
     await socket.close()
 
 
@@ -128,7 +149,7 @@ async def test_closing_the_tab_does_not_stop_the_reply(conversation):
     _, frames = await socket.until("delta")
     mid = frames[-1]["message_id"]
     await socket.close()
-    await runner.running(mid)
+    await runner.drain()
     message = await reload(mid)
     assert message.status == Message.Status.COMPLETE
     assert message.content == LONG
@@ -206,7 +227,7 @@ async def test_regenerate_keeps_earlier_versions_and_switch_shows_them(conversat
     second, frames = await socket.until("done")
     assert second["message_id"] != first["message_id"]
     announced = [f for f in frames if f["type"] == "message"][0]["message"]
-    assert announced["versions"] == {"index": 2, "count": 2, "prev_id": first["message_id"], "next_id": None}
+    assert ">2/2<" in announced["html"] and f'data-switch="{first["message_id"]}"' in announced["html"]
     one, two = await reload(first["message_id"]), await reload(second["message_id"])
     assert one.parent_id == two.parent_id and one.content and two.content
     await socket.send({"action": "switch", "message_id": first["message_id"]})
@@ -224,7 +245,7 @@ async def test_edit_makes_a_branch_and_the_old_one_stays(conversation):
     await socket.send({"action": "edit", "message_id": original["id"], "content": "echo: second"})
     done, frames = await socket.until("done")
     edited = [f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "user"][0]
-    assert edited["parent_id"] == original["parent_id"] and edited["versions"]["count"] == 2
+    assert edited["parent_id"] == original["parent_id"] and ">2/2<" in edited["html"]
     assert (await reload(done["message_id"])).content == "second"
     await socket.send({"action": "switch", "message_id": original["id"]})
     branch, _ = await socket.until("branch")
@@ -286,7 +307,7 @@ async def test_a_send_the_budget_cannot_cover_is_refused_before_any_call(convers
     await socket.send({"action": "send", "content": "hello"})
     error, _ = await socket.until("error")
     assert error["code"] == "budget"
-    assert "monthly budget of user ann" in error["message"] and "$0.0000 left" in error["message"]
+    assert "monthly budget of user ann" in error["message"] and "$0 left" in error["message"]
     done, _ = await socket.until("done")
     assert done["status"] == "error"
     assert simulator.stats()["requests_total"] == before
@@ -350,8 +371,8 @@ async def test_pending_replies_start_when_a_page_connects(ann, catalog):
     await right.send({"action": "resume", "message_id": reply_two.pk, "after_seq": 0})
     done_left, _ = await left.until("done")
     done_right, _ = await right.until("done")
-    assert done_left["meta"]["model"] == "openai/gpt-4o-mini"
-    assert done_right["meta"]["model"] == "anthropic/claude-3-haiku"
+    assert '<span class="msg-role">openai/gpt-4o-mini</span>' in done_left["html"]
+    assert '<span class="msg-role">anthropic/claude-3-haiku</span>' in done_right["html"]
     assert (await reload(reply_two.pk)).content == "side by side"
     await left.close()
     await right.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.render import highlight_css, render_markdown
+from chat.render import render_markdown
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,3 @@ def test_it_escapes_html_inside_code():
 def test_it_renders_tables_and_emphasis():
     html = render_markdown("**bold** ~~gone~~\n\n| a | b |\n|---|---|\n| 1 | 2 |")
     assert "<strong>bold</strong>" in html and "<s>gone</s>" in html and "<td>1</td>" in html
-
-
-def test_the_stylesheet_covers_the_highlight_classes():
-    assert ".code .hl-nb" in highlight_css()

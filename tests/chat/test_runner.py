@@ -1,4 +1,4 @@
-"""The runner's plumbing: batched checkpoints, its own pub/sub publishing, ordering of frames, the lease."""
+"""A reply's life in the runner: frames in order, the lease, Stop from here and from another process."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import channels.consumer
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from billing.models import Budget, Hold, LedgerEntry
-from chat import consumers, conversations, frames, runner
+from chat import consumers, conversations, runner
 from chat.models import Message
+from orweb.redis_clients import async_client
 from tests.helpers.chat import Socket, deltas, reply_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
@@ -31,79 +31,6 @@ def new_reply(conversation) -> Message:
 @database_sync_to_async
 def row(message_id: int) -> Message:
     return Message.objects.get(pk=message_id)
-
-
-@pytest.fixture
-def quick_checkpoints(monkeypatch):
-    monkeypatch.setattr(runner, "CHECKPOINT_EVERY", 0.01)
-
-
-async def test_checkpoints_of_several_replies_are_saved_together(conversation, ann, quick_checkpoints):
-    one = await new_reply(conversation)
-    other_conversation = await database_sync_to_async(conversations.create_conversation)(ann, model="x/y")
-    two = await new_reply(other_conversation)
-    runner.checkpoints().put(one.pk, "Hel", 1, {})
-    runner.checkpoints().put(one.pk, "Hello", 2, {})
-    runner.checkpoints().put(two.pk, "Hi", 1, {"tool_calls": [{"step": 0}]})
-    async with asyncio.timeout(10):
-        while (await row(two.pk)).seq != 1 or (await row(one.pk)).seq != 2:
-            await asyncio.sleep(0.01)
-    assert (await row(one.pk)).content == "Hello"
-    assert (await row(two.pk)).tool_calls == [{"step": 0}]
-
-
-async def test_a_settled_reply_is_not_overwritten_by_a_checkpoint_it_had_queued(conversation, quick_checkpoints):
-    reply = await new_reply(conversation)
-    runner.checkpoints().put(reply.pk, "partial", 1, {})
-    await runner.checkpoints().settle(reply.pk)
-    await database_sync_to_async(Message.objects.filter(pk=reply.pk).update)(content="final", seq=9)
-    runner.checkpoints().put(conversation.pk * 1000, "other", 1, {})
-    await asyncio.sleep(0.1)
-    assert ((await row(reply.pk)).content, (await row(reply.pk)).seq) == ("final", 9)
-
-
-async def test_our_publishing_uses_the_channel_layers_own_group_channel():
-    layer = get_channel_layer()
-    group = frames.conversation_group(7)
-    assert runner.pubsub_channel(group) == layer._get_group_channel_name(group)
-
-
-async def test_group_publish_appends_before_it_publishes_and_reaches_the_group(conversation):
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    group = frames.conversation_group(conversation.pk)
-    await layer.group_add(group, channel)
-    key = runner.deltas_key(123456)
-    await runner.group_publish(group, {"type": "chat.delta", "seq": 1}, append=(key, "1\tx"))
-    assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "chat.delta", "seq": 1}
-    assert await runner.redis_client().lrange(key, 0, -1) == ["1\tx"]
-    await layer.group_discard(group, channel)
-
-
-async def test_publishes_of_many_replies_at_once_go_out_in_order_and_in_full(conversation):
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    group = frames.conversation_group(conversation.pk)
-    await layer.group_add(group, channel)
-    keys = [runner.deltas_key(654320 + i) for i in range(5)]
-
-    async def reply(key: str) -> None:
-        for seq in range(1, 21):
-            await runner.group_publish(
-                group,
-                {"type": "chat.delta", "key": key, "seq": seq},
-                append=(key, f"{seq}\tx"),
-                expire=None if seq > 1 else 60,
-            )
-
-    await asyncio.gather(*(reply(key) for key in keys))
-    heard = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(100)]
-    for key in keys:
-        assert [m["seq"] for m in heard if m["key"] == key] == list(range(1, 21))
-        assert await runner.redis_client().lrange(key, 0, -1) == [f"{seq}\tx" for seq in range(1, 21)]
-        assert 0 < await runner.redis_client().ttl(key) <= 60
-        await runner.redis_client().delete(key)
-    await layer.group_discard(group, channel)
 
 
 async def test_relayed_frames_go_to_the_socket_without_a_hop_to_the_sync_thread(conversation, monkeypatch):
@@ -146,11 +73,11 @@ async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(con
     await socket.send({"action": "send", "content": "write [[sim tokens=200 tps=100]]"})
     _, seen = await socket.until("delta")
     mid = reply_id(seen)
-    assert await runner.redis_client().exists(runner.lease_key(mid))
+    assert await async_client().exists(runner.lease_key(mid))
     await socket.send({"action": "stop", "message_id": mid})
     await socket.until("done")
     await runner.drain()
-    assert not await runner.redis_client().exists(runner.lease_key(mid))
+    assert not await async_client().exists(runner.lease_key(mid))
     await socket.close()
 
 
@@ -219,14 +146,3 @@ async def test_stop_from_another_process_stops_the_reply_where_it_runs(conversat
     assert done["status"] == Message.Status.STOPPED
     assert 0 < len((await row(first["message_id"])).content) < len(LONG)
     await socket.close()
-
-
-async def test_frames_space_out_only_when_the_process_streams_more_than_its_frame_budget(monkeypatch):
-    finished = asyncio.get_running_loop().create_future()
-    finished.set_result(None)  # stands for a reply's task
-    monkeypatch.setattr(runner, "_running", {})
-    assert runner.frame_interval() == runner.COALESCE
-    monkeypatch.setattr(runner, "_running", dict.fromkeys(range(200), finished))
-    assert runner.frame_interval() == pytest.approx(200 / runner.FRAMES_PER_SECOND)
-    monkeypatch.setattr(runner, "_running", dict.fromkeys(range(100_000), finished))
-    assert runner.frame_interval() == runner.MAX_INTERVAL

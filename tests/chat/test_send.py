@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from billing.models import Budget, Hold
-from chat import consumers, conversations, runner
+from chat import consumers, conversations, frames, prompt, runner
 from chat.conversations import ChatActionError
 from chat.models import Message
 from orweb.errors import BudgetExceeded
@@ -17,6 +17,7 @@ from orweb.errors import BudgetExceeded
 pytestmark = pytest.mark.django_db(transaction=True)
 
 send_step = inspect.unwrap(consumers._send)
+announcement = inspect.unwrap(consumers._announcement)
 
 
 def finish(message: Message, content: str) -> None:
@@ -73,16 +74,18 @@ def test_what_a_send_returns_is_what_the_database_holds(branched):
             assert getattr(turn, field.attname) == getattr(stored, field.attname), field.name
 
 
-def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, ann):
-    ctx, announce = send_step(ann, branched.pk, "four", [])
+def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, ann, django_assert_num_queries):
+    ctx, sent = send_step(ann, branched.pk, "four", [])
+    with django_assert_num_queries(0):
+        announce = announcement(sent)
     user_message = Message.objects.get(pk=announce[0]["message"]["id"])
     reply = Message.objects.get(pk=announce[1]["message"]["id"])
 
-    assert ctx.history == runner.context(reply, branched, ann).history
+    assert ctx.history == prompt.context(reply, branched, ann).history
     assert [turn["content"] for turn in ctx.history] == ["Be brief.", "one", "new answer", "two", "cut short", "four"]
-    assert announce[0]["message"]["versions"] == conversations.version_info(user_message)
-    assert announce[0]["message"]["versions"]["count"] == 2
-    assert announce[1]["message"]["versions"] == conversations.version_info(reply)
+    assert announce[0] == frames.message_frame(user_message)
+    assert ">2/2<" in announce[0]["message"]["html"]
+    assert announce[1] == frames.message_frame(reply)
     assert reply.status == Message.Status.STREAMING
 
 
@@ -110,12 +113,12 @@ def test_the_send_step_admits_the_replys_first_call(conversation, ann):
 def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversation, ann):
     Budget.objects.create(user=ann, limit_usd=Decimal(0))
 
-    ctx, announce = send_step(ann, conversation.pk, "hello", [])
+    ctx, sent = send_step(ann, conversation.pk, "hello", [])
 
     assert ctx.admission is None
     assert isinstance(ctx.refused, BudgetExceeded)
     assert not Hold.objects.exists()
-    assert Message.objects.get(pk=announce[1]["message"]["id"]).status == Message.Status.STREAMING
+    assert Message.objects.get(pk=sent.reply.pk).status == Message.Status.STREAMING
 
 
 def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, ann):
@@ -143,8 +146,9 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
     assert stored.tool_calls == totals.tool_calls  # kept when a later step has none
     assert stored.skipped == [] and stored.served_model == ""  # the last write says what the last step saw
     assert type(conversation).objects.get(pk=conversation.pk).total_cost == Decimal("0.0015")
-    assert done["conversation_cost"] == "0.0012" and done["meta"]["tokens_per_second"] == "4"
-    assert done["meta"]["skipped"] == [["x/y", "not allowed"]]
+    assert done["conversation_cost"] == "0.0012" and done["conversation_cost_shown"] == "$0.0012"
+    assert "<span>4.0 tok/s</span>" in done["html"] and "<span>$0.0012</span>" in done["html"]
+    assert "skipped: x/y (not allowed)" in done["html"]
     assert wants_title is False  # the conversation has a title
     Message.objects.filter(pk=reply.pk).delete()
     assert finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), ann) is None

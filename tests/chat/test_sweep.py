@@ -10,8 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from chat import conversations
+from chat.deltas import deltas_key
 from chat.models import Message
-from chat.runner import deltas_key, lease_key
+from chat.runner import lease_key
 from chat.sweep import ORPHAN_AFTER, sweep_orphans
 
 pytestmark = pytest.mark.django_db(transaction=True)

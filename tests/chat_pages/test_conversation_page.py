@@ -155,3 +155,16 @@ def test_it_refuses_settings_with_a_model_the_user_may_not_use(owner_client, con
     assert conversation.model == "openai/gpt-4o-mini"
     page = owner_client.get(response["Location"]).content.decode()
     assert "Model: Pick a model from the list" in page
+
+
+def test_it_answers_an_htmx_history_restore_with_the_whole_page(owner_client, conversation):
+    response = owner_client.get(
+        reverse("chat:conversation", args=[conversation.pk]),
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
+    assert "<html" in response.content.decode()
+
+
+def test_its_answer_varies_with_htmx(owner_client, conversation):
+    response = owner_client.get(reverse("chat:conversation", args=[conversation.pk]))
+    assert {"HX-Request", "HX-History-Restore-Request"} <= {h.strip() for h in response["Vary"].split(",")}

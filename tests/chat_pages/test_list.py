@@ -121,3 +121,15 @@ def test_it_rejects_get_for_every_state_change(owner_client, conversation):
     ):
         assert owner_client.get(url).status_code == 405, url
     assert Preset.objects.filter(pk=preset.pk).exists()
+
+
+def test_it_answers_an_htmx_history_restore_with_the_whole_page(owner_client, conversation):
+    response = owner_client.get(
+        reverse("chat:index"), {"q": "trip"}, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.content.decode()
+
+
+def test_its_answer_varies_with_htmx(owner_client, conversation):
+    response = owner_client.get(reverse("chat:index"), headers={"HX-Request": "true"})
+    assert {"HX-Request", "HX-History-Restore-Request"} <= {h.strip() for h in response["Vary"].split(",")}

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
 from catalog.browse import DEFAULT_SORT, PAGE_SIZE, CatalogFilterForm, browse_models, sort_columns
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
+from orweb.htmx import HtmxHttpRequest, wants_partial
 
 
 @login_required
@@ -23,6 +19,6 @@ def model_list(request: HtmxHttpRequest) -> HttpResponse:
     filters = form.filters()
     sort = filters.get("sort", DEFAULT_SORT)
     page = Paginator(browse_models(filters), PAGE_SIZE).get_page(request.GET.get("page"))
-    partial = request.htmx and not request.htmx.history_restore_request
+    partial = wants_partial(request)
     context = {"form": form, "page": page, "sort": sort, "columns": sort_columns(sort)}
     return render(request, "catalog/models.html" + ("#results" if partial else ""), context)

@@ -17,24 +17,14 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
 from billing.spend import spend_summary
 from chat import conversations, queries, uploads
 from chat.forms import CompareForm, PresetForm, RenameForm, SettingsForm, tool_choices
 from chat.models import Conversation, Preset
+from orweb.htmx import HtmxHttpRequest, wants_partial
 
 PAGE_SIZE = 50
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def _partial(request: HtmxHttpRequest) -> bool:
-    """Whether to answer with the page's htmx region only: an htmx request, but not htmx restoring a page
-    missing from its history cache (that needs the whole page)."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -48,7 +38,7 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
 def index(request: HtmxHttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")
     page = Paginator(queries.conversation_list(request.user, q), PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "chat/index.html" + ("#results" if _partial(request) else "")
+    template = "chat/index.html" + ("#results" if wants_partial(request) else "")
     return _page(request, template, {"conversations": page.object_list, "page": page, "q": q})
 
 
@@ -99,7 +89,7 @@ def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     convo = queries.owned_conversation(request.user, pk)
     if convo.compare_group:
         return redirect("chat:compare_view", group=convo.compare_group)
-    partial = _partial(request)
+    partial = wants_partial(request)
     template = "chat/conversation.html" + ("#transcript" if partial else "")
     context: dict[str, Any] = {"conversation": convo, "messages_view": queries.transcript(convo)}
     if not partial:

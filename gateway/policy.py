@@ -71,10 +71,6 @@ def is_unrestricted(user: Any) -> bool:
     return bool(user.is_staff or user.is_superuser)
 
 
-def _callable_models() -> QuerySet[CatalogModel]:
-    return CatalogModel.objects.filter(is_available=True, prompt_price__isnull=False, completion_price__isnull=False)
-
-
 def _policy_q(policy: GroupPolicy) -> Q:
     allowed = Q(pk__in=list(policy.allowed_models or []))
     if not policy.allow_by_rule:
@@ -103,7 +99,7 @@ def allowed_models(user: Any, policies: list[GroupPolicy] | None = None) -> Quer
 
     `policies`, when given, are the user's `policies_of` already read (one query less per model checked).
     """
-    models = _callable_models()
+    models = CatalogModel.objects.callable()
     if is_unrestricted(user):
         return models
     if policies is None:

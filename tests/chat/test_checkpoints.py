@@ -9,18 +9,9 @@ from channels.db import database_sync_to_async
 
 from chat import checkpoints, conversations
 from chat.models import Message
+from tests.helpers.chat import new_reply, row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drained")]
-
-
-@database_sync_to_async
-def new_reply(conversation) -> Message:
-    return conversations.send(conversation, "hi")[1]
-
-
-@database_sync_to_async
-def row(message_id: int) -> Message:
-    return Message.objects.get(pk=message_id)
 
 
 @pytest.fixture(autouse=True)

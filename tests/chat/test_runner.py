@@ -18,19 +18,9 @@ from billing.models import Budget, Hold, LedgerEntry
 from chat import consumers, conversations, runner
 from chat.models import Message
 from orweb.redis_clients import async_client
-from tests.helpers.chat import Socket, deltas, reply_id
+from tests.helpers.chat import Socket, deltas, reply_id, row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
-
-
-@database_sync_to_async
-def new_reply(conversation) -> Message:
-    return conversations.send(conversation, "hi")[1]
-
-
-@database_sync_to_async
-def row(message_id: int) -> Message:
-    return Message.objects.get(pk=message_id)
 
 
 async def test_relayed_frames_go_to_the_socket_without_a_hop_to_the_sync_thread(conversation, monkeypatch):

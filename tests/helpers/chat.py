@@ -6,9 +6,12 @@ import asyncio
 import json
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from chat import conversations
+from chat.models import Message
 from chat.routing import websocket_urlpatterns
 
 MODEL = "openai/gpt-4o-mini"
@@ -54,3 +57,15 @@ def deltas(frames: list[dict[str, Any]], message_id: int) -> list[tuple[int, str
 def reply_id(frames: list[dict[str, Any]]) -> int:
     """The id of the newest assistant message announced in `frames`."""
     return [f["message"]["id"] for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]
+
+
+@database_sync_to_async
+def new_reply(conversation) -> Message:
+    """Send "hi" in `conversation`; its pending reply."""
+    return conversations.send(conversation, "hi")[1]
+
+
+@database_sync_to_async
+def row(message_id: int) -> Message:
+    """The message as stored now."""
+    return Message.objects.get(pk=message_id)

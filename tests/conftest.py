@@ -1,5 +1,10 @@
 """Shared fixtures. Tests talk to the real PostgreSQL and Redis that `make test` provides; the only
-stand-in is OpenRouter, played by the simulator served on a real local socket."""
+stand-in is OpenRouter, played by the simulator served on a real local socket.
+
+The people of every access test are here: `owner`, `teammate` (same group), `outsider` (no shared group)
+and `staff`, each with a signed-in `<persona>_client`; tests/helpers/personas.py opens websockets and
+makes API keys as them.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import freezegun
 import httpx
 import pytest
 import redis
 import uvicorn
 from django.conf import settings as django_settings
+from django.test import Client
+
+from tests.helpers.personas import person, signed_in
+
+pytest_plugins = ["tests.helpers.suite_checks"]
+
+# pytest times tests with the clock freezegun stops: without this, --durations reports a frozen test's
+# setup as decades long.
+freezegun.configure(extend_ignore_list=["_pytest.timing"])
 
 SIM_KEY = "sk-or-test-server-key"
 
@@ -52,11 +67,13 @@ def database_url(db: dict) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clean_rate_limits() -> None:
-    """Rate-limit counters and stream slots live in Redis: each test starts with none."""
+def _clean_redis() -> None:
+    """Rate-limit counters, stream slots and a reply's stored deltas live in Redis: each test starts with
+    none (message ids restart with each test's fresh database, so an earlier test's deltas would match)."""
     client = redis.Redis.from_url(django_settings.REDIS_URL)
-    for key in client.scan_iter("orweb:*"):
-        client.delete(key)
+    for pattern in ("orweb:*", "chat:*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
     client.close()
 
 
@@ -66,6 +83,59 @@ def catalog(db) -> None:
     from tests.helpers.metering import load_catalog
 
     load_catalog()
+
+
+@pytest.fixture
+def team_group(db):
+    from django.contrib.auth.models import Group
+
+    return Group.objects.create(name="Team")
+
+
+@pytest.fixture
+def owner(team_group):
+    """A member who owns things: conversations, attachments, presets, API keys, spend."""
+    return person("olivia", group=team_group)
+
+
+@pytest.fixture
+def teammate(team_group):
+    """Another member of the owner's group: shares the group's budget and models, not the owner's things."""
+    return person("tomas", group=team_group)
+
+
+@pytest.fixture
+def outsider(db):
+    """A member of a group the owner is not in."""
+    from django.contrib.auth.models import Group
+
+    return person("oscar", group=Group.objects.create(name="Elsewhere"))
+
+
+@pytest.fixture
+def staff(db):
+    """Runs the place: sees everyone's spend and sets budgets, but not what members wrote."""
+    return person("stella", is_staff=True)
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    return signed_in(owner)
+
+
+@pytest.fixture
+def teammate_client(teammate) -> Client:
+    return signed_in(teammate)
+
+
+@pytest.fixture
+def outsider_client(outsider) -> Client:
+    return signed_in(outsider)
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    return signed_in(staff)
 
 
 @pytest.fixture

@@ -16,32 +16,37 @@ pytestmark = pytest.mark.django_db
 CHANGE_URL = "/admin/catalog/catalogmodel/openrouter/auto/change/"
 
 
-@pytest.fixture
-def admin_user():
-    return get_user_model().objects.create_superuser("root", password=None)
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
+@pytest.fixture(autouse=True)
+def _two_models() -> None:
+    """A priced model and one with unknown prices, the case admins set prices for."""
     sync_catalog(
         [
             model_entry("openai/gpt-4o"),
             model_entry("openrouter/auto", pricing={"prompt": "-1", "completion": "-1"}),
         ]
     )
+
+
+@pytest.fixture
+def superuser():
+    return get_user_model().objects.create_superuser("root", password=None)
+
+
+@pytest.fixture
+def superuser_client(client, superuser):
+    client.force_login(superuser)
     return client
 
 
-def test_the_list_shows_prices_per_million_and_can_be_searched(admin_client):
-    html = admin_client.get("/admin/catalog/catalogmodel/", {"q": "gpt"}).content.decode()
+def test_the_list_shows_prices_per_million_and_can_be_searched(superuser_client):
+    html = superuser_client.get("/admin/catalog/catalogmodel/", {"q": "gpt"}).content.decode()
 
     assert "openai/gpt-4o" in html and "$2.50" in html and "$10.00" in html
     assert "openrouter/auto" not in html
 
 
-def test_an_admin_sets_a_price_per_million_and_it_is_recorded(admin_client, admin_user):
-    response = admin_client.post(
+def test_an_admin_sets_a_price_per_million_and_it_is_recorded(superuser_client, superuser):
+    response = superuser_client.post(
         CHANGE_URL,
         {
             "prompt_per_million": "1.25",
@@ -58,11 +63,11 @@ def test_an_admin_sets_a_price_per_million_and_it_is_recorded(admin_client, admi
     assert (model.prompt_price, model.completion_price) == (Decimal("0.00000125"), Decimal("0.000005"))
     assert model.price_set_by_admin
     change = PriceChange.objects.filter(model=model).latest()
-    assert change.source == PriceChange.Source.ADMIN and change.changed_by == admin_user
+    assert change.source == PriceChange.Source.ADMIN and change.changed_by == superuser
 
 
-def test_setting_only_one_of_the_two_prices_is_refused(admin_client):
-    response = admin_client.post(
+def test_setting_only_one_of_the_two_prices_is_refused(superuser_client):
+    response = superuser_client.post(
         CHANGE_URL,
         {
             "prompt_per_million": "1.25",
@@ -77,20 +82,20 @@ def test_setting_only_one_of_the_two_prices_is_refused(admin_client):
     assert CatalogModel.objects.get(pk="openrouter/auto").prompt_price is None
 
 
-def test_the_change_page_shows_the_price_history_read_only(admin_client):
-    html = admin_client.get(CHANGE_URL).content.decode()
+def test_the_change_page_shows_the_price_history_read_only(superuser_client):
+    html = superuser_client.get(CHANGE_URL).content.decode()
 
     assert "price unknown" in html and 'name="prompt_per_million"' in html
     assert 'name="name"' not in html
 
 
-def test_models_come_only_from_the_sync_and_are_never_deleted(admin_client):
-    assert admin_client.get("/admin/catalog/catalogmodel/add/").status_code == 403
-    assert admin_client.get("/admin/catalog/catalogmodel/openai/gpt-4o/delete/").status_code == 403
+def test_models_come_only_from_the_sync_and_are_never_deleted(superuser_client):
+    assert superuser_client.get("/admin/catalog/catalogmodel/add/").status_code == 403
+    assert superuser_client.get("/admin/catalog/catalogmodel/openai/gpt-4o/delete/").status_code == 403
 
 
-def test_an_admin_hands_a_price_back_to_the_sync(admin_client):
-    admin_client.post(
+def test_an_admin_hands_a_price_back_to_the_sync(superuser_client):
+    superuser_client.post(
         CHANGE_URL,
         {
             "prompt_per_million": "1",
@@ -102,7 +107,7 @@ def test_an_admin_hands_a_price_back_to_the_sync(admin_client):
         },
     )
 
-    admin_client.post(
+    superuser_client.post(
         "/admin/catalog/catalogmodel/",
         {
             "action": "use_upstream_price",
@@ -113,11 +118,11 @@ def test_an_admin_hands_a_price_back_to_the_sync(admin_client):
     assert not CatalogModel.objects.get(pk="openrouter/auto").price_set_by_admin
 
 
-def test_quality_ranks_are_edited_in_the_list(admin_client):
+def test_quality_ranks_are_edited_in_the_list(superuser_client):
     first = QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
     second = QualityRank.objects.create(model_id="openrouter/auto", rank=2)
 
-    response = admin_client.post(
+    response = superuser_client.post(
         "/admin/catalog/qualityrank/",
         {
             "form-TOTAL_FORMS": "2",

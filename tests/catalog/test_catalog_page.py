@@ -26,7 +26,7 @@ def member_client(client):
 
 
 @pytest.fixture
-def catalog():
+def mixed_catalog():
     sync_catalog(
         [
             model_entry("openai/gpt-4o", name="OpenAI: GPT-4o", expiration_date="2027-01-15"),
@@ -75,7 +75,7 @@ def test_it_requires_login(client):
     assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def test_it_lists_available_models_with_prices_per_million(member_client, catalog):
+def test_it_lists_available_models_with_prices_per_million(member_client, mixed_catalog):
     response = member_client.get("/models/")
     html = response.content.decode()
 
@@ -93,7 +93,7 @@ def test_it_lists_available_models_with_prices_per_million(member_client, catalo
     assert 'aria-current="page"' in html and "<html" in html
 
 
-def test_search_matches_every_word_in_the_name_or_id(member_client, catalog):
+def test_search_matches_every_word_in_the_name_or_id(member_client, mixed_catalog):
     assert listed(member_client.get("/models/", {"q": "claude"})) == ["anthropic/claude-sonnet-4"]
     assert listed(member_client.get("/models/", {"q": "OPENAI gpt"})) == ["openai/gpt-4o"]
     assert listed(member_client.get("/models/", {"q": "llama 8b"})) == ["meta-llama/llama-3.1-8b-instruct"]
@@ -121,11 +121,11 @@ def test_search_matches_every_word_in_the_name_or_id(member_client, catalog):
         ({"unavailable": "1", "q": "old"}, ["old/retired"]),
     ],
 )
-def test_each_filter_narrows_the_list(member_client, catalog, params, expected):
+def test_each_filter_narrows_the_list(member_client, mixed_catalog, params, expected):
     assert listed(member_client.get("/models/", params)) == expected
 
 
-def test_unavailable_models_are_hidden_unless_asked_for_and_then_marked(member_client, catalog):
+def test_unavailable_models_are_hidden_unless_asked_for_and_then_marked(member_client, mixed_catalog):
     assert "old/retired" not in listed(member_client.get("/models/"))
 
     response = member_client.get("/models/", {"unavailable": "1"})
@@ -133,7 +133,7 @@ def test_unavailable_models_are_hidden_unless_asked_for_and_then_marked(member_c
     assert "old/retired" in listed(response) and "badge-off" in response.content.decode()
 
 
-def test_filters_are_kept_in_the_form_for_a_shared_url(member_client, catalog):
+def test_filters_are_kept_in_the_form_for_a_shared_url(member_client, mixed_catalog):
     html = member_client.get(
         "/models/", {"q": "gpt", "tools": "1", "min_context": "128000", "max_prompt": "3"}
     ).content.decode()
@@ -144,7 +144,7 @@ def test_filters_are_kept_in_the_form_for_a_shared_url(member_client, catalog):
     assert 'name="max_prompt"' in html and 'value="3"' in html
 
 
-def test_an_invalid_filter_is_ignored_and_the_rest_apply(member_client, catalog):
+def test_an_invalid_filter_is_ignored_and_the_rest_apply(member_client, mixed_catalog):
     response = member_client.get("/models/", {"max_prompt": "cheap", "min_context": "7", "sort": "evil", "q": "gpt"})
 
     assert response.status_code == 200 and listed(response) == ["openai/gpt-4o"]
@@ -235,11 +235,11 @@ def test_an_invalid_filter_is_ignored_and_the_rest_apply(member_client, catalog)
         ),
     ],
 )
-def test_sorting_by_each_column_with_unknown_prices_last(member_client, catalog, sort, expected):
+def test_sorting_by_each_column_with_unknown_prices_last(member_client, mixed_catalog, sort, expected):
     assert listed(member_client.get("/models/", {"sort": sort})) == expected
 
 
-def test_a_column_header_sorts_and_a_second_click_reverses(member_client, catalog):
+def test_a_column_header_sorts_and_a_second_click_reverses(member_client, mixed_catalog):
     html = member_client.get("/models/", {"q": "o", "sort": "context"}).content.decode()
 
     assert re.search(r'aria-sort="ascending" class="num">\s*<a class="sort-link" href="\?q=o&amp;sort=-context"', html)
@@ -247,7 +247,7 @@ def test_a_column_header_sorts_and_a_second_click_reverses(member_client, catalo
     assert '<input type="hidden" name="sort" value="context" form="catalog-filters">' in html
 
 
-def test_an_htmx_request_gets_only_the_results(member_client, catalog):
+def test_an_htmx_request_gets_only_the_results(member_client, mixed_catalog):
     response = member_client.get("/models/", {"q": "claude"}, headers={"HX-Request": "true"})
     html = response.content.decode()
 
@@ -257,13 +257,13 @@ def test_an_htmx_request_gets_only_the_results(member_client, catalog):
     assert "HX-Request" in response["Vary"]
 
 
-def test_an_htmx_history_restore_gets_the_whole_page(member_client, catalog):
+def test_an_htmx_history_restore_gets_the_whole_page(member_client, mixed_catalog):
     response = member_client.get("/models/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
 
     assert "<html" in response.content.decode()
 
 
-def test_nothing_matching_shows_a_clear_empty_state(member_client, catalog):
+def test_nothing_matching_shows_a_clear_empty_state(member_client, mixed_catalog):
     response = member_client.get("/models/", {"q": "no such model"})
 
     assert listed(response) == []

@@ -19,7 +19,7 @@ SIM_CONFIG = SimulatorConfig(ttft=0, tps=0, keepalive_interval=0.05, generation_
 
 
 @pytest.fixture(scope="session")
-def live_app() -> Iterator[tuple[Starlette, str]]:
+def live_simulator() -> Iterator[tuple[Starlette, str]]:
     """One simulator served by uvicorn on a free port for the whole session; tests reset its state."""
     app = create_app(SIM_CONFIG)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
@@ -52,7 +52,7 @@ def transport_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sim_app(transport_kind: str, request: pytest.FixtureRequest) -> Starlette:
     if transport_kind == "socket":
-        app, _ = request.getfixturevalue("live_app")
+        app, _ = request.getfixturevalue("live_simulator")
         reset_when_idle(app)
         return app
     return create_app(SIM_CONFIG)
@@ -64,12 +64,12 @@ def sim(sim_app: Starlette) -> SimState:
 
 
 @pytest.fixture
-async def client(
+async def openrouter_client(
     sim_app: Starlette, transport_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[OpenRouterClient]:
     """A client of the simulator, over the transport under test, with tiny retry delays."""
     if transport_kind == "socket":
-        _, base_url = request.getfixturevalue("live_app")
+        _, base_url = request.getfixturevalue("live_simulator")
         async with OpenRouterClient(API_KEY, base_url, retry=FAST_RETRY, idle_timeout=5) as live:
             yield live
         return
@@ -79,9 +79,9 @@ async def client(
 
 
 @pytest.fixture
-async def live_client(live_app: tuple[Starlette, str]) -> AsyncIterator[OpenRouterClient]:
+async def live_client(live_simulator: tuple[Starlette, str]) -> AsyncIterator[OpenRouterClient]:
     """A socket client with a short idle timeout, for timing-dependent behaviour ASGITransport can't show."""
-    app, base_url = live_app
+    app, base_url = live_simulator
     reset_when_idle(app)
     async with OpenRouterClient(API_KEY, base_url, retry=FAST_RETRY, idle_timeout=0.3) as live:
         yield live

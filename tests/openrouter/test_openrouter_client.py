@@ -67,8 +67,8 @@ def streamed() -> httpx.Response:
 
 async def test_it_sends_the_key_and_attribution_headers():
     replies = Replies(OK)
-    async with mock_client(replies, app_url="https://orweb.example", app_title="orweb") as client:
-        await client.chat(BODY)
+    async with mock_client(replies, app_url="https://orweb.example", app_title="orweb") as openrouter_client:
+        await openrouter_client.chat(BODY)
     headers = replies.requests[0].headers
     assert headers["authorization"] == f"Bearer {API_KEY}"
     assert headers["http-referer"] == "https://orweb.example"
@@ -78,10 +78,10 @@ async def test_it_sends_the_key_and_attribution_headers():
 
 async def test_it_always_sends_max_tokens():
     replies = Replies(OK)
-    async with mock_client(replies, default_max_tokens=77) as client:
-        await client.chat(BODY)
-        await client.chat({**BODY, "max_tokens": 5})
-        await client.chat({**BODY, "max_completion_tokens": 9})
+    async with mock_client(replies, default_max_tokens=77) as openrouter_client:
+        await openrouter_client.chat(BODY)
+        await openrouter_client.chat({**BODY, "max_tokens": 5})
+        await openrouter_client.chat({**BODY, "max_completion_tokens": 9})
     sent = [json.loads(r.content) for r in replies.requests]
     assert [b["max_tokens"] for b in sent] == [77, 5, 9]
     assert all(b["stream"] is False and "max_completion_tokens" not in b for b in sent)
@@ -89,22 +89,24 @@ async def test_it_always_sends_max_tokens():
 
 async def test_it_does_not_change_the_callers_body():
     body = {**BODY}
-    async with mock_client(Replies(OK)) as client:
-        await client.chat(body)
+    async with mock_client(Replies(OK)) as openrouter_client:
+        await openrouter_client.chat(body)
     assert body == BODY
 
 
 async def test_it_sends_decimals_as_numbers():
     replies = Replies(OK)
-    async with mock_client(replies) as client:
-        await client.chat({**BODY, "temperature": Decimal("0.7"), "provider": {"max_price": {"prompt": Decimal(1)}}})
+    async with mock_client(replies) as openrouter_client:
+        await openrouter_client.chat(
+            {**BODY, "temperature": Decimal("0.7"), "provider": {"max_price": {"prompt": Decimal(1)}}}
+        )
     sent = json.loads(replies.requests[0].content)
     assert (sent["temperature"], sent["provider"]["max_price"]["prompt"]) == (0.7, 1)
 
 
 async def test_chat_reads_the_completion():
-    async with mock_client(Replies(OK)) as client:
-        result = await client.chat(BODY)
+    async with mock_client(Replies(OK)) as openrouter_client:
+        result = await openrouter_client.chat(BODY)
     assert (result.generation_id, result.model, result.provider) == (
         "gen-1-abc",
         "openai/gpt-4o-mini",
@@ -119,42 +121,42 @@ async def test_chat_reads_the_completion():
 
 async def test_chat_raises_an_error_inside_a_200():
     replies = Replies(httpx.Response(200, json={"error": {"code": 402, "message": "credits"}}))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(InsufficientCredits):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_chat_raises_on_a_body_that_is_not_json():
-    async with mock_client(Replies(httpx.Response(200, text="<html>oops</html>"))) as client:
+    async with mock_client(Replies(httpx.Response(200, text="<html>oops</html>"))) as openrouter_client:
         with pytest.raises(InvalidResponse):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_chat_raises_on_a_completion_without_choices():
-    async with mock_client(Replies(httpx.Response(200, json={"id": "g", "choices": []}))) as client:
+    async with mock_client(Replies(httpx.Response(200, json={"id": "g", "choices": []}))) as openrouter_client:
         with pytest.raises(InvalidResponse):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_chat_raises_on_a_completion_of_unexpected_shape():
     replies = Replies(httpx.Response(200, json={"id": "g", "choices": [{"message": "hello"}]}))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(InvalidResponse):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_chat_raises_a_choice_that_ended_in_an_error():
     choice = {"finish_reason": "error", "error": {"code": 502, "message": "Provider returned error"}}
     replies = Replies(httpx.Response(200, json={"id": "g", "choices": [choice]}))
-    async with mock_client(replies, retry=RetryPolicy(max_attempts=1)) as client:
+    async with mock_client(replies, retry=RetryPolicy(max_attempts=1)) as openrouter_client:
         with pytest.raises(UpstreamError):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_it_retries_transient_errors_then_succeeds():
     replies = Replies(error(503), error(502), OK)
-    async with mock_client(replies) as client:
-        result = await client.chat(BODY)
+    async with mock_client(replies) as openrouter_client:
+        result = await openrouter_client.chat(BODY)
     assert len(replies.requests) == 3
     assert [(m, type(e)) for m, e in result.attempts] == [
         (BODY["model"], Overloaded),
@@ -164,9 +166,9 @@ async def test_it_retries_transient_errors_then_succeeds():
 
 async def test_it_gives_up_after_max_attempts():
     replies = Replies(error(503))
-    async with mock_client(replies, retry=RetryPolicy(max_attempts=2, base_delay=0.001)) as client:
+    async with mock_client(replies, retry=RetryPolicy(max_attempts=2, base_delay=0.001)) as openrouter_client:
         with pytest.raises(Overloaded) as raised:
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
     assert len(replies.requests) == 2
     assert len(raised.value.attempts) == 2
 
@@ -174,25 +176,25 @@ async def test_it_gives_up_after_max_attempts():
 @pytest.mark.parametrize(("status", "cls"), [(400, BadRequest), (401, AuthenticationError), (402, InsufficientCredits)])
 async def test_it_neither_retries_nor_falls_back_on_errors_of_the_request(status, cls):
     replies = Replies(error(status))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(cls):
-            await client.chat(BODY, fallback_models=["b/b"])
+            await openrouter_client.chat(BODY, fallback_models=["b/b"])
     assert len(replies.requests) == 1
 
 
 async def test_it_does_not_wait_out_a_retry_after_longer_than_max_total():
     replies = Replies(error(429, **{"Retry-After": "3600"}))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(RateLimited) as raised:
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
     assert len(replies.requests) == 1
     assert raised.value.retry_after == 3600
 
 
 async def test_it_waits_a_short_retry_after_and_retries():
     replies = Replies(error(429, **{"Retry-After": "0.01"}), OK)
-    async with mock_client(replies) as client:
-        await client.chat(BODY)
+    async with mock_client(replies) as openrouter_client:
+        await openrouter_client.chat(BODY)
     assert len(replies.requests) == 2
 
 
@@ -203,25 +205,25 @@ async def test_it_falls_back_to_the_next_model_and_says_which_answered():
             return error(404, "No endpoints found for a/a.")
         return httpx.Response(200, json={**COMPLETION, "model": model})
 
-    async with mock_client(answer) as client:
-        result = await client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
+    async with mock_client(answer) as openrouter_client:
+        result = await openrouter_client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
     assert result.model == "b/b"
     assert [(m, type(e)) for m, e in result.attempts] == [("a/a", NoEndpoint)]
 
 
 async def test_it_falls_back_after_retries_are_exhausted():
     replies = Replies(error(429), error(429), error(429), OK)
-    async with mock_client(replies) as client:
-        result = await client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
+    async with mock_client(replies) as openrouter_client:
+        result = await openrouter_client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
     assert replies.models == ["a/a", "a/a", "a/a", "b/b"]
     assert len(result.attempts) == 3
 
 
 async def test_when_every_model_fails_it_raises_the_last_error_with_all_attempts():
     replies = Replies(error(404, "No endpoints found"), error(502))
-    async with mock_client(replies, retry=RetryPolicy(max_attempts=1)) as client:
+    async with mock_client(replies, retry=RetryPolicy(max_attempts=1)) as openrouter_client:
         with pytest.raises(UpstreamError) as raised:
-            await client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
+            await openrouter_client.chat({**BODY, "model": "a/a"}, fallback_models=["b/b"])
     assert [(m, type(e)) for m, e in raised.value.attempts] == [("a/a", NoEndpoint), ("b/b", UpstreamError)]
 
 
@@ -232,9 +234,9 @@ async def test_connection_failures_are_retried_then_raised():
         calls.append(request)
         raise httpx.ConnectError("Connection refused")
 
-    async with mock_client(refuse) as client:
+    async with mock_client(refuse) as openrouter_client:
         with pytest.raises(ConnectionFailed):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
     assert len(calls) == 3
 
 
@@ -242,30 +244,30 @@ async def test_client_timeouts_are_request_timeouts():
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out")
 
-    async with mock_client(slow, retry=RetryPolicy(max_attempts=1)) as client:
+    async with mock_client(slow, retry=RetryPolicy(max_attempts=1)) as openrouter_client:
         with pytest.raises(RequestTimeout):
-            await client.chat(BODY)
+            await openrouter_client.chat(BODY)
 
 
 async def test_stream_sends_stream_true_and_max_tokens():
     replies = Replies(streamed)
-    async with mock_client(replies) as client:
-        await collect(client)
+    async with mock_client(replies) as openrouter_client:
+        await collect(openrouter_client)
     sent = json.loads(replies.requests[0].content)
     assert (sent["stream"], sent["max_tokens"]) == (True, 1024)
     assert replies.requests[0].headers["accept"] == "text/event-stream"
 
 
 async def test_stream_raises_status_errors_from_async_with():
-    async with mock_client(Replies(error(401))) as client:
+    async with mock_client(Replies(error(401))) as openrouter_client:
         with pytest.raises(AuthenticationError):
-            async with client.stream(BODY):
+            async with openrouter_client.stream(BODY):
                 pytest.fail("the block must not run")
 
 
 async def test_stream_retries_before_the_first_chunk():
     replies = Replies(error(503), streamed)
-    async with mock_client(replies) as client, client.stream(BODY) as events:
+    async with mock_client(replies) as openrouter_client, openrouter_client.stream(BODY) as events:
         assert [type(e) async for e in events][:2] == [Started, TextDelta]
         assert [type(e) for _, e in events.attempts] == [Overloaded]
 
@@ -273,18 +275,18 @@ async def test_stream_retries_before_the_first_chunk():
 async def test_stream_retries_an_error_chunk_that_comes_before_any_content():
     first = sse({"error": {"code": 502, "message": "Provider returned error"}})
     replies = Replies(lambda: streaming_response([first]), streamed)
-    async with mock_client(replies) as client:
-        events = await collect(client)
+    async with mock_client(replies) as openrouter_client:
+        events = await collect(openrouter_client)
     assert len(replies.requests) == 2
     assert events[1] == TextDelta("Hi")
 
 
 async def test_stream_falls_back_and_reports_the_answering_model():
     replies = Replies(error(404, "No endpoints found"), streamed)
-    client = mock_client(replies, retry=RetryPolicy(max_attempts=1))
+    openrouter_client = mock_client(replies, retry=RetryPolicy(max_attempts=1))
     async with (
-        client,
-        client.stream({**BODY, "model": "a/a"}, fallback_models=["openai/gpt-4o-mini"]) as events,
+        openrouter_client,
+        openrouter_client.stream({**BODY, "model": "a/a"}, fallback_models=["openai/gpt-4o-mini"]) as events,
     ):
         assert [e async for e in events][0].model == events.model == "openai/gpt-4o-mini"
         assert [m for m, _ in events.attempts] == ["a/a"]
@@ -293,15 +295,15 @@ async def test_stream_falls_back_and_reports_the_answering_model():
 
 async def test_stream_raises_a_json_error_body_sent_with_status_200():
     replies = Replies(httpx.Response(200, json={"error": {"code": 403, "message": "flagged"}}))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(Exception, match="flagged"):
-            await collect(client)
+            await collect(openrouter_client)
 
 
 async def test_stream_rejects_a_json_answer_that_is_not_an_event_stream():
-    async with mock_client(Replies(httpx.Response(200, json=COMPLETION))) as client:
+    async with mock_client(Replies(httpx.Response(200, json=COMPLETION))) as openrouter_client:
         with pytest.raises(InvalidResponse):
-            await collect(client)
+            await collect(openrouter_client)
 
 
 async def test_models_generation_and_key_return_the_data():
@@ -315,34 +317,34 @@ async def test_models_generation_and_key_return_the_data():
                 return httpx.Response(200, json={"data": {"label": "k", "limit": None}})
         return error(404)
 
-    async with mock_client(answer) as client:
-        assert (await client.models())[0]["id"] == "a/a"
-        assert await client.generation("gen-9") == {"id": "gen-9", "total_cost": Decimal("0.25")}
-        assert (await client.key())["limit"] is None
+    async with mock_client(answer) as openrouter_client:
+        assert (await openrouter_client.models())[0]["id"] == "a/a"
+        assert await openrouter_client.generation("gen-9") == {"id": "gen-9", "total_cost": Decimal("0.25")}
+        assert (await openrouter_client.key())["limit"] is None
 
 
 async def test_generation_raises_not_found_while_it_is_not_ready():
     replies = Replies(error(404, "Generation gen-9 not found"))
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(NotFound):
-            await client.generation("gen-9")
+            await openrouter_client.generation("gen-9")
     assert len(replies.requests) == 1
 
 
 async def test_models_rejects_an_unexpected_shape():
-    async with mock_client(Replies(httpx.Response(200, json={"models": []}))) as client:
+    async with mock_client(Replies(httpx.Response(200, json={"models": []}))) as openrouter_client:
         with pytest.raises(InvalidResponse):
-            await client.models()
+            await openrouter_client.models()
 
 
 async def test_the_key_never_shows_in_errors_reprs_or_logs(caplog):
     caplog.set_level(logging.DEBUG)
     echo = error(401, f"Invalid key Bearer {API_KEY}")
     replies = Replies(error(503, f"busy {API_KEY}"), echo)
-    async with mock_client(replies) as client:
+    async with mock_client(replies) as openrouter_client:
         with pytest.raises(AuthenticationError) as raised:
-            await client.chat(BODY)
-        text = f"{client!r} {raised.value} {raised.value!r} {raised.value.metadata} {raised.value.attempts}"
+            await openrouter_client.chat(BODY)
+        text = f"{openrouter_client!r} {raised.value} {raised.value!r} {raised.value.metadata} {raised.value.attempts}"
     assert API_KEY not in text
     assert API_KEY not in caplog.text
     assert len(caplog.records) > 0
@@ -350,8 +352,8 @@ async def test_the_key_never_shows_in_errors_reprs_or_logs(caplog):
 
 async def test_the_key_never_shows_in_a_stream_error():
     chunk = sse({"id": "g", "choices": [{"delta": {"content": "x"}}]}, {"error": {"code": 502, "message": API_KEY}})
-    async with mock_client(Replies(lambda: streaming_response([chunk]))) as client:
-        events = await collect(client)
+    async with mock_client(Replies(lambda: streaming_response([chunk]))) as openrouter_client:
+        events = await collect(openrouter_client)
     assert API_KEY not in f"{events[-1]!r} {events[-1].error}"
 
 

@@ -18,26 +18,26 @@ from tests.helpers.simulator import FAST, KEY
 
 
 @pytest.fixture
-def app() -> Starlette:
+def sim_app() -> Starlette:
     return create_app(FAST)
 
 
 @pytest.fixture
-def sim(app: Starlette) -> SimState:
-    return app.state.sim
+def sim(sim_app: Starlette) -> SimState:
+    return sim_app.state.sim
 
 
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+async def sim_client(sim_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sim_app)
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v1", headers=headers) as client:
         yield client
 
 
 @pytest.fixture
-async def control(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/_sim") as client:
+async def control(sim_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim_app), base_url="http://sim/_sim") as client:
         yield client
 
 
@@ -57,10 +57,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    app = create_app(FAST)
+def sim_server() -> Iterator[Server]:
+    sim_app = create_app(FAST)
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    config = uvicorn.Config(sim_app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
@@ -69,6 +69,6 @@ def server() -> Iterator[Server]:
         assert time.monotonic() < deadline, "the simulator did not start"
         time.sleep(0.01)
     root = f"http://127.0.0.1:{port}"
-    yield Server(base_url=f"{root}/api/v1", root=root, sim=app.state.sim)
+    yield Server(base_url=f"{root}/api/v1", root=root, sim=sim_app.state.sim)
     uvicorn_server.should_exit = True
     thread.join(5)

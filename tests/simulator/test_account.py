@@ -11,23 +11,25 @@ from openrouter.simulator import SimulatorConfig, create_app
 from tests.helpers.simulator import chat
 
 
-async def test_a_missing_key_is_401_no_credentials(client):
-    response = await client.post("/chat/completions", json=chat(), headers={"Authorization": ""})
+async def test_a_missing_key_is_401_no_credentials(sim_client):
+    response = await sim_client.post("/chat/completions", json=chat(), headers={"Authorization": ""})
     assert response.status_code == 401
     assert response.json() == {"error": {"code": 401, "message": "No auth credentials found"}}
 
 
-async def test_an_unknown_key_is_401_user_not_found(client):
-    response = await client.get("/key", headers={"Authorization": "Bearer not-a-key"})
+async def test_an_unknown_key_is_401_user_not_found(sim_client):
+    response = await sim_client.get("/key", headers={"Authorization": "Bearer not-a-key"})
     assert response.status_code == 401
     assert response.json() == {"error": {"code": 401, "message": "User not found."}}
 
 
 async def test_configured_keys_restrict_access():
-    app = create_app(SimulatorConfig(keys=("sk-or-v1-good",), ttft=0, tps=0))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/api/v1") as client:
-        good = await client.get("/key", headers={"Authorization": "Bearer sk-or-v1-good"})
-        other = await client.get("/key", headers={"Authorization": "Bearer sk-or-v1-other"})
+    sim_app = create_app(SimulatorConfig(keys=("sk-or-v1-good",), ttft=0, tps=0))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sim_app), base_url="http://sim/api/v1"
+    ) as sim_client:
+        good = await sim_client.get("/key", headers={"Authorization": "Bearer sk-or-v1-good"})
+        other = await sim_client.get("/key", headers={"Authorization": "Bearer sk-or-v1-other"})
     assert good.status_code == 200
     assert other.status_code == 401
 
@@ -37,15 +39,15 @@ async def test_the_environment_restricts_keys_when_no_config_is_given(monkeypatc
     assert create_app().state.sim.config.keys == ("sk-or-a", "sk-or-b")
 
 
-async def test_a_generation_is_not_found_until_the_delay_has_passed(client, sim):
+async def test_a_generation_is_not_found_until_the_delay_has_passed(sim_client, sim):
     sim.update_config(generation_delay=0.15)
-    response = await client.post("/chat/completions", json=chat("echo: four tokens ok"))
+    response = await sim_client.post("/chat/completions", json=chat("echo: four tokens ok"))
     generation_id = response.headers["x-generation-id"]
-    early = await client.get("/generation", params={"id": generation_id})
+    early = await sim_client.get("/generation", params={"id": generation_id})
     assert early.status_code == 404
     assert early.json() == {"error": {"code": 404, "message": "Generation not found"}}
     for _ in range(50):
-        later = await client.get("/generation", params={"id": generation_id})
+        later = await sim_client.get("/generation", params={"id": generation_id})
         if later.status_code == 200:
             break
         await asyncio.sleep(0.02)
@@ -73,24 +75,24 @@ async def test_a_generation_is_not_found_until_the_delay_has_passed(client, sim)
         assert key in data
 
 
-async def test_an_unknown_generation_is_404(client):
-    assert (await client.get("/generation", params={"id": "gen-1-nope"})).status_code == 404
+async def test_an_unknown_generation_is_404(sim_client):
+    assert (await sim_client.get("/generation", params={"id": "gen-1-nope"})).status_code == 404
 
 
-async def test_a_streamed_generation_is_recorded(client):
-    response = await client.post("/chat/completions", json=chat("echo: streamed", stream=True))
-    data = (await client.get("/generation", params={"id": response.headers["x-generation-id"]})).json()["data"]
+async def test_a_streamed_generation_is_recorded(sim_client):
+    response = await sim_client.post("/chat/completions", json=chat("echo: streamed", stream=True))
+    data = (await sim_client.get("/generation", params={"id": response.headers["x-generation-id"]})).json()["data"]
     assert data["streamed"] is True
     assert data["tokens_completion"] == 2  # "stre", "amed"
 
 
-async def test_key_usage_accumulates_generation_costs(client, sim):
+async def test_key_usage_accumulates_generation_costs(sim_client, sim):
     sim.update_config(credit_limit=5)
     costs = []
     for prompt in ["one", "two", "three"]:
-        response = await client.post("/chat/completions", json=chat(prompt))
+        response = await sim_client.post("/chat/completions", json=chat(prompt))
         costs.append(Decimal(str(response.json()["usage"]["cost"])))
-    data = (await client.get("/key")).json()["data"]
+    data = (await sim_client.get("/key")).json()["data"]
     assert Decimal(str(data["usage"])) == sum(costs)
     assert data["usage_daily"] == data["usage_weekly"] == data["usage_monthly"] == data["usage"]
     assert data["limit"] == 5
@@ -100,15 +102,15 @@ async def test_key_usage_accumulates_generation_costs(client, sim):
     assert {"label", "limit_reset"} <= set(data)
 
 
-async def test_an_unlimited_key_has_a_null_limit(client):
-    data = (await client.get("/key")).json()["data"]
+async def test_an_unlimited_key_has_a_null_limit(sim_client):
+    data = (await sim_client.get("/key")).json()["data"]
     assert data["limit"] is None
     assert data["limit_remaining"] is None
 
 
-async def test_a_request_beyond_the_remaining_credit_is_402(client, sim):
+async def test_a_request_beyond_the_remaining_credit_is_402(sim_client, sim):
     sim.update_config(credit_limit="0.01")
-    response = await client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=1000))
+    response = await sim_client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=1000))
     assert response.status_code == 402
     message = response.json()["error"]["message"]
     # 0.01 USD minus the prompt (6 tokens at 0.000015) leaves room for 132 tokens at 0.000075.
@@ -117,19 +119,19 @@ async def test_a_request_beyond_the_remaining_credit_is_402(client, sim):
         "but can only afford 132. To increase, visit https://openrouter.ai/settings/credits and upgrade "
         "to a paid account"
     )
-    fits = await client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=100))
+    fits = await sim_client.post("/chat/completions", json=chat(model="anthropic/claude-opus-4.1", max_tokens=100))
     assert fits.status_code == 200
 
 
-async def test_without_max_tokens_the_credit_check_assumes_the_models_maximum(client, sim):
+async def test_without_max_tokens_the_credit_check_assumes_the_models_maximum(sim_client, sim):
     sim.update_config(credit_limit="1")
     body = chat(model="anthropic/claude-opus-4.1")
     del body["max_tokens"]
-    response = await client.post("/chat/completions", json=body)
+    response = await sim_client.post("/chat/completions", json=body)
     assert response.status_code == 402
     assert "You requested up to 32000 tokens" in response.json()["error"]["message"]
 
 
-async def test_free_models_pass_the_credit_check(client, sim):
+async def test_free_models_pass_the_credit_check(sim_client, sim):
     sim.update_config(credit_limit="0")
-    assert (await client.post("/chat/completions", json=chat(model="deepseek/deepseek-r1:free"))).status_code == 200
+    assert (await sim_client.post("/chat/completions", json=chat(model="deepseek/deepseek-r1:free"))).status_code == 200

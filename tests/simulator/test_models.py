@@ -22,19 +22,19 @@ MODEL_KEYS = {
 }
 
 
-async def fetch(client) -> list[dict]:
-    response = await client.get("/models")
+async def fetch(sim_client) -> list[dict]:
+    response = await sim_client.get("/models")
     assert response.status_code == 200
     return response.json()["data"]
 
 
-async def test_it_needs_no_key(client):
-    response = await client.get("/models", headers={"Authorization": ""})
+async def test_it_needs_no_key(sim_client):
+    response = await sim_client.get("/models", headers={"Authorization": ""})
     assert response.status_code == 200
 
 
-async def test_every_model_has_the_real_shape(client):
-    models = await fetch(client)
+async def test_every_model_has_the_real_shape(sim_client):
+    models = await fetch(sim_client)
     assert len(models) >= 40
     for model in models:
         assert set(model) == MODEL_KEYS, model["id"]
@@ -52,8 +52,8 @@ async def test_every_model_has_the_real_shape(client):
             Decimal(price)
 
 
-async def test_it_covers_the_variety_clients_must_handle(client):
-    models = {m["id"]: m for m in await fetch(client)}
+async def test_it_covers_the_variety_clients_must_handle(sim_client):
+    models = {m["id"]: m for m in await fetch(sim_client)}
     vendors = {model_id.split("/")[0] for model_id in models}
     assert {
         "openai",

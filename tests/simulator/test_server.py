@@ -18,12 +18,12 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def sdk(server) -> openai.OpenAI:
-    return openai.OpenAI(api_key=KEY, base_url=server.base_url, max_retries=0)
+def sdk(sim_server) -> openai.OpenAI:
+    return openai.OpenAI(api_key=KEY, base_url=sim_server.base_url, max_retries=0)
 
 
-def test_the_openai_sdk_reads_a_completion(server):
-    completion = sdk(server).chat.completions.create(
+def test_the_openai_sdk_reads_a_completion(sim_server):
+    completion = sdk(sim_server).chat.completions.create(
         model="openai/gpt-4o", messages=[{"role": "user", "content": "echo: hello sdk"}], max_tokens=50
     )
     assert completion.choices[0].message.content == "hello sdk"
@@ -33,8 +33,8 @@ def test_the_openai_sdk_reads_a_completion(server):
     assert completion.usage.model_extra["cost"] > 0
 
 
-def test_the_openai_sdk_reads_a_stream(server):
-    stream = sdk(server).chat.completions.create(
+def test_the_openai_sdk_reads_a_stream(sim_server):
+    stream = sdk(sim_server).chat.completions.create(
         model="openai/gpt-4o",
         messages=[{"role": "user", "content": "echo: streaming through the sdk"}],
         max_tokens=50,
@@ -47,14 +47,14 @@ def test_the_openai_sdk_reads_a_stream(server):
     assert chunks[-1].usage.total_tokens > 0
 
 
-def test_the_openai_sdk_reads_streamed_tool_calls(server):
+def test_the_openai_sdk_reads_streamed_tool_calls(sim_server):
     tools = [
         {
             "type": "function",
             "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
         }
     ]
-    stream = sdk(server).chat.completions.create(
+    stream = sdk(sim_server).chat.completions.create(
         model="openai/gpt-4o",
         messages=[{"role": "user", "content": 'call:lookup({"q": "sdk"})'}],
         tools=tools,
@@ -67,37 +67,37 @@ def test_the_openai_sdk_reads_streamed_tool_calls(server):
     assert arguments == '{"q":"sdk"}'
 
 
-def test_the_openai_sdk_sees_errors_with_their_status(server):
+def test_the_openai_sdk_sees_errors_with_their_status(sim_server):
     with pytest.raises(openai.RateLimitError) as caught:
-        sdk(server).chat.completions.create(
+        sdk(sim_server).chat.completions.create(
             model="openai/gpt-4o", messages=[{"role": "user", "content": "hi [[sim status=429]]"}]
         )
     assert caught.value.status_code == 429
 
 
-def test_a_stream_closed_by_the_client_is_recorded_as_cancelled(server):
-    server.sim.update_config(tps=50)
+def test_a_stream_closed_by_the_client_is_recorded_as_cancelled(sim_server):
+    sim_server.sim.update_config(tps=50)
     body = chat("[[sim tokens=500]] go on", max_tokens=1000, stream=True)
     with (
-        httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {KEY}"}) as client,
-        client.stream("POST", "/chat/completions", json=body) as response,
+        httpx.Client(base_url=sim_server.base_url, headers={"Authorization": f"Bearer {KEY}"}) as sim_client,
+        sim_client.stream("POST", "/chat/completions", json=body) as response,
     ):
         generation_id = response.headers["x-generation-id"]
         for line in response.iter_lines():
             if line.startswith("data: "):
                 break
-    wait_for(lambda: server.sim.stats()["cancelled_streams"] == 1)
-    generation = server.sim.generations[generation_id]
+    wait_for(lambda: sim_server.sim.stats()["cancelled_streams"] == 1)
+    generation = sim_server.sim.generations[generation_id]
     assert generation.cancelled
     assert 1 <= generation.tokens_completion < 500
-    assert server.sim.stats()["open_streams"] == 0
+    assert sim_server.sim.stats()["open_streams"] == 0
 
 
-def test_a_dropped_stream_breaks_the_connection(server):
+def test_a_dropped_stream_breaks_the_connection(sim_server):
     body = chat("echo: one two three four [[sim drop_after=2]]", stream=True)
     with (
-        httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {KEY}"}) as client,
-        client.stream("POST", "/chat/completions", json=body) as response,
+        httpx.Client(base_url=sim_server.base_url, headers={"Authorization": f"Bearer {KEY}"}) as sim_client,
+        sim_client.stream("POST", "/chat/completions", json=body) as response,
         pytest.raises(httpx.RemoteProtocolError),
     ):
         response.read()

@@ -17,7 +17,7 @@ from orweb.errors import BudgetExceeded
 pytestmark = pytest.mark.django_db(transaction=True)
 
 send_step = inspect.unwrap(consumers._send)
-announcement = inspect.unwrap(consumers._announcement)
+announcement = consumers._announcement
 
 
 def finish(message: Message, content: str) -> None:

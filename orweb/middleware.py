@@ -48,6 +48,22 @@ def check_host(get_response: Callable[..., Any]) -> Callable[..., Any]:
     return middleware
 
 
+def _skipping_api(hook: Callable[..., Any], *, asynchronous: bool) -> Callable[..., Any]:
+    """A middleware hook (process_view, ...) that does nothing for /v1 requests."""
+    if asynchronous:
+        run = hook if iscoroutinefunction(hook) else sync_to_async(hook, thread_sensitive=True)
+
+        async def async_call(request: HttpRequest, *args: Any) -> Any:
+            return None if is_api(request) else await run(request, *args)
+
+        return async_call
+
+    def call(request: HttpRequest, *args: Any) -> Any:
+        return None if is_api(request) else hook(request, *args)
+
+    return call
+
+
 def pages_only(path: str) -> type:
     """The middleware at `path`, run for every request but /v1's.
 
@@ -71,6 +87,12 @@ def pages_only(path: str) -> type:
                 self.instance = self.inner = inner_factory(get_response)
             if self.is_async:
                 markcoroutinefunction(self)
+            for name in HOOKS:
+                if hasattr(self.instance, name):
+                    # Django runs process_exception sync whatever the mode; the other hooks in the
+                    # handler's mode, so in an async server a coroutine here costs /v1 no thread hop.
+                    asynchronous = self.is_async and name != "process_exception"
+                    setattr(self, name, _skipping_api(getattr(self.instance, name), asynchronous=asynchronous))
 
         def __call__(self, request: HttpRequest) -> Any:
             if self.is_async:
@@ -82,17 +104,6 @@ def pages_only(path: str) -> type:
                 return await self.get_response(request)
             return await self.inner(request)
 
-    def hook(name: str) -> Callable[..., Any]:
-        def call(self: Any, request: HttpRequest, *args: Any) -> Any:
-            if is_api(request):
-                return None
-            return getattr(self.instance, name)(request, *args)
-
-        return call
-
-    for name in HOOKS:
-        if hasattr(inner_factory, name):
-            setattr(PagesOnly, name, hook(name))
     PagesOnly.__name__ = PagesOnly.__qualname__ = f"PagesOnly[{inner_factory.__name__}]"
     return PagesOnly
 

@@ -40,3 +40,19 @@ async def test_pages_get_their_headers_and_api_paths_do_not():
 
 def test_a_host_not_allowed_is_refused_on_api_paths_too():
     assert Client().get("/v1/models", HTTP_HOST="evil.example").status_code == 400
+
+
+def test_in_an_async_server_api_requests_pay_no_thread_hop_for_page_hooks(rf):
+    """Django runs a sync process_view in a thread for every request; ours are coroutines in async mode,
+    and return at once for /v1."""
+    from asgiref.sync import async_to_sync, iscoroutinefunction
+
+    from orweb.middleware import Csrf
+
+    async def view(request):
+        return None
+
+    middleware = Csrf(view)
+    assert iscoroutinefunction(middleware.process_view)
+    assert async_to_sync(middleware.process_view)(rf.get("/v1/models"), view, (), {}) is None
+    assert not hasattr(Csrf(lambda request: None), "process_template_response")

@@ -3,7 +3,7 @@ stand-in is OpenRouter, played by the simulator served on a real local socket.
 
 The people of every access test are here: `owner`, `teammate` (same group), `outsider` (no shared group)
 and `staff`, each with a signed-in `<persona>_client`; tests/helpers/personas.py opens websockets and
-makes API keys as them.
+makes API keys as them. `superuser` is for Django's admin site only.
 """
 
 from __future__ import annotations
@@ -139,13 +139,14 @@ def staff_client(staff) -> Client:
 
 
 @pytest.fixture
-def member(db, django_user_model):
-    return django_user_model.objects.create_user("member", password="x")
+def superuser(db):
+    """What Django's admin site needs to change rows (staff alone may only sign in there)."""
+    return person("root", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
-def admin_user(db, django_user_model):
-    return django_user_model.objects.create_user("boss", password="x", is_staff=True)
+def superuser_client(superuser) -> Client:
+    return signed_in(superuser)
 
 
 def _free_port() -> int:

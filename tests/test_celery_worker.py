@@ -21,7 +21,7 @@ from gateway import metered
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
 from tests.conftest import SIM_KEY, database_url
-from tests.helpers.metering import ask, load_catalog
+from tests.helpers.metering import ask
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,12 +62,10 @@ def worker(simulator, settings):
     process.wait(20)
 
 
-def test_a_worker_reconciles_an_estimated_cost(worker, simulator, django_user_model):
-    load_catalog()
-    member = django_user_model.objects.create_user("member", password="x")
+def test_a_worker_reconciles_an_estimated_cost(worker, simulator, catalog, owner):
 
     async def call():
-        async with metered.stream(member, ask("a story [[sim no_usage=1 tokens=30]]"), source="chat") as stream:
+        async with metered.stream(owner, ask("a story [[sim no_usage=1 tokens=30]]"), source="chat") as stream:
             [event async for event in stream]
         return stream.result
 

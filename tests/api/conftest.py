@@ -1,43 +1,39 @@
-"""Personas and helpers for the API tests: an owner with a key, another member, an admin."""
+"""The API tests' keys (one per persona that calls /v1) and the official SDK pointed at the live app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 import pytest
-from django.contrib.auth import get_user_model
 
-from catalog.sync import sync_from_openrouter
-from gateway.keys import create_key
+from gateway.keys import hash_secret
+from gateway.models import ApiKey
+from tests.helpers.personas import api_key
 
 
 @dataclass
-class Persona:
-    user: object
+class Key:
+    """A personal /v1 key and the secret its user was shown once."""
+
+    key: ApiKey
     secret: str
-    key: object
 
 
-def make_persona(username: str, **fields) -> Persona:
-    user = get_user_model().objects.create_user(username, password="pw-" + username, **fields)
-    key, secret = create_key(user, f"{username} laptop")
-    return Persona(user=user, secret=secret, key=key)
-
-
-@pytest.fixture
-def owner(db) -> Persona:
-    return make_persona("alice")
+def key_of(user: Any) -> Key:
+    secret = api_key(user, f"{user.username} laptop")
+    return Key(key=ApiKey.objects.get(hashed_key=hash_secret(secret)), secret=secret)
 
 
 @pytest.fixture
-def other(db) -> Persona:
-    return make_persona("bob")
+def owner_key(owner) -> Key:
+    return key_of(owner)
 
 
 @pytest.fixture
-def admin(db) -> Persona:
-    return make_persona("root", is_staff=True, is_superuser=True)
+def outsider_key(outsider) -> Key:
+    return key_of(outsider)
 
 
 def sdk(live_app, secret: str) -> openai.OpenAI:
@@ -46,12 +42,6 @@ def sdk(live_app, secret: str) -> openai.OpenAI:
 
 
 @pytest.fixture
-def catalog(simulator, transactional_db):
-    """The catalog synced from the (reset) simulator, as beat would."""
-    sync_from_openrouter()
-
-
-@pytest.fixture
-def api(live_app, catalog, owner):
+def api(live_app, catalog, owner_key):
     """The SDK with the owner's key, against the live app (simulator and catalog ready)."""
-    return sdk(live_app, owner.secret)
+    return sdk(live_app, owner_key.secret)

@@ -15,27 +15,28 @@ pytestmark = pytest.mark.django_db
 KEYS = reverse("account:keys")
 
 
-def signed_in(persona, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(persona.user)
+def checking_csrf(user) -> Client:
+    """A signed-in client that, like a browser, gets no pass on the CSRF check."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
     return client
 
 
-def test_it_requires_sign_in(owner):
+def test_it_requires_sign_in(owner_key):
     assert Client().get(KEYS).status_code == 302
     assert Client().post(KEYS, {"name": "x"}).status_code == 302
     assert ApiKey.objects.count() == 1
 
 
-def test_it_lists_only_my_keys_by_prefix(owner, other):
-    page = signed_in(owner).get(KEYS).content.decode()
-    assert owner.key.prefix in page and owner.key.name in page
-    assert other.key.prefix not in page
-    assert owner.secret not in page
+def test_it_lists_only_my_keys_by_prefix(owner_client, owner_key, outsider_key):
+    page = owner_client.get(KEYS).content.decode()
+    assert owner_key.key.prefix in page and owner_key.key.name in page
+    assert outsider_key.key.prefix not in page
+    assert owner_key.secret not in page
 
 
-def test_creating_a_key_shows_the_secret_once(owner):
-    client = signed_in(owner)
+def test_creating_a_key_shows_the_secret_once(owner_client):
+    client = owner_client
     created = client.post(KEYS, {"name": "ci runner"})
     assert created.status_code == 200
     assert "no-store" in created["Cache-Control"]
@@ -45,48 +46,47 @@ def test_creating_a_key_shows_the_secret_once(owner):
     assert secret not in client.get(KEYS).content.decode()
 
 
-def test_creating_needs_a_csrf_token(owner):
-    client = signed_in(owner, csrf=True)
-    assert client.post(KEYS, {"name": "x"}).status_code == 403
-    assert ApiKey.objects.filter(user=owner.user).count() == 1
+def test_creating_needs_a_csrf_token(owner, owner_key):
+    assert checking_csrf(owner).post(KEYS, {"name": "x"}).status_code == 403
+    assert ApiKey.objects.filter(user=owner).count() == 1
 
 
-def test_revoke_asks_first_and_get_changes_nothing(owner):
-    page = signed_in(owner).get(reverse("account:key_revoke", args=[owner.key.pk]))
+def test_revoke_asks_first_and_get_changes_nothing(owner_client, owner_key):
+    page = owner_client.get(reverse("account:key_revoke", args=[owner_key.key.pk]))
     assert page.status_code == 200 and b"Revoke" in page.content
-    assert ApiKey.objects.get(pk=owner.key.pk).revoked_at is None
+    assert ApiKey.objects.get(pk=owner_key.key.pk).revoked_at is None
 
 
-def test_it_revokes_my_key_on_post(owner):
-    response = signed_in(owner).post(reverse("account:key_revoke", args=[owner.key.pk]))
+def test_it_revokes_my_key_on_post(owner_client, owner_key):
+    response = owner_client.post(reverse("account:key_revoke", args=[owner_key.key.pk]))
     assert response.status_code == 302
-    assert authenticate(owner.secret) is None
+    assert authenticate(owner_key.secret) is None
 
 
-def test_revoking_needs_a_csrf_token(owner):
-    response = signed_in(owner, csrf=True).post(reverse("account:key_revoke", args=[owner.key.pk]))
+def test_revoking_needs_a_csrf_token(owner, owner_key):
+    response = checking_csrf(owner).post(reverse("account:key_revoke", args=[owner_key.key.pk]))
     assert response.status_code == 403
-    assert authenticate(owner.secret) is not None
+    assert authenticate(owner_key.secret) is not None
 
 
-def test_someone_elses_key_is_not_found(owner, other):
-    url = reverse("account:key_revoke", args=[owner.key.pk])
-    assert signed_in(other).get(url).status_code == 404
-    assert signed_in(other).post(url).status_code == 404
-    assert authenticate(owner.secret) is not None
+def test_someone_elses_key_is_not_found(owner_key, outsider_client):
+    url = reverse("account:key_revoke", args=[owner_key.key.pk])
+    assert outsider_client.get(url).status_code == 404
+    assert outsider_client.post(url).status_code == 404
+    assert authenticate(owner_key.secret) is not None
 
 
-def test_admins_revoke_any_key_from_the_django_admin(owner, admin):
-    response = signed_in(admin).post(
+def test_admins_revoke_any_key_from_the_django_admin(owner_key, superuser_client):
+    response = superuser_client.post(
         reverse("admin:gateway_apikey_changelist"),
-        {"action": "revoke_keys", "_selected_action": [owner.key.pk]},
+        {"action": "revoke_keys", "_selected_action": [owner_key.key.pk]},
     )
     assert response.status_code == 302
-    assert authenticate(owner.secret) is None
+    assert authenticate(owner_key.secret) is None
 
 
-def test_the_admin_never_shows_the_hash_and_cannot_add_keys(owner, admin):
+def test_the_admin_never_shows_the_hash_and_cannot_add_keys(owner_key, superuser_client):
     model_admin = site._registry[ApiKey]
-    page = signed_in(admin).get(reverse("admin:gateway_apikey_change", args=[owner.key.pk])).content.decode()
-    assert owner.key.hashed_key not in page
+    page = superuser_client.get(reverse("admin:gateway_apikey_change", args=[owner_key.key.pk])).content.decode()
+    assert owner_key.key.hashed_key not in page
     assert not model_admin.has_add_permission(None)

@@ -25,7 +25,7 @@ def ask(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def test_it_answers_in_openai_format_with_the_cost(api, owner):
+def test_it_answers_in_openai_format_with_the_cost(api, owner, owner_key):
     reply = api.chat.completions.create(model=MODEL, messages=ask("echo: hello there"), max_tokens=50)
     assert reply.object == "chat.completion"
     assert reply.choices[0].message.content == "hello there"
@@ -33,7 +33,7 @@ def test_it_answers_in_openai_format_with_the_cost(api, owner):
     assert reply.model == MODEL
     entry = LedgerEntry.objects.get()
     assert entry.generation_id == reply.id
-    assert entry.source == "api" and entry.api_key_id == owner.key.pk and entry.user_id == owner.user.pk
+    assert entry.source == "api" and entry.api_key_id == owner_key.key.pk and entry.user_id == owner.pk
     assert Decimal(str(reply.usage.model_extra["cost"])) == entry.cost > 0
     assert reply.usage.prompt_tokens == entry.prompt_tokens
 
@@ -110,7 +110,7 @@ def test_response_format_and_sampling_reach_upstream_and_user_is_replaced(api, s
     sent = simulator.control("GET", "requests").json()[-1]["body"]
     assert sent["response_format"] == fmt and sent["temperature"] == 0.3 and sent["seed"] == 4
     assert sent["max_tokens"] == 20
-    assert sent["user"] == openrouter_user_id(owner.user.pk)
+    assert sent["user"] == openrouter_user_id(owner.pk)
 
 
 def test_models_is_the_fallback_chain_and_the_ledger_shows_who_served(api, simulator):
@@ -131,7 +131,7 @@ def test_a_fallback_the_user_may_not_use_is_never_called(api, simulator, owner):
 
     group = Group.objects.create(name="interns")
     GroupPolicy.objects.create(group=group, allowed_models=[MODEL])
-    owner.user.groups.add(group)
+    owner.groups.add(group)
     simulator.fault(MODEL, "status=503 retry_after=0")
     with pytest.raises(openai.APIStatusError) as raised:
         api.chat.completions.create(

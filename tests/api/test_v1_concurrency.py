@@ -95,12 +95,12 @@ class Watcher(threading.Thread):
             connection.close()
 
 
-def test_twenty_at_once_on_a_budget_for_three(catalog, live_app, second_server, simulator, owner):
+def test_twenty_at_once_on_a_budget_for_three(catalog, live_app, second_server, simulator, owner, owner_key):
     model, shape = CatalogModel.objects.get(pk=MODEL), shape_of(MESSAGES, MAX_TOKENS, {})
     per_request = worst_case(model, shape.prompt_tokens, max_tokens_for(model, shape), shape.images)
     limit = (per_request * Decimal("3.5")).quantize(Decimal("0.0001"))
-    set_budget(user=owner.user, amount=limit)
-    clients = [sdk(live_app, owner.secret), sdk(SimpleNamespace(url=second_server), owner.secret)]
+    set_budget(user=owner, amount=limit)
+    clients = [sdk(live_app, owner_key.secret), sdk(SimpleNamespace(url=second_server), owner_key.secret)]
     barrier = threading.Barrier(REQUESTS)
 
     def fire(n: int):

@@ -24,7 +24,7 @@ def wait_for(condition, timeout: float = 15.0):
 
 
 def test_hanging_up_cancels_upstream_and_settles_what_was_generated(api, simulator, owner):
-    set_budget(user=owner.user, amount=Decimal("5"))
+    set_budget(user=owner, amount=Decimal("5"))
     stream = api.chat.completions.create(
         model="openai/gpt-4o-mini",
         max_tokens=1000,

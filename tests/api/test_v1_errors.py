@@ -46,10 +46,10 @@ def test_a_missing_key_is_401(live_app, catalog):
     assert response.json()["error"]["code"] == "missing_api_key"
 
 
-def test_a_revoked_key_is_401(live_app, catalog, owner):
-    revoke(owner.key, owner.user)
+def test_a_revoked_key_is_401(live_app, catalog, owner, owner_key):
+    revoke(owner_key.key, owner)
     with pytest.raises(openai.AuthenticationError):
-        ask(sdk(live_app, owner.secret))
+        ask(sdk(live_app, owner_key.secret))
 
 
 def test_an_invalid_field_is_a_400_naming_it(api):
@@ -59,8 +59,8 @@ def test_an_invalid_field_is_a_400_naming_it(api):
     assert error["param"] == "temperature" and "temperature" in error["message"]
 
 
-def test_malformed_json_is_a_400(live_app, catalog, owner):
-    headers = {"Authorization": f"Bearer {owner.secret}", "Content-Type": "application/json"}
+def test_malformed_json_is_a_400(live_app, catalog, owner_key):
+    headers = {"Authorization": f"Bearer {owner_key.secret}", "Content-Type": "application/json"}
     response = httpx.post(live_app.url + "/v1/chat/completions", content=b"{nope", headers=headers)
     assert response.status_code == 400
     assert "JSON" in response.json()["error"]["message"]
@@ -73,20 +73,20 @@ def test_a_refused_routing_field_is_a_400(api):
 
 
 def test_an_exhausted_budget_is_402_naming_the_budget_and_what_remains(api, owner):
-    set_budget(user=owner.user, amount=Decimal("0.00001"))
+    set_budget(user=owner, amount=Decimal("0.00001"))
     with pytest.raises(openai.APIStatusError) as raised:
         ask(api)
     assert raised.value.status_code == 402
     error = error_of(raised)
     assert error["code"] == "budget_exceeded"
-    assert "monthly budget of user alice" in error["message"] and "$0 remains" in error["message"]
+    assert "monthly budget of user olivia" in error["message"] and "$0 remains" in error["message"]
     assert not LedgerEntry.objects.exists()
 
 
 def test_a_model_the_group_policy_does_not_allow_is_403(api, owner):
     group = Group.objects.create(name="interns")
     GroupPolicy.objects.create(group=group, allowed_models=[MODEL])
-    owner.user.groups.add(group)
+    owner.groups.add(group)
     assert ask(api).choices[0].message.content
     with pytest.raises(openai.PermissionDeniedError) as raised:
         ask(api, model="anthropic/claude-sonnet-4")
@@ -99,7 +99,7 @@ def test_an_unknown_model_is_404(api):
 
 
 def test_a_rate_limited_user_gets_429_with_retry_after(api, owner):
-    RateLimit.objects.create(user=owner.user, requests_per_minute=1)
+    RateLimit.objects.create(user=owner, requests_per_minute=1)
     ask(api)
     with pytest.raises(openai.RateLimitError) as raised:
         ask(api)
@@ -140,7 +140,7 @@ def test_the_redis_being_down_fails_closed_with_503(api, settings):
     assert not LedgerEntry.objects.exists()
 
 
-def test_a_get_is_405(live_app, owner):
-    headers = {"Authorization": f"Bearer {owner.secret}"}
+def test_a_get_is_405(live_app, owner_key):
+    headers = {"Authorization": f"Bearer {owner_key.secret}"}
     response = httpx.get(live_app.url + "/v1/chat/completions", headers=headers)
     assert response.status_code == 405

@@ -9,8 +9,8 @@ import pytest
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_it_answers_with_the_security_headers_and_no_cookies(live_app, catalog, owner):
-    response = httpx.get(live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner.secret}"})
+def test_it_answers_with_the_security_headers_and_no_cookies(live_app, catalog, owner_key):
+    response = httpx.get(live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner_key.secret}"})
     assert response.status_code == 200
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
@@ -19,16 +19,15 @@ def test_it_answers_with_the_security_headers_and_no_cookies(live_app, catalog, 
     assert "Content-Security-Policy" not in response.headers
 
 
-def test_it_refuses_a_host_that_is_not_allowed(live_app, catalog, owner):
+def test_it_refuses_a_host_that_is_not_allowed(live_app, catalog, owner_key):
     response = httpx.get(
-        live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner.secret}", "Host": "evil.example"}
+        live_app.url + "/v1/models", headers={"Authorization": f"Bearer {owner_key.secret}", "Host": "evil.example"}
     )
     assert response.status_code == 400
 
 
-def test_it_ignores_a_session_cookie(live_app, catalog, owner, client):
-    client.force_login(owner.user)
-    cookie = client.cookies["sessionid"].value
+def test_it_ignores_a_session_cookie(live_app, catalog, owner_client):
+    cookie = owner_client.cookies["sessionid"].value
     response = httpx.get(live_app.url + "/v1/models", cookies={"sessionid": cookie})
     assert response.status_code == 401
 

@@ -9,8 +9,9 @@ import httpx
 import openai
 import pytest
 from django.contrib.auth.models import Group
+from freezegun import freeze_time
 
-from billing.budgets import set_budget, today
+from billing.budgets import set_budget
 from billing.models import DailyUsage
 from catalog.models import CatalogModel
 from gateway.models import GroupPolicy
@@ -42,7 +43,7 @@ def test_models_lists_what_the_user_may_call_with_prices(api):
 def test_models_follows_the_group_policy(api, owner):
     group = Group.objects.create(name="interns")
     GroupPolicy.objects.create(group=group, allowed_models=["openai/gpt-4o-mini", "openai/gpt-4o"])
-    owner.user.groups.add(group)
+    owner.groups.add(group)
     assert {m.id for m in api.models.list()} - set(AUTO_MODELS) == {"openai/gpt-4o-mini", "openai/gpt-4o"}
 
 
@@ -51,37 +52,37 @@ def test_models_needs_a_valid_key(live_app, catalog):
         sdk(live_app, "orw-wrong").models.list()
 
 
-def test_key_without_a_budget_has_no_limit(live_app, catalog, owner):
-    data = key_info(live_app, owner.secret)
+def test_key_without_a_budget_has_no_limit(live_app, catalog, owner_key):
+    data = key_info(live_app, owner_key.secret)
     assert data["limit"] is None and data["limit_remaining"] is None
-    assert data["usage"] == 0 and data["label"].startswith("alice laptop")
+    assert data["usage"] == 0 and data["label"].startswith("olivia laptop")
 
 
-def test_key_reports_the_tightest_budget_and_this_periods_spend(live_app, catalog, owner):
-    group = Group.objects.create(name="team")
-    owner.user.groups.add(group)
-    set_budget(user=owner.user, amount=Decimal("10"))
-    set_budget(group=group, amount=Decimal("2"), period="week")
-    DailyUsage.objects.create(day=today(), user=owner.user, model="m", source="api", requests=1, cost=Decimal("0.25"))
+@freeze_time("2026-03-18 12:00", tick=True)  # a Wednesday: today, this week and this month stay put
+def test_key_reports_the_tightest_budget_and_this_periods_spend(live_app, catalog, owner, owner_key, team_group):
+    set_budget(user=owner, amount=Decimal("10"))
+    set_budget(group=team_group, amount=Decimal("2"), period="week")
+    day = dt.date(2026, 3, 18)
+    DailyUsage.objects.create(day=day, user=owner, model="m", source="api", requests=1, cost=Decimal("0.25"))
     DailyUsage.objects.create(
-        day=today() - dt.timedelta(days=40),
-        user=owner.user,
+        day=day - dt.timedelta(days=40),
+        user=owner,
         model="m",
         source="api",
         requests=1,
         cost=Decimal("5"),
     )
-    data = key_info(live_app, owner.secret)
+    data = key_info(live_app, owner_key.secret)
     assert data["limit"] == 2.0 and data["limit_reset"] == "weekly"
     assert data["usage"] == 0.25 and data["usage_daily"] == 0.25 and data["usage_monthly"] == 0.25
 
 
-def test_key_counts_real_calls(api, live_app, owner):
-    set_budget(user=owner.user, amount=Decimal("1"))
+def test_key_counts_real_calls(api, live_app, owner, owner_key):
+    set_budget(user=owner, amount=Decimal("1"))
     reply = api.chat.completions.create(
         model="openai/gpt-4o-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
     )
     cost = Decimal(str(reply.usage.model_extra["cost"]))
-    data = key_info(live_app, owner.secret)
+    data = key_info(live_app, owner_key.secret)
     assert Decimal(str(data["usage"])) == cost
     assert Decimal(str(data["limit_remaining"])) == Decimal(1) - cost

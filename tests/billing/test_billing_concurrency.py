@@ -22,12 +22,12 @@ CALLS = 20
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_calls_never_overspend(simulator, catalog, member):
+def test_concurrent_calls_never_overspend(simulator, catalog, owner):
     messages = [{"role": "user", "content": "echo: a short answer [[sim ttft=0.4]]"}]
     shape = shape_of(messages, 1000, {})
     hold = worst_case(CatalogModel.objects.get(pk="openai/gpt-4o-mini"), shape.prompt_tokens, 1000)
     limit = (hold * Decimal("3.5")).quantize(Decimal("0.0001"))
-    set_budget(user=member, amount=limit)
+    set_budget(user=owner, amount=limit)
     barrier = threading.Barrier(CALLS)
     outcomes: list[object] = []
     done = threading.Event()
@@ -37,7 +37,7 @@ def test_concurrent_calls_never_overspend(simulator, catalog, member):
         barrier.wait()
         try:
             request = ChatRequest(model="openai/gpt-4o-mini", messages=messages, max_tokens=1000)
-            outcomes.append(async_to_sync(metered.complete)(member, request, source="api"))
+            outcomes.append(async_to_sync(metered.complete)(owner, request, source="api"))
         except BudgetExceeded as refused:
             outcomes.append(refused)
         finally:
@@ -62,7 +62,7 @@ def test_concurrent_calls_never_overspend(simulator, catalog, member):
     succeeded = [o for o in outcomes if not isinstance(o, BudgetExceeded)]
     refused = [o for o in outcomes if isinstance(o, BudgetExceeded)]
     assert (len(succeeded), len(refused)) == (3, CALLS - 3)
-    assert all(r.status == 402 and r.budget == "monthly budget of user member" for r in refused)
+    assert all(r.status == 402 and r.budget == "monthly budget of user olivia" for r in refused)
     assert worst_seen and max(worst_seen) <= limit
     period = BudgetPeriod.objects.get()
     assert period.held == 0 and period.spent <= limit

@@ -15,9 +15,9 @@ from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
 from gateway.keys import create_key
 
 
-def _outcome(member, **fields):
+def _outcome(owner, **fields):
     values = {
-        "user_id": member.pk,
+        "user_id": owner.pk,
         "source": "api",
         "requested_model": "openai/gpt-4o-mini",
         "served_model": "openai/gpt-4o-mini",
@@ -32,11 +32,11 @@ def _outcome(member, **fields):
 
 
 @pytest.mark.django_db
-def test_a_generation_settled_twice_is_charged_once(member):
-    set_budget(user=member, amount=Decimal("1"))
-    hold = place_hold(member, Decimal("0.01"))
-    first = settle(_outcome(member), hold_id=hold.pk)
-    again = settle(_outcome(member, cost=Decimal("0.5")), hold_id=hold.pk)
+def test_a_generation_settled_twice_is_charged_once(owner):
+    set_budget(user=owner, amount=Decimal("1"))
+    hold = place_hold(owner, Decimal("0.01"))
+    first = settle(_outcome(owner), hold_id=hold.pk)
+    again = settle(_outcome(owner, cost=Decimal("0.5")), hold_id=hold.pk)
     assert again.pk == first.pk and again.cost == Decimal("0.0012")
     period = BudgetPeriod.objects.get()
     assert (period.spent, period.held) == (Decimal("0.0012"), 0)
@@ -50,14 +50,14 @@ def test_a_generation_settled_twice_is_charged_once(member):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_redeliveries_of_one_generation_are_charged_once(member):
-    set_budget(user=member, amount=Decimal("1"))
+def test_concurrent_redeliveries_of_one_generation_are_charged_once(owner):
+    set_budget(user=owner, amount=Decimal("1"))
     barrier = threading.Barrier(6)
 
     def deliver():
         barrier.wait()
         try:
-            settle(_outcome(member))
+            settle(_outcome(owner))
         finally:
             connection.close()
 
@@ -72,11 +72,11 @@ def test_concurrent_redeliveries_of_one_generation_are_charged_once(member):
 
 
 @pytest.mark.django_db
-def test_rollups_add_up_per_day_model_and_source(member):
-    settle(_outcome(member, generation_id="gen-1"))
-    settle(_outcome(member, generation_id="gen-2"))
-    settle(_outcome(member, generation_id=None, status="error", cost=Decimal(0), cost_source="none"))
-    settle(_outcome(member, generation_id="gen-3", source="chat"))
+def test_rollups_add_up_per_day_model_and_source(owner):
+    settle(_outcome(owner, generation_id="gen-1"))
+    settle(_outcome(owner, generation_id="gen-2"))
+    settle(_outcome(owner, generation_id=None, status="error", cost=Decimal(0), cost_source="none"))
+    settle(_outcome(owner, generation_id="gen-3", source="chat"))
     api = DailyUsage.objects.get(source="api")
     assert (api.requests, api.errors, api.cost) == (3, 1, Decimal("0.0024"))
     assert DailyUsage.objects.get(source="chat").requests == 1
@@ -84,9 +84,9 @@ def test_rollups_add_up_per_day_model_and_source(member):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_ledger_row_keeps_naming_its_api_key_after_the_key_is_gone(member):
-    key, _ = create_key(member, "laptop")
-    entry = settle(_outcome(member, api_key_id=key.pk))
+def test_a_ledger_row_keeps_naming_its_api_key_after_the_key_is_gone(owner):
+    key, _ = create_key(owner, "laptop")
+    entry = settle(_outcome(owner, api_key_id=key.pk))
     key_id = key.pk
     key.delete()
     entry.refresh_from_db()

@@ -55,9 +55,9 @@ def _outcome(user, generation_id, cost="0.30"):
 
 
 @live
-def test_threads_racing_for_the_last_dollar_get_it_once(member):
-    set_budget(user=member, amount=Decimal("1.50"))
-    results = _at_once(*[lambda: place_hold(member, Decimal("1"))] * 8)
+def test_threads_racing_for_the_last_dollar_get_it_once(owner):
+    set_budget(user=owner, amount=Decimal("1.50"))
+    results = _at_once(*[lambda: place_hold(owner, Decimal("1"))] * 8)
     holds = [r for r in results if isinstance(r, Hold)]
     assert len(holds) == 1
     assert all(isinstance(r, BudgetExceeded) for r in results if r not in holds)
@@ -82,22 +82,22 @@ def test_members_sharing_a_group_budget_never_overspend_it(django_user_model):
 
 
 @live
-def test_a_refused_hold_changes_no_budget(member):
+def test_a_refused_hold_changes_no_budget(owner):
     group = Group.objects.create(name="team")
-    group.user_set.add(member)
-    set_budget(user=member, amount=Decimal("10"))
+    group.user_set.add(owner)
+    set_budget(user=owner, amount=Decimal("10"))
     set_budget(group=group, amount=Decimal("0.5"))
     with pytest.raises(BudgetExceeded):
-        place_hold(member, Decimal("1"))
+        place_hold(owner, Decimal("1"))
     assert [p.held for p in BudgetPeriod.objects.all()] == [0, 0]
     assert not Hold.objects.exists()
 
 
 @live
-def test_redeliveries_with_their_own_holds_charge_once_and_release_every_hold(member):
-    set_budget(user=member, amount=Decimal("2"))
-    holds = [place_hold(member, Decimal("0.5")) for _ in range(3)]
-    results = _at_once(*[lambda hold=hold: settle(_outcome(member, "gen-1"), hold_id=hold.pk) for hold in holds])
+def test_redeliveries_with_their_own_holds_charge_once_and_release_every_hold(owner):
+    set_budget(user=owner, amount=Decimal("2"))
+    holds = [place_hold(owner, Decimal("0.5")) for _ in range(3)]
+    results = _at_once(*[lambda hold=hold: settle(_outcome(owner, "gen-1"), hold_id=hold.pk) for hold in holds])
     assert len({entry.pk for entry in results}) == 1
     assert LedgerEntry.objects.count() == 1
     period = BudgetPeriod.objects.get()
@@ -106,13 +106,13 @@ def test_redeliveries_with_their_own_holds_charge_once_and_release_every_hold(me
 
 
 @live
-def test_a_late_settle_racing_the_expiry_sweep_releases_the_hold_once(member):
-    set_budget(user=member, amount=Decimal("5"))
+def test_a_late_settle_racing_the_expiry_sweep_releases_the_hold_once(owner):
+    set_budget(user=owner, amount=Decimal("5"))
     for round_ in range(5):
-        hold = place_hold(member, Decimal("1"))
+        hold = place_hold(owner, Decimal("1"))
         Hold.objects.filter(pk=hold.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
         _at_once(
-            lambda hold=hold, round_=round_: settle(_outcome(member, f"gen-{round_}"), hold_id=hold.pk),
+            lambda hold=hold, round_=round_: settle(_outcome(owner, f"gen-{round_}"), hold_id=hold.pk),
             release_expired,
         )
         period = BudgetPeriod.objects.get()
@@ -121,11 +121,11 @@ def test_a_late_settle_racing_the_expiry_sweep_releases_the_hold_once(member):
 
 
 @live
-def test_settling_without_a_hold_charges_the_current_periods(member):
+def test_settling_without_a_hold_charges_the_current_periods(owner):
     group = Group.objects.create(name="team")
-    group.user_set.add(member)
-    set_budget(user=member, amount=Decimal("1"))
+    group.user_set.add(owner)
+    set_budget(user=owner, amount=Decimal("1"))
     set_budget(group=group, amount=Decimal("1"), period="day")
-    entry = settle(_outcome(member, "gen-1", cost="0.25"))
+    entry = settle(_outcome(owner, "gen-1", cost="0.25"))
     assert entry.pk and entry.cost == Decimal("0.25")
     assert sorted(p.spent for p in BudgetPeriod.objects.all()) == [Decimal("0.25")] * 2

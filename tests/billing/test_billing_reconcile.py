@@ -21,14 +21,14 @@ from tests.helpers.billing import assert_ledger_matches_simulator
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _estimated_call(member):
+def _estimated_call(owner):
     request = ChatRequest(
         model="openai/gpt-4o-mini",
         messages=[{"role": "user", "content": "a long story [[sim no_usage=1 tokens=80]]"}],
     )
 
     async def run():
-        async with metered.stream(member, request, source="chat") as call:
+        async with metered.stream(owner, request, source="chat") as call:
             [event async for event in call]
         return call.result
 
@@ -45,9 +45,9 @@ def _reconcile_when_ready(entry_id):
     raise AssertionError("the generation never became available")
 
 
-def test_an_estimated_row_is_reconciled_from_the_generation_record(simulator, catalog, member):
-    set_budget(user=member, amount=Decimal("1"))
-    result = _estimated_call(member)
+def test_an_estimated_row_is_reconciled_from_the_generation_record(simulator, catalog, owner):
+    set_budget(user=owner, amount=Decimal("1"))
+    result = _estimated_call(owner)
     entry = LedgerEntry.objects.get()
     assert (entry.cost_source, entry.status) == ("estimated", "ok") and entry.cost > 0
     assert _reconcile_when_ready(entry.pk) is True
@@ -63,9 +63,9 @@ def test_an_estimated_row_is_reconciled_from_the_generation_record(simulator, ca
     assert BudgetPeriod.objects.get().spent == entry.cost
 
 
-def test_pending_generations_are_left_for_later(simulator, catalog, member):
+def test_pending_generations_are_left_for_later(simulator, catalog, owner):
     simulator.configure(generation_delay=30)
-    _estimated_call(member)
+    _estimated_call(owner)
     entry = LedgerEntry.objects.get()
     with pytest.raises(GenerationPending):
         reconcile_entry(entry.pk)
@@ -74,17 +74,17 @@ def test_pending_generations_are_left_for_later(simulator, catalog, member):
     assert LedgerEntry.objects.get().cost_source == "estimated"
 
 
-def test_the_sweep_reconciles_what_is_ready(simulator, catalog, member):
+def test_the_sweep_reconciles_what_is_ready(simulator, catalog, owner):
     simulator.configure(generation_delay=0)
-    _estimated_call(member)
+    _estimated_call(owner)
     assert reconcile_pending(settle_delay=timedelta(0)) == 1
     assert LedgerEntry.objects.get().cost_source == "reconciled"
 
 
-def test_a_generation_record_without_a_usable_cost_changes_nothing(simulator, catalog, member):
+def test_a_generation_record_without_a_usable_cost_changes_nothing(simulator, catalog, owner):
     simulator.configure(generation_delay=0)
-    set_budget(user=member, amount=Decimal("1"))
-    _estimated_call(member)
+    set_budget(user=owner, amount=Decimal("1"))
+    _estimated_call(owner)
     entry = LedgerEntry.objects.get()
     for unusable in (None, True, "lots", "NaN", "Infinity", "-0.01"):
         assert apply_generation(entry.pk, {"total_cost": unusable, "tokens_completion": 999}) is False
@@ -94,14 +94,14 @@ def test_a_generation_record_without_a_usable_cost_changes_nothing(simulator, ca
     assert_ledger_matches_simulator(simulator)
 
 
-def test_with_the_broker_down_an_estimate_waits_for_the_sweep(simulator, catalog, member, monkeypatch, caplog):
+def test_with_the_broker_down_an_estimate_waits_for_the_sweep(simulator, catalog, owner, monkeypatch, caplog):
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to the broker. Connection refused.")
 
     simulator.configure(generation_delay=0)
     monkeypatch.setattr(celery_app, "send_task", broker_down)
-    set_budget(user=member, amount=Decimal("1"))
-    _estimated_call(member)
+    set_budget(user=owner, amount=Decimal("1"))
+    _estimated_call(owner)
     entry = LedgerEntry.objects.get()
     assert entry.cost_source == "estimated" and entry.cost > 0
     assert f"Could not enqueue the reconciliation of ledger entry {entry.pk}" in caplog.text

@@ -18,11 +18,11 @@ def _run(*args):
     return out.getvalue()
 
 
-def test_it_sets_a_users_budget(member):
-    output = _run("member", "25.50", "--period", "week", "--alert-percent", "90")
-    budget = Budget.objects.get(user=member)
+def test_it_sets_a_users_budget(owner):
+    output = _run("olivia", "25.50", "--period", "week", "--alert-percent", "90")
+    budget = Budget.objects.get(user=owner)
     assert (budget.limit_usd, budget.period, budget.alert_percent) == (Decimal("25.50"), "week", 90)
-    assert "weekly budget of user member" in output
+    assert "weekly budget of user olivia" in output
 
 
 def test_it_sets_a_groups_budget():
@@ -36,11 +36,11 @@ def test_it_sets_a_groups_budget():
     [
         (("nobody", "5"), "No user named 'nobody'"),
         (("--group", "ghosts", "5"), "No group named 'ghosts'"),
-        (("member", "lots"), "not an amount"),
-        (("member", "-3"), "non-negative"),
-        (("member",), "Expected"),
+        (("olivia", "lots"), "not an amount"),
+        (("olivia", "-3"), "non-negative"),
+        (("olivia",), "Expected"),
     ],
 )
-def test_it_explains_what_is_wrong(member, args, message):
+def test_it_explains_what_is_wrong(owner, args, message):
     with pytest.raises(CommandError, match=message):
         _run(*args)

@@ -15,10 +15,10 @@ from billing.reports import daily_spend, team_spend, usage_summary
 pytestmark = pytest.mark.django_db
 
 
-def _spend(member, generation_id, cost):
+def _spend(owner, generation_id, cost):
     settle(
         Outcome(
-            user_id=member.pk,
+            user_id=owner.pk,
             source="api",
             requested_model="m",
             served_model="m",
@@ -30,28 +30,27 @@ def _spend(member, generation_id, cost):
     )
 
 
-def test_settled_calls_show_in_this_months_and_todays_spend_and_per_day(member, django_user_model):
-    other = django_user_model.objects.create_user("other")
+def test_settled_calls_show_in_this_months_and_todays_spend_and_per_day(owner, teammate):
     with freeze_time("2026-02-27 10:00"):
-        _spend(member, "gen-feb", "0.5")
+        _spend(owner, "gen-feb", "0.5")
     with freeze_time("2026-03-02 10:00"):
-        _spend(member, "gen-mar-1", "0.25")
-        _spend(other, "gen-other", "9")
+        _spend(owner, "gen-mar-1", "0.25")
+        _spend(teammate, "gen-other", "9")
     with freeze_time("2026-03-03 10:00"):
-        _spend(member, "gen-mar-2", "0.125")
-        summary = usage_summary(member)
+        _spend(owner, "gen-mar-2", "0.125")
+        summary = usage_summary(owner)
         assert (summary.this_month, summary.today, summary.period_spend) == (
             Decimal("0.375"),
             Decimal("0.125"),
             Decimal("0.375"),
         )
-        days = daily_spend(member, days=5)
+        days = daily_spend(owner, days=5)
         assert [(d.day, d.cost, d.requests) for d in days if d.requests] == [
             (dt.date(2026, 2, 27), Decimal("0.5"), 1),
             (dt.date(2026, 3, 2), Decimal("0.25"), 1),
             (dt.date(2026, 3, 3), Decimal("0.125"), 1),
         ]
         assert {line.username: line.this_month for line in team_spend()} == {
-            "other": Decimal("9"),
-            "member": Decimal("0.375"),
+            "tomas": Decimal("9"),
+            "olivia": Decimal("0.375"),
         }

@@ -22,20 +22,20 @@ def _spent(user, cost, when=None):
         LedgerEntry.objects.filter(pk=entry.pk).update(created=when)
 
 
-def test_no_budget_shows_only_this_months_spend(member):
-    _spent(member, "0.25")
-    _spent(member, "0.5")
-    _spent(member, "9", when=timezone.now() - dt.timedelta(days=40))
+def test_no_budget_shows_only_this_months_spend(owner):
+    _spent(owner, "0.25")
+    _spent(owner, "0.5")
+    _spent(owner, "9", when=timezone.now() - dt.timedelta(days=40))
 
-    summary = spend_summary(member)
+    summary = spend_summary(owner)
 
     assert (summary.spent, summary.remaining, summary.budget) == (Decimal("0.75"), None, None)
 
 
-def test_the_tightest_budget_is_the_one_shown_as_status_for_says(member, django_assert_num_queries):
+def test_the_tightest_budget_is_the_one_shown_as_status_for_says(owner, django_assert_num_queries):
     group = Group.objects.create(name="team")
-    group.user_set.add(member)
-    own = Budget.objects.create(user=member, limit_usd=Decimal(10), period=Period.MONTH)
+    group.user_set.add(owner)
+    own = Budget.objects.create(user=owner, limit_usd=Decimal(10), period=Period.MONTH)
     team = Budget.objects.create(group=group, limit_usd=Decimal(3), period=Period.DAY)
     daily = current_period(team)
     daily.spent, daily.held = Decimal("1.25"), Decimal("0.5")
@@ -45,16 +45,16 @@ def test_the_tightest_budget_is_the_one_shown_as_status_for_says(member, django_
     monthly.save()
 
     with django_assert_num_queries(1):
-        summary = spend_summary(member)
+        summary = spend_summary(owner)
 
-    tightest = status_for(member)[0]
+    tightest = status_for(owner)[0]
     assert (summary.remaining, summary.budget) == (tightest.remaining, tightest.label)
     assert (summary.remaining, summary.budget) == (Decimal("1.25"), "daily budget of group team")
 
 
-def test_a_budget_without_a_period_row_yet_has_its_whole_limit_left(member):
-    Budget.objects.create(user=member, limit_usd=Decimal(2), period=Period.WEEK)
+def test_a_budget_without_a_period_row_yet_has_its_whole_limit_left(owner):
+    Budget.objects.create(user=owner, limit_usd=Decimal(2), period=Period.WEEK)
 
-    summary = spend_summary(member)
+    summary = spend_summary(owner)
 
-    assert (summary.remaining, summary.budget) == (Decimal(2), "weekly budget of user member")
+    assert (summary.remaining, summary.budget) == (Decimal(2), "weekly budget of user olivia")

@@ -17,19 +17,19 @@ from billing.tasks import budget_alerts, reconcile_estimated, release_expired_ho
 pytestmark = pytest.mark.django_db
 
 
-def test_the_hold_sweep_releases_the_holds_of_crashed_calls(member):
-    set_budget(user=member, amount=Decimal("1"))
+def test_the_hold_sweep_releases_the_holds_of_crashed_calls(owner):
+    set_budget(user=owner, amount=Decimal("1"))
     with freeze_time("2026-03-01 12:00"):
-        place_hold(member, Decimal("0.5"))
+        place_hold(owner, Decimal("0.5"))
     with freeze_time("2026-03-01 12:30"):
         assert release_expired_holds() == 1
     assert BudgetPeriod.objects.get().held == 0
 
 
-def test_reconciliation_leaves_a_reported_cost_alone(member):
+def test_reconciliation_leaves_a_reported_cost_alone(owner):
     entry = settle(
         Outcome(
-            user_id=member.pk,
+            user_id=owner.pk,
             source="api",
             requested_model="m",
             status="ok",
@@ -42,11 +42,11 @@ def test_reconciliation_leaves_a_reported_cost_alone(member):
     assert reconcile_estimated() == 0
 
 
-def test_budget_alerts_are_sent(member):
-    member.email = "member@example.com"
-    member.save()
-    period = current_period(set_budget(user=member, amount=Decimal("1")))
+def test_budget_alerts_are_sent(owner):
+    owner.email = "olivia@example.com"
+    owner.save()
+    period = current_period(set_budget(user=owner, amount=Decimal("1")))
     period.spent = Decimal("0.9")
     period.save()
     assert budget_alerts() == 1
-    assert mail.outbox[0].to == ["member@example.com"]
+    assert mail.outbox[0].to == ["olivia@example.com"]

@@ -43,60 +43,59 @@ def _spent(user, cost, *, days_ago=0, model="a", requests=1):
     )
 
 
-def test_it_requires_sign_in(member):
+def test_it_requires_sign_in(owner):
     assert Client().get(USAGE).status_code == 302
 
 
-def test_it_shows_each_budget_with_spent_held_and_remaining(member):
-    budget = set_budget(user=member, amount=Decimal("10"))
+def test_it_shows_each_budget_with_spent_held_and_remaining(owner):
+    budget = set_budget(user=owner, amount=Decimal("10"))
     period = current_period(budget)
     period.spent, period.held = Decimal("2.5"), Decimal("0.5")
     period.save()
-    _spent(member, "2.5", requests=3)
-    response = _signed_in(member).get(USAGE)
+    _spent(owner, "2.5", requests=3)
+    response = _signed_in(owner).get(USAGE)
     page = response.content.decode()
     assert response.status_code == 200
-    assert "Monthly budget of user member" in page
+    assert "Monthly budget of user olivia" in page
     assert "$10.00" in page and "$2.50" in page and "$0.50" in page and "$7.00" in page
     assert "Mar 1 – Apr 1" in page
     assert response.context["summary"].period_spend == Decimal("2.5")
     assert "style=" not in page
 
 
-def test_a_tiny_budget_keeps_the_digits_it_needs(member):
-    budget = set_budget(user=member, amount=Decimal("0.0005"))
+def test_a_tiny_budget_keeps_the_digits_it_needs(owner):
+    budget = set_budget(user=owner, amount=Decimal("0.0005"))
     period = current_period(budget)
     period.spent = Decimal("0.0004")
     period.save()
-    page = _signed_in(member).get(USAGE).content.decode()
+    page = _signed_in(owner).get(USAGE).content.decode()
     assert "<td>$0.0005</td>" in page and "$0.0004" in page and "$0.0001" in page
     assert "$0.00<" not in page
 
 
-def test_without_a_budget_it_says_spending_is_not_capped(member):
-    assert "not capped" in _signed_in(member).get(USAGE).content.decode()
+def test_without_a_budget_it_says_spending_is_not_capped(owner):
+    assert "not capped" in _signed_in(owner).get(USAGE).content.decode()
 
 
-def test_the_chart_has_every_one_of_the_last_30_days_scaled_to_the_busiest(member, django_user_model):
-    other = django_user_model.objects.create_user("other")
-    _spent(member, "1")
-    _spent(member, "1", model="b")
-    _spent(member, "0.5", days_ago=1, requests=2)
-    _spent(other, "9")
-    days = daily_spend(member)
+def test_the_chart_has_every_one_of_the_last_30_days_scaled_to_the_busiest(owner, teammate):
+    _spent(owner, "1")
+    _spent(owner, "1", model="b")
+    _spent(owner, "0.5", days_ago=1, requests=2)
+    _spent(teammate, "9")
+    days = daily_spend(owner)
     assert len(days) == 30 and days[0].day == dt.date(2026, 2, 17) and days[-1].day == dt.date(2026, 3, 18)
     assert (days[-1].cost, days[-1].requests, days[-1].level) == (Decimal(2), 2, 20)
     assert days[-2].level == 5 and days[0].level == 0
 
 
-def test_on_the_first_of_the_month_today_and_this_month_start_again(member):
-    weekly = set_budget(user=member, amount=Decimal("5"), period="week")
+def test_on_the_first_of_the_month_today_and_this_month_start_again(owner):
+    weekly = set_budget(user=owner, amount=Decimal("5"), period="week")
     with freeze_time("2026-03-31 23:59"):  # a Tuesday
-        _spent(member, "2")
+        _spent(owner, "2")
     with freeze_time("2026-04-01 00:01"):
-        _spent(member, "0.25")
-        summary = usage_summary(member)
-        page = _signed_in(member).get(USAGE).content.decode()
+        _spent(owner, "0.25")
+        summary = usage_summary(owner)
+        page = _signed_in(owner).get(USAGE).content.decode()
     assert (summary.today, summary.this_month) == (Decimal("0.25"), Decimal("0.25"))
     assert summary.period_spend == Decimal("2.25")  # the weekly budget's week began on Monday, March 30
     assert summary.budgets[0].budget_id == weekly.pk and summary.budgets[0].period_start == dt.date(2026, 3, 30)

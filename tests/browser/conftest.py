@@ -11,14 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.helpers.personas import signed_in
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct-horse-battery"
 TIMEOUT_MS = 15_000
 
 
@@ -50,34 +50,6 @@ def browser() -> Iterator:
         )
         yield browser
         browser.close()
-
-
-@pytest.fixture(autouse=True)
-def _clean_redis():
-    """Message ids restart with each test's fresh database, so last test's stored deltas must go."""
-    import redis
-    from django.conf import settings
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("orweb:*", "chat:*"):
-        for key in client.scan_iter(pattern):
-            client.delete(key)
-    client.close()
-
-
-@pytest.fixture
-def catalog(live_app, simulator) -> None:
-    """The simulator's `/models` listing applied by the real catalog sync (fetched synchronously here:
-    this thread already runs Playwright's event loop)."""
-    from catalog.sync import sync_catalog
-
-    listing = httpx.get(f"{simulator.base_url}/models", timeout=10).json()["data"]
-    sync_catalog(listing)
-
-
-@pytest.fixture
-def member(live_app, django_user_model):
-    return django_user_model.objects.create_user("maria", password=PASSWORD)
 
 
 class Tab:
@@ -112,10 +84,8 @@ class Tab:
 
 def _session_cookie(user, url: str) -> dict:
     from django.conf import settings
-    from django.test import Client
 
-    client = Client()
-    client.force_login(user)
+    client = signed_in(user)
     return {
         "name": settings.SESSION_COOKIE_NAME,
         "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
@@ -157,5 +127,5 @@ def new_tab(browser, live_app):
 
 
 @pytest.fixture
-def tab(new_tab, member, catalog) -> Tab:
-    return new_tab(signed_in_as=member)
+def tab(new_tab, owner, catalog) -> Tab:
+    return new_tab(signed_in_as=owner)

@@ -12,8 +12,9 @@ from playwright.sync_api import expect
 
 from chat.conversations import create_conversation
 from chat.models import Conversation, Message
-from tests.browser.conftest import PASSWORD, Tab
+from tests.browser.conftest import Tab
 from tests.chat_pages.conftest import tiny_png
+from tests.helpers.personas import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,12 +46,12 @@ def wait_done(tab: Tab, status: str = "complete"):
     return reply
 
 
-def test_it_signs_in_and_shows_the_empty_state(new_tab, member, catalog):
+def test_it_signs_in_and_shows_the_empty_state(new_tab, owner, catalog):
     tab = new_tab()
     tab.goto("/chat/")
     expect(tab.page).to_have_url(re.compile(r"/login/"))
     tab.screenshot("login")
-    tab.page.fill("input[name=username]", "maria")
+    tab.page.fill("input[name=username]", "olivia")
     tab.page.fill("input[name=password]", PASSWORD)
     tab.page.click("button[type=submit]")
     expect(tab.page.get_by_role("heading", name="No conversations yet")).to_be_visible()
@@ -58,7 +59,7 @@ def test_it_signs_in_and_shows_the_empty_state(new_tab, member, catalog):
     assert tab.console_errors == []
 
 
-def test_it_starts_a_chat_and_streams_the_reply(tab, member):
+def test_it_starts_a_chat_and_streams_the_reply(tab, owner):
     tab.goto("/chat/new/")
     tab.page.fill("[data-picker-search]", "llama 3.1 8b")
     matches = tab.page.locator("[data-model-row]:visible:not(:has(input:checked))")  # the chosen row stays
@@ -91,8 +92,8 @@ def test_it_starts_a_chat_and_streams_the_reply(tab, member):
     assert tab.console_errors == []
 
 
-def test_it_stops_a_reply_with_escape_and_keeps_the_text(tab, member):
-    open_chat(tab, member)
+def test_it_stops_a_reply_with_escape_and_keeps_the_text(tab, owner):
+    open_chat(tab, owner)
     send(tab, "Go on at length [[sim tokens=400 tps=25]]")
     reply = last_reply(tab)
     expect(reply.locator("[data-live]")).not_to_be_empty()
@@ -105,9 +106,9 @@ def test_it_stops_a_reply_with_escape_and_keeps_the_text(tab, member):
     assert reply.locator("[data-body]").inner_text().strip() == stored.content.strip()
 
 
-def test_a_reload_mid_stream_shows_the_whole_reply_in_every_tab(tab, new_tab, member):
-    conversation = open_chat(tab, member)
-    other = new_tab(signed_in_as=member)
+def test_a_reload_mid_stream_shows_the_whole_reply_in_every_tab(tab, new_tab, owner):
+    conversation = open_chat(tab, owner)
+    other = new_tab(signed_in_as=owner)
     other.goto(f"/chat/{conversation.pk}/")
     expect(other.page.locator("[data-conn]")).to_have_text("live")
     send(tab, f"echo: {LONG_ECHO} [[sim tps=40]]")
@@ -129,8 +130,8 @@ RECORD_LIVE_TEXT = """() => {
 }"""
 
 
-def test_a_dropped_socket_reconnects_and_fills_the_gap(tab, member):
-    open_chat(tab, member)
+def test_a_dropped_socket_reconnects_and_fills_the_gap(tab, owner):
+    open_chat(tab, owner)
     tab.page.evaluate(RECORD_LIVE_TEXT)  # the streamed text as last seen, before "done" swaps in the HTML
     send(tab, f"echo: {LONG_ECHO} [[sim tps=40]]")
     expect(last_reply(tab).locator("[data-live]")).to_contain_text("word3")
@@ -142,8 +143,8 @@ def test_a_dropped_socket_reconnects_and_fills_the_gap(tab, member):
     assert last_reply(tab).locator("[data-body]").inner_text().strip() == LONG_ECHO
 
 
-def test_it_regenerates_and_switches_versions(tab, member):
-    open_chat(tab, member)
+def test_it_regenerates_and_switches_versions(tab, owner):
+    open_chat(tab, owner)
     send(tab, "echo: first answer")
     wait_done(tab)
     last_reply(tab).locator("[data-regenerate]").click()
@@ -158,8 +159,8 @@ def test_it_regenerates_and_switches_versions(tab, member):
     tab.screenshot("conversations")
 
 
-def test_it_edits_a_message_into_a_new_branch(tab, member):
-    open_chat(tab, member)
+def test_it_edits_a_message_into_a_new_branch(tab, owner):
+    open_chat(tab, owner)
     send(tab, "echo: apple")
     wait_done(tab)
     user_message = tab.page.locator("article.msg-user").last
@@ -177,9 +178,9 @@ def test_it_edits_a_message_into_a_new_branch(tab, member):
     expect(tab.page.locator("article.msg-user").last.locator("[data-version-label]")).to_have_text("1/2")
 
 
-def test_it_sends_an_image_to_an_image_model(new_tab, member, catalog, tmp_path):
-    tab = new_tab(signed_in_as=member, width=390, height=844)  # a phone
-    open_chat(tab, member)
+def test_it_sends_an_image_to_an_image_model(new_tab, owner, catalog, tmp_path):
+    tab = new_tab(signed_in_as=owner, width=390, height=844)  # a phone
+    open_chat(tab, owner)
     image = tmp_path / "dot.png"
     image.write_bytes(tiny_png(48, 32))
     tab.page.set_input_files("[data-attach]", str(image))
@@ -192,8 +193,8 @@ def test_it_sends_an_image_to_an_image_model(new_tab, member, catalog, tmp_path)
     tab.screenshot("image-phone")
 
 
-def test_a_text_only_model_refuses_an_image_before_any_call(tab, member, tmp_path, simulator):
-    open_chat(tab, member, model=TEXT_ONLY)
+def test_a_text_only_model_refuses_an_image_before_any_call(tab, owner, tmp_path, simulator):
+    open_chat(tab, owner, model=TEXT_ONLY)
     image = tmp_path / "dot.png"
     image.write_bytes(tiny_png())
     tab.page.set_input_files("[data-attach]", str(image))
@@ -207,9 +208,9 @@ def test_a_text_only_model_refuses_an_image_before_any_call(tab, member, tmp_pat
     assert simulator.stats() == requests_before
 
 
-def test_it_shows_a_tool_call_and_its_result(new_tab, member, catalog):
-    tab = new_tab(signed_in_as=member, color_scheme="dark")
-    open_chat(tab, member, tools=["calculator"])
+def test_it_shows_a_tool_call_and_its_result(new_tab, owner, catalog):
+    tab = new_tab(signed_in_as=owner, color_scheme="dark")
+    open_chat(tab, owner, tools=["calculator"])
     send(tab, 'call:calculator({"expression": "6*7"})')
     reply = wait_done(tab)
     call = reply.locator(".tool-call")
@@ -220,7 +221,7 @@ def test_it_shows_a_tool_call_and_its_result(new_tab, member, catalog):
     tab.screenshot("tool-call-dark")
 
 
-def test_it_compares_two_models_side_by_side(tab, member):
+def test_it_compares_two_models_side_by_side(tab, owner):
     tab.goto("/chat/compare/")
     tab.page.fill("textarea[name=prompt]", "echo: Hello from both columns [[sim tps=50]]")
     tab.page.check(f'input[name=models][value="{MODEL}"]')
@@ -248,8 +249,8 @@ HOSTILE = (
 )
 
 
-def test_hostile_model_output_renders_inert(tab, member):
-    open_chat(tab, member)
+def test_hostile_model_output_renders_inert(tab, owner):
+    open_chat(tab, owner)
     send(tab, HOSTILE + " [[sim tps=40]]")
     reply = wait_done(tab)
     body = reply.locator("[data-body]")
@@ -265,8 +266,8 @@ def test_hostile_model_output_renders_inert(tab, member):
     assert tab.page.locator("#transcript script").count() == 0
 
 
-def test_a_mid_stream_error_is_shown_and_the_reply_can_continue(tab, member, simulator):
-    open_chat(tab, member)
+def test_a_mid_stream_error_is_shown_and_the_reply_can_continue(tab, owner, simulator):
+    open_chat(tab, owner)
     simulator.fault(MODEL, "error_after=5")
     send(tab, "Start talking [[sim tokens=40]]")
     reply = wait_done(tab, "error")
@@ -279,16 +280,16 @@ def test_a_mid_stream_error_is_shown_and_the_reply_can_continue(tab, member, sim
     expect(reply.locator("[data-error]")).to_be_hidden()
 
 
-def test_a_message_the_budget_cannot_cover_is_refused_with_the_budget_named(tab, member, simulator):
+def test_a_message_the_budget_cannot_cover_is_refused_with_the_budget_named(tab, owner, simulator):
     from decimal import Decimal
 
     from billing.budgets import set_budget
 
-    set_budget(user=member, amount=Decimal("0.000001"), period="day")
-    open_chat(tab, member, model="openai/gpt-4o")
+    set_budget(user=owner, amount=Decimal("0.000001"), period="day")
+    open_chat(tab, owner, model="openai/gpt-4o")
     requests_before = simulator.stats()
     send(tab, "Write me a long essay")
     refusal = tab.page.locator("[data-alert]:visible, article.msg-assistant [data-error]:visible").first
     expect(refusal).to_contain_text(re.compile("budget", re.I))
-    expect(refusal).to_contain_text("maria")
+    expect(refusal).to_contain_text("olivia")
     assert simulator.stats() == requests_before

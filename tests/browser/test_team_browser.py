@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
+import pytest
+from freezegun import freeze_time
 from playwright.sync_api import expect
 
-from billing.budgets import set_budget, today
+from billing.budgets import set_budget
 from billing.models import DailyUsage
 
+DAY = dt.date(2026, 11, 14)
 
-def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
-    boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
-    for name, cost, calls in (("maria", "3.2", 41), ("li", "1.05", 12), ("sam", "0.2", 3)):
-        user = django_user_model.objects.create_user(name, password="x")
-        DailyUsage.objects.create(
-            day=today(), user=user, model="openai/gpt-4o-mini", source="chat", requests=calls, cost=Decimal(cost)
-        )
-    set_budget(user=django_user_model.objects.get(username="maria"), amount=Decimal("4"))
 
-    tab = new_tab(signed_in_as=boss)
+@pytest.fixture(autouse=True)
+def _mid_month():
+    """The page sums this month's spend: noon mid-month keeps the month still while a test runs (the live
+    server is a thread of this process, so it sees the same clock)."""
+    with freeze_time(f"{DAY} 12:00:00", tick=True):
+        yield
+
+
+def spent(user, cost: str, calls: int) -> None:
+    DailyUsage.objects.create(
+        day=DAY, user=user, model="openai/gpt-4o-mini", source="chat", requests=calls, cost=Decimal(cost)
+    )
+
+
+def test_staff_see_the_team_spend_page(new_tab, live_app, staff, owner, teammate, outsider):
+    spent(owner, "3.2", 41)
+    spent(teammate, "1.05", 12)
+    spent(outsider, "0.2", 3)
+    set_budget(user=owner, amount=Decimal("4"))
+
+    tab = new_tab(signed_in_as=staff)
     tab.goto("/account/usage/")
     tab.page.get_by_role("link", name="Team").click()
 
@@ -27,28 +43,24 @@ def test_staff_see_the_team_spend_page(new_tab, live_app, django_user_model):
     expect(tab.page.get_by_test_id("team-total")).to_have_text("$4.45")
     rows = tab.page.locator("#people tbody tr")
     expect(rows).to_have_count(4)
-    expect(rows.first).to_contain_text("maria")
-    expect(rows.first).to_contain_text("Monthly budget of user maria")
+    expect(rows.first).to_contain_text("olivia")
+    expect(rows.first).to_contain_text("Monthly budget of user olivia")
     expect(tab.page.get_by_role("link", name="Download CSV")).to_be_visible()
     tab.screenshot("team-spend")
 
 
-def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, django_user_model):
-    boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
-    li = django_user_model.objects.create_user("li", password="x")
-    DailyUsage.objects.create(
-        day=today(), user=li, model="openai/gpt-4o-mini", source="chat", requests=5, cost=Decimal("0.75")
-    )
+def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, staff, owner):
+    spent(owner, "0.75", 5)
 
-    tab = new_tab(signed_in_as=boss)
+    tab = new_tab(signed_in_as=staff)
     tab.goto("/account/team/")
-    tab.page.get_by_label("Person", exact=True).fill("li")
+    tab.page.get_by_label("Person", exact=True).fill("olivia")
     tab.page.get_by_label("Limit (USD)").fill("2")
     tab.page.get_by_label("Limit (USD)").press("Enter")
 
-    expect(tab.page.locator(".flash")).to_contain_text("Set the monthly budget of user li: $2.00.")
-    expect(tab.page.locator("#people tbody tr").first).to_contain_text("Monthly budget of user li, $2.00")
-    tab.page.get_by_label("Person", exact=True).fill("li")
+    expect(tab.page.locator(".flash")).to_contain_text("Set the monthly budget of user olivia: $2.00.")
+    expect(tab.page.locator("#people tbody tr").first).to_contain_text("Monthly budget of user olivia, $2.00")
+    tab.page.get_by_label("Person", exact=True).fill("olivia")
     tab.page.get_by_label("Limit (USD)").fill("-3")
     tab.page.get_by_role("button", name="Save budget").click()
     expect(tab.page.locator("#amount-error")).to_contain_text("greater than or equal to 0")

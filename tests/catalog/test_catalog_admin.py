@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from catalog.models import CatalogModel, PriceChange, QualityRank
 from catalog.sync import sync_catalog
@@ -25,17 +24,6 @@ def _two_models() -> None:
             model_entry("openrouter/auto", pricing={"prompt": "-1", "completion": "-1"}),
         ]
     )
-
-
-@pytest.fixture
-def superuser():
-    return get_user_model().objects.create_superuser("root", password=None)
-
-
-@pytest.fixture
-def superuser_client(client, superuser):
-    client.force_login(superuser)
-    return client
 
 
 def test_the_list_shows_prices_per_million_and_can_be_searched(superuser_client):

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect, sync_playwright
 
 from catalog.sync import sync_from_openrouter
 from orweb.devstack import CHROMIUM
+from tests.helpers.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -18,9 +18,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
-def page(live_app):
+def page(live_app, owner):
     sync_from_openrouter()
-    get_user_model().objects.create_user("member", password="a-long-test-password")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -31,8 +30,8 @@ def page(live_app):
         page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: problems.append(str(exc)))
         page.goto(f"{live_app.url}/models/")
-        page.fill("input[name=username]", "member")
-        page.fill("input[name=password]", "a-long-test-password")
+        page.fill("input[name=username]", owner.username)
+        page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url("**/models/")
         page.problems = problems

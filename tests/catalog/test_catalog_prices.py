@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from catalog.admin_prices import set_admin_price
 from catalog.models import CatalogModel, PriceChange
@@ -28,16 +27,15 @@ def test_callable_models_are_the_available_ones_with_a_known_price():
     assert sorted(CatalogModel.objects.callable().values_list("pk", flat=True)) == ["a/free", "a/ok"]
 
 
-def test_an_admin_price_makes_a_model_callable_and_is_recorded():
-    admin = get_user_model().objects.create_user("root", is_staff=True)
+def test_an_admin_price_makes_a_model_callable_and_is_recorded(staff):
     sync_catalog([model_entry("a/router", pricing={"prompt": "-1", "completion": "-1", "request": "0.001"})])
 
-    model = set_admin_price("a/router", Decimal("2.50"), Decimal("10"), admin)
+    model = set_admin_price("a/router", Decimal("2.50"), Decimal("10"), staff)
 
     assert (model.prompt_price, model.completion_price) == (Decimal("0.0000025"), Decimal("0.00001"))
     assert model.price_set_by_admin and CatalogModel.objects.callable().filter(pk="a/router").exists()
     change = PriceChange.objects.filter(model_id="a/router").latest()
-    assert change.source == PriceChange.Source.ADMIN and change.changed_by == admin
+    assert change.source == PriceChange.Source.ADMIN and change.changed_by == staff
     assert (change.prompt_price, change.request_price) == (Decimal("0.0000025"), Decimal("0.001"))
 
 

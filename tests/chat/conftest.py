@@ -1,16 +1,14 @@
-"""Chat fixtures: the simulator's catalog, two users, a conversation, and websocket helpers."""
+"""Chat fixtures: the owner's conversation, a channel layer of our own, and waiting for the runners."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-import redis
 from django.conf import settings
 
 from chat import runner, stopping
 from tests.helpers.chat import MODEL
-from tests.helpers.metering import load_catalog
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,36 +24,11 @@ def _own_channel_layer():
     yield
 
 
-@pytest.fixture(autouse=True)
-def _clean_redis():
-    """Rate-limit counters and delta lists live in Redis: each test starts with none."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("orweb:*", "chat:*"):
-        for key in client.scan_iter(pattern):
-            client.delete(key)
-    client.close()
-
-
 @pytest.fixture
-def catalog(transactional_db):
-    load_catalog()
-
-
-@pytest.fixture
-def ann(transactional_db, django_user_model):
-    return django_user_model.objects.create_user("ann", password="x")
-
-
-@pytest.fixture
-def bob(transactional_db, django_user_model):
-    return django_user_model.objects.create_user("bob", password="x")
-
-
-@pytest.fixture
-def conversation(ann, catalog):
+def conversation(owner, catalog):
     from chat.conversations import create_conversation
 
-    return create_conversation(ann, model=MODEL, title="Test chat")
+    return create_conversation(owner, model=MODEL, title="Test chat")
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ def quick_checkpoints(monkeypatch):
     monkeypatch.setattr(checkpoints, "CHECKPOINT_EVERY", 0.01)
 
 
-async def test_checkpoints_of_several_replies_are_saved_together(conversation, ann):
+async def test_checkpoints_of_several_replies_are_saved_together(conversation, owner):
     one = await new_reply(conversation)
-    other_conversation = await database_sync_to_async(conversations.create_conversation)(ann, model="x/y")
+    other_conversation = await database_sync_to_async(conversations.create_conversation)(owner, model="x/y")
     two = await new_reply(other_conversation)
     checkpoints.checkpoints().put(one.pk, "Hel", 1, {})
     checkpoints.checkpoints().put(one.pk, "Hello", 2, {})

@@ -41,20 +41,20 @@ async def test_it_closes_for_anonymous_users(conversation):
     assert (await socket.communicator.receive_output())["code"] == 4401
 
 
-async def test_it_closes_for_another_users_conversation(conversation, bob):
-    socket = Socket(bob, conversation.pk)
+async def test_it_closes_for_another_users_conversation(conversation, outsider):
+    socket = Socket(outsider, conversation.pk)
     await socket.open()
     assert (await socket.communicator.receive_output())["code"] == 4403
 
 
-async def test_it_closes_for_a_missing_conversation(ann, catalog):
-    socket = Socket(ann, 999_999)
+async def test_it_closes_for_a_missing_conversation(owner, catalog):
+    socket = Socket(owner, 999_999)
     await socket.open()
     assert (await socket.communicator.receive_output())["code"] == 4403
 
 
-async def test_hostile_frames_get_error_frames_and_the_socket_stays_up(conversation, bob):
-    other = await database_sync_to_async(conversations.create_conversation)(bob, model="openai/gpt-4o-mini")
+async def test_hostile_frames_get_error_frames_and_the_socket_stays_up(conversation, outsider):
+    other = await database_sync_to_async(conversations.create_conversation)(outsider, model="openai/gpt-4o-mini")
     _, theirs = await database_sync_to_async(conversations.send)(other, "hi")
     socket = await Socket(conversation.user, conversation.pk).open()
     cases = [
@@ -281,11 +281,11 @@ async def test_an_upstream_refusal_is_shown_on_the_message(conversation):
     await socket.close()
 
 
-async def test_the_tool_loop_runs_the_calculator_and_meters_each_step(ann, catalog):
+async def test_the_tool_loop_runs_the_calculator_and_meters_each_step(owner, catalog):
     conversation = await database_sync_to_async(conversations.create_conversation)(
-        ann, model="openai/gpt-4o-mini", tools=["calculator"]
+        owner, model="openai/gpt-4o-mini", tools=["calculator"]
     )
-    socket = await Socket(ann, conversation.pk).open()
+    socket = await Socket(owner, conversation.pk).open()
     await socket.send({"action": "send", "content": 'call:calculator({"expression": "6*7"})'})
     done, frames = await socket.until("done")
     [tool] = [f for f in frames if f["type"] == "tool"]
@@ -307,7 +307,7 @@ async def test_a_send_the_budget_cannot_cover_is_refused_before_any_call(convers
     await socket.send({"action": "send", "content": "hello"})
     error, _ = await socket.until("error")
     assert error["code"] == "budget"
-    assert "monthly budget of user ann" in error["message"] and "$0 left" in error["message"]
+    assert "monthly budget of user olivia" in error["message"] and "$0 left" in error["message"]
     done, _ = await socket.until("done")
     assert done["status"] == "error"
     assert simulator.stats()["requests_total"] == before
@@ -315,15 +315,15 @@ async def test_a_send_the_budget_cannot_cover_is_refused_before_any_call(convers
     await socket.close()
 
 
-async def test_an_image_to_a_text_only_model_is_refused_before_any_call(ann, catalog, simulator):
-    conversation = await database_sync_to_async(conversations.create_conversation)(ann, model=TEXT_ONLY)
+async def test_an_image_to_a_text_only_model_is_refused_before_any_call(owner, catalog, simulator):
+    conversation = await database_sync_to_async(conversations.create_conversation)(owner, model=TEXT_ONLY)
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
     )
     image = await database_sync_to_async(Attachment.objects.create)(
-        user=ann, mime="image/png", size=len(png), sha256="x", data=png
+        user=owner, mime="image/png", size=len(png), sha256="x", data=png
     )
-    socket = await Socket(ann, conversation.pk).open()
+    socket = await Socket(owner, conversation.pk).open()
     await socket.send({"action": "send", "content": "what is this?", "attachments": [image.pk]})
     error = await socket.receive()
     assert error["type"] == "error" and error["code"] == "not_allowed"
@@ -350,9 +350,9 @@ async def test_an_image_goes_to_an_image_model_as_a_data_url(conversation, simul
     await socket.close()
 
 
-async def test_the_first_reply_titles_the_conversation(ann, catalog):
-    conversation = await database_sync_to_async(conversations.create_conversation)(ann, model="openai/gpt-4o-mini")
-    socket = await Socket(ann, conversation.pk).open()
+async def test_the_first_reply_titles_the_conversation(owner, catalog):
+    conversation = await database_sync_to_async(conversations.create_conversation)(owner, model="openai/gpt-4o-mini")
+    socket = await Socket(owner, conversation.pk).open()
     await socket.send({"action": "send", "content": "echo: hello"})
     title, _ = await socket.until("title")
     assert title["title"]
@@ -362,11 +362,11 @@ async def test_the_first_reply_titles_the_conversation(ann, catalog):
     await socket.close()
 
 
-async def test_pending_replies_start_when_a_page_connects(ann, catalog):
+async def test_pending_replies_start_when_a_page_connects(owner, catalog):
     [(one, reply_one), (two, reply_two)] = await database_sync_to_async(conversations.start_compare)(
-        ann, "echo: side by side", ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]
+        owner, "echo: side by side", ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]
     )
-    left, right = await Socket(ann, one.pk).open(), await Socket(ann, two.pk).open()
+    left, right = await Socket(owner, one.pk).open(), await Socket(owner, two.pk).open()
     await left.send({"action": "resume", "message_id": reply_one.pk, "after_seq": 0})
     await right.send({"action": "resume", "message_id": reply_two.pk, "after_seq": 0})
     done_left, _ = await left.until("done")

@@ -72,9 +72,9 @@ async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(con
 
 
 @database_sync_to_async
-def admitted_reply(conversation, ann):
-    Budget.objects.create(user=ann, limit_usd=Decimal(5))
-    ctx, _ = inspect.unwrap(consumers._send)(ann, conversation.pk, "hello", [])
+def admitted_reply(conversation, owner):
+    Budget.objects.create(user=owner, limit_usd=Decimal(5))
+    ctx, _ = inspect.unwrap(consumers._send)(owner, conversation.pk, "hello", [])
     assert ctx.admission is not None
     return ctx
 
@@ -85,8 +85,8 @@ def settled(ctx):
 
 
 @pytest.mark.parametrize("when", ["before it runs", "before the call"])
-async def test_a_reply_stopped_before_its_admitted_call_settles_it_once_with_nothing_spent(conversation, ann, when):
-    ctx = await admitted_reply(conversation, ann)
+async def test_a_reply_stopped_before_its_admitted_call_settles_it_once_with_nothing_spent(conversation, owner, when):
+    ctx = await admitted_reply(conversation, owner)
     admission = ctx.admission
     if when == "before the call":
         ctx.has_images = True  # the runner first checks the model takes images: a database hop to stop in

@@ -43,16 +43,16 @@ def branched(conversation):
     return conversation
 
 
-def test_the_send_step_takes_a_fixed_number_of_queries(branched, ann, django_assert_max_num_queries):
+def test_the_send_step_takes_a_fixed_number_of_queries(branched, owner, django_assert_max_num_queries):
     # BEGIN, the locked read, the write of both messages, COMMIT; then the reply's admission: what it
     # checks, and its hold.
     with django_assert_max_num_queries(6):
-        send_step(ann, branched.pk, "four", [])
+        send_step(owner, branched.pk, "four", [])
     finish(Message.objects.filter(conversation=branched).latest("id"), "ok")
     for n in range(5):
-        finish(send_step(ann, branched.pk, f"more {n}", [])[0].message, "ok")
+        finish(send_step(owner, branched.pk, f"more {n}", [])[0].message, "ok")
     with django_assert_max_num_queries(6):
-        send_step(ann, branched.pk, "five", [])
+        send_step(owner, branched.pk, "five", [])
 
 
 def test_what_a_send_returns_is_what_the_database_holds(branched):
@@ -74,14 +74,14 @@ def test_what_a_send_returns_is_what_the_database_holds(branched):
             assert getattr(turn, field.attname) == getattr(stored, field.attname), field.name
 
 
-def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, ann, django_assert_num_queries):
-    ctx, sent = send_step(ann, branched.pk, "four", [])
+def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, owner, django_assert_num_queries):
+    ctx, sent = send_step(owner, branched.pk, "four", [])
     with django_assert_num_queries(0):
         announce = announcement(sent)
     user_message = Message.objects.get(pk=announce[0]["message"]["id"])
     reply = Message.objects.get(pk=announce[1]["message"]["id"])
 
-    assert ctx.history == prompt.context(reply, branched, ann).history
+    assert ctx.history == prompt.context(reply, branched, owner).history
     assert [turn["content"] for turn in ctx.history] == ["Be brief.", "one", "new answer", "two", "cut short", "four"]
     assert announce[0] == frames.message_frame(user_message)
     assert ">2/2<" in announce[0]["message"]["html"]
@@ -89,31 +89,31 @@ def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branche
     assert reply.status == Message.Status.STREAMING
 
 
-def test_it_refuses_a_send_while_a_reply_is_pending(conversation, ann):
+def test_it_refuses_a_send_while_a_reply_is_pending(conversation, owner):
     conversations.send(conversation, "one")
 
     with pytest.raises(ChatActionError) as refused:
-        send_step(ann, conversation.pk, "two", [])
+        send_step(owner, conversation.pk, "two", [])
     assert refused.value.code == "busy"
     assert Message.objects.filter(conversation=conversation).count() == 2
 
 
-def test_the_send_step_admits_the_replys_first_call(conversation, ann):
-    Budget.objects.create(user=ann, limit_usd=Decimal(5))
+def test_the_send_step_admits_the_replys_first_call(conversation, owner):
+    Budget.objects.create(user=owner, limit_usd=Decimal(5))
 
-    ctx, _ = send_step(ann, conversation.pk, "hello", [])
+    ctx, _ = send_step(owner, conversation.pk, "hello", [])
 
     assert ctx.refused is None
     assert ctx.admission.requested_model == conversation.model
     assert ctx.admission.body["messages"] == ctx.history
     hold = Hold.objects.get(pk=ctx.admission.hold_id)
-    assert hold.user == ann and hold.amount > 0 and hold.released_at is None
+    assert hold.user == owner and hold.amount > 0 and hold.released_at is None
 
 
-def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversation, ann):
-    Budget.objects.create(user=ann, limit_usd=Decimal(0))
+def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversation, owner):
+    Budget.objects.create(user=owner, limit_usd=Decimal(0))
 
-    ctx, sent = send_step(ann, conversation.pk, "hello", [])
+    ctx, sent = send_step(owner, conversation.pk, "hello", [])
 
     assert ctx.admission is None
     assert isinstance(ctx.refused, BudgetExceeded)
@@ -121,7 +121,7 @@ def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversa
     assert Message.objects.get(pk=sent.reply.pk).status == Message.Status.STREAMING
 
 
-def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, ann):
+def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, owner):
     finish_step = inspect.unwrap(runner._finish)
     _, reply = conversations.send(conversation, "hi")
     pump = SimpleNamespace(text="Hello there", seq=3)
@@ -137,8 +137,8 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
         tool_calls=[{"step": 0, "id": "c1", "name": "time", "arguments": "{}", "result": "noon"}],
     )
 
-    done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), ann)
-    finish_step(reply.pk, conversation.pk, pump, runner._Totals(cost=Decimal("0.0003")), runner._Outcome(), ann)
+    done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), owner)
+    finish_step(reply.pk, conversation.pk, pump, runner._Totals(cost=Decimal("0.0003")), runner._Outcome(), owner)
 
     stored = Message.objects.get(pk=reply.pk)
     assert (stored.content, stored.seq, stored.status) == ("Hello there", 3, Message.Status.COMPLETE)
@@ -151,5 +151,5 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
     assert "skipped: x/y (not allowed)" in done["html"]
     assert wants_title is False  # the conversation has a title
     Message.objects.filter(pk=reply.pk).delete()
-    assert finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), ann) is None
+    assert finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), owner) is None
     assert type(conversation).objects.get(pk=conversation.pk).total_cost == Decimal("0.0015")

@@ -6,7 +6,6 @@ import base64
 import io
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from chat.uploads import MAX_IMAGE_BYTES, UploadRejected, data_url, sniff_image, store_image, validate_image
@@ -44,22 +43,20 @@ def test_it_refuses_oversized_and_empty_files():
 
 
 @pytest.mark.django_db
-def test_it_stores_an_image_and_makes_a_data_url():
-    user = User.objects.create_user("ann")
-    attachment = store_image(user, None, "dot.png", SimpleUploadedFile("dot.png", PNG))
+def test_it_stores_an_image_and_makes_a_data_url(owner):
+    attachment = store_image(owner, None, "dot.png", SimpleUploadedFile("dot.png", PNG))
     assert (attachment.mime, attachment.size) == ("image/png", len(PNG))
     assert data_url(attachment) == "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
 @pytest.mark.django_db
-def test_it_refuses_a_text_file_named_png_when_storing():
-    user = User.objects.create_user("ann")
+def test_it_refuses_a_text_file_named_png_when_storing(owner):
     with pytest.raises(UploadRejected):
-        store_image(user, None, "cat.png", SimpleUploadedFile("cat.png", b"not an image", "image/png"))
+        store_image(owner, None, "cat.png", SimpleUploadedFile("cat.png", b"not an image", "image/png"))
 
 
 @pytest.mark.django_db
-def test_it_checks_the_size_before_reading():
+def test_it_checks_the_size_before_reading(owner):
     class Huge(io.BytesIO):
         size = MAX_IMAGE_BYTES + 1
 
@@ -67,4 +64,4 @@ def test_it_checks_the_size_before_reading():
             raise AssertionError("read an oversized upload")
 
     with pytest.raises(UploadRejected):
-        store_image(User.objects.create_user("ann"), None, "big.png", Huge())
+        store_image(owner, None, "big.png", Huge())

@@ -1,4 +1,4 @@
-"""Personas and a small catalog for the chat page tests: an owner, an outsider, and three models."""
+"""The chat page tests' own world: three hand-made catalog rows, the owner's conversation, a PNG."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import zlib
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 
 from catalog.models import CatalogModel
 from chat.models import Conversation, Message
@@ -25,7 +24,8 @@ def tiny_png(width: int = 2, height: int = 2) -> bytes:
 
 
 @pytest.fixture
-def catalog(db) -> list[CatalogModel]:
+def three_models(db) -> list[CatalogModel]:
+    """An image model, a text-only one and one without a price: what the pickers and pages tell apart."""
     return [
         CatalogModel.objects.create(
             id="openai/gpt-4o-mini",
@@ -56,30 +56,6 @@ def catalog(db) -> list[CatalogModel]:
     ]
 
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def outsider(django_user_model):
-    return django_user_model.objects.create_user("mallory", password="pw-mallory-123")
-
-
-@pytest.fixture
-def owner_client(owner) -> Client:
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def outsider_client(outsider) -> Client:
-    client = Client()
-    client.force_login(outsider)
-    return client
-
-
 def add_turn(conversation: Conversation, question: str, answer: str, **reply_fields) -> tuple[Message, Message]:
     """A user message and its reply on the shown branch."""
     asked = Message.objects.create(
@@ -94,7 +70,7 @@ def add_turn(conversation: Conversation, question: str, answer: str, **reply_fie
 
 
 @pytest.fixture
-def conversation(owner, catalog) -> Conversation:
+def conversation(owner, three_models) -> Conversation:
     convo = Conversation.objects.create(user=owner, title="Trip planning", model="openai/gpt-4o-mini")
     add_turn(
         convo,

@@ -12,14 +12,14 @@ from tests.chat_pages.conftest import add_turn
 pytestmark = pytest.mark.django_db
 
 
-def test_it_shows_a_helpful_empty_state(owner_client, catalog):
+def test_it_shows_a_helpful_empty_state(owner_client, three_models):
     response = owner_client.get(reverse("chat:index"))
     assert response.status_code == 200
     assert b"No conversations yet" in response.content
     assert reverse("chat:new").encode() in response.content
 
 
-def test_it_lists_newest_first(owner_client, owner, catalog):
+def test_it_lists_newest_first(owner_client, owner, three_models):
     older = Conversation.objects.create(user=owner, title="Older", model="m")
     Conversation.objects.create(user=owner, title="Newer", model="m")
     older.save()  # touched last: most recent activity
@@ -48,7 +48,7 @@ def test_it_answers_htmx_searches_with_the_results_only(owner_client, conversati
     assert "<html" not in body
 
 
-def test_it_leaves_compare_columns_out_of_the_list(owner_client, owner, catalog):
+def test_it_leaves_compare_columns_out_of_the_list(owner_client, owner, three_models):
     import uuid
 
     Conversation.objects.create(user=owner, title="Column", model="m", compare_group=uuid.uuid4())
@@ -99,7 +99,7 @@ def test_it_requires_csrf_for_state_changes(owner, conversation):
     assert Conversation.objects.filter(pk=conversation.pk, title="Trip planning").exists()
 
 
-def test_it_pages_long_lists(owner_client, owner, catalog):
+def test_it_pages_long_lists(owner_client, owner, three_models):
     Conversation.objects.bulk_create(
         [Conversation(user=owner, title=f"Chat {i:03}", model="m") for i in range(PAGE_SIZE + 5)]
     )

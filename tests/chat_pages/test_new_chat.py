@@ -14,7 +14,7 @@ from gateway.models import GroupPolicy
 pytestmark = pytest.mark.django_db
 
 
-def test_it_lists_allowed_models_with_prices_and_auto_choices(owner_client, catalog):
+def test_it_lists_allowed_models_with_prices_and_auto_choices(owner_client, three_models):
     body = owner_client.get(reverse("chat:new")).content.decode()
     assert 'value="orweb/auto:cost"' in body
     assert 'value="openai/gpt-4o-mini"' in body
@@ -23,7 +23,7 @@ def test_it_lists_allowed_models_with_prices_and_auto_choices(owner_client, cata
     assert 'value="x/unpriced"' not in body
 
 
-def test_it_hides_models_a_group_policy_does_not_allow(owner_client, owner, catalog):
+def test_it_hides_models_a_group_policy_does_not_allow(owner_client, owner, three_models):
     group = Group.objects.create(name="interns")
     owner.groups.add(group)
     GroupPolicy.objects.create(group=group, allowed_models=["meta-llama/llama-3.1-8b-instruct"])
@@ -35,7 +35,7 @@ def test_it_hides_models_a_group_policy_does_not_allow(owner_client, owner, cata
     assert not Conversation.objects.exists()
 
 
-def test_it_creates_a_conversation_with_its_settings(owner_client, owner, catalog):
+def test_it_creates_a_conversation_with_its_settings(owner_client, owner, three_models):
     response = owner_client.post(
         reverse("chat:new"),
         {
@@ -59,19 +59,19 @@ def test_it_creates_a_conversation_with_its_settings(owner_client, owner, catalo
     assert convo.fallback_models == ["meta-llama/llama-3.1-8b-instruct"]
 
 
-def test_it_rejects_out_of_range_parameters(owner_client, catalog):
+def test_it_rejects_out_of_range_parameters(owner_client, three_models):
     response = owner_client.post(reverse("chat:new"), {"model": "orweb/auto", "temperature": "7"})
     assert response.status_code == 400
     assert b"Temperature" in response.content
     assert not Conversation.objects.exists()
 
 
-def test_it_rejects_unknown_tools(owner_client, catalog):
+def test_it_rejects_unknown_tools(owner_client, three_models):
     response = owner_client.post(reverse("chat:new"), {"model": "orweb/auto", "tools": ["rm_rf"]})
     assert response.status_code == 400
 
 
-def test_it_saves_applies_and_deletes_presets(owner_client, owner, outsider, catalog):
+def test_it_saves_applies_and_deletes_presets(owner_client, owner, outsider, three_models):
     response = owner_client.post(
         reverse("chat:save_preset"),
         {"name": "Terse", "model": "openai/gpt-4o-mini", "system_prompt": "One line.", "max_tokens": "100"},
@@ -86,7 +86,7 @@ def test_it_saves_applies_and_deletes_presets(owner_client, owner, outsider, cat
     assert not Preset.objects.filter(pk=preset.pk).exists()
 
 
-def test_it_refuses_a_preset_without_a_name(owner_client, catalog):
+def test_it_refuses_a_preset_without_a_name(owner_client, three_models):
     response = owner_client.post(reverse("chat:save_preset"), {"model": "orweb/auto", "system_prompt": "Kept"})
     assert response.status_code == 400
     assert b"Name the preset to save it." in response.content
@@ -94,6 +94,6 @@ def test_it_refuses_a_preset_without_a_name(owner_client, catalog):
     assert not Preset.objects.exists()
 
 
-def test_it_does_not_apply_another_users_preset(owner_client, outsider, catalog):
+def test_it_does_not_apply_another_users_preset(owner_client, outsider, three_models):
     theirs = Preset.objects.create(user=outsider, name="Secret", model="openai/gpt-4o-mini", system_prompt="hidden")
     assert owner_client.get(reverse("chat:new"), {"preset": theirs.pk}).status_code == 404

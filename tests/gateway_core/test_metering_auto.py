@@ -31,11 +31,11 @@ def chosen(user, request) -> str:
 
 
 @pytest.fixture
-def limited(member):
+def limited(owner):
     group = Group.objects.create(name="picks")
-    group.user_set.add(member)
+    group.user_set.add(owner)
     GroupPolicy.objects.create(group=group, allowed_models=PICKS)
-    return member
+    return owner
 
 
 @pytest.mark.django_db

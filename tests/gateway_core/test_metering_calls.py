@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def budgeted(member):
-    set_budget(user=member, amount=Decimal("5"))
-    return member
+def budgeted(owner):
+    set_budget(user=owner, amount=Decimal("5"))
+    return owner
 
 
 def _entries():
@@ -147,19 +147,19 @@ async def test_a_stream_that_fails_to_start_is_settled_and_raised(simulator, cat
     assert entry.status == "error" and entry.cost == 0
 
 
-async def test_the_call_log_has_no_key_and_no_content(simulator, catalog, member, caplog):
+async def test_the_call_log_has_no_key_and_no_content(simulator, catalog, owner, caplog):
     caplog.set_level(logging.INFO, logger="orweb.calls")
-    await metered.complete(member, ask("echo: a secret plan"), source="api")
+    await metered.complete(owner, ask("echo: a secret plan"), source="api")
     [line] = [r.getMessage() for r in caplog.records if r.name == "orweb.calls"]
-    assert f"user={member.pk}" in line and "status=ok" in line and "cost=" in line and "ttft_ms=" in line
+    assert f"user={owner.pk}" in line and "status=ok" in line and "cost=" in line and "ttft_ms=" in line
     assert "secret plan" not in line
     assert "sk-or" not in line
 
 
-async def test_refusals_reach_no_upstream(simulator, catalog, member):
-    await in_thread(set_budget)(user=member, amount=Decimal("0"))
+async def test_refusals_reach_no_upstream(simulator, catalog, owner):
+    await in_thread(set_budget)(user=owner, amount=Decimal("0"))
     with pytest.raises(GatewayError):
-        await metered.complete(member, ask(), source="api")
+        await metered.complete(owner, ask(), source="api")
     assert upstream_calls(simulator) == 0
 
 

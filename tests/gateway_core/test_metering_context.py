@@ -34,18 +34,18 @@ def _group(name, user, **policy):
 
 
 @pytest.mark.django_db
-def test_it_reads_the_same_rows_as_the_orm(catalog, member):
+def test_it_reads_the_same_rows_as_the_orm(catalog, owner):
     group = _group(
-        "g", member, allow_by_rule=True, max_price_per_million=Decimal("0.5"), required_capabilities=["tools"]
+        "g", owner, allow_by_rule=True, max_price_per_million=Decimal("0.5"), required_capabilities=["tools"]
     )
     RateLimit.objects.create(group=group, requests_per_minute=7)
-    RateLimit.objects.create(user=member, tokens_per_minute=900)
-    key, secret = create_key(member, "laptop")
+    RateLimit.objects.create(user=owner, tokens_per_minute=900)
+    key, secret = create_key(owner, "laptop")
     ids = [MODEL, "openai/gpt-4o", "no/such-model"]
 
     read = context.for_key(secret, ids)
 
-    assert read.user == member and read.user.username == "member" and read.user.is_active
+    assert read.user == owner and read.user.username == "olivia" and read.user.is_active
     assert read.api_key == key and read.api_key.user is read.user and read.api_key.last_used_at is not None
     assert set(read.models) == {MODEL, "openai/gpt-4o"}
     for model_id, model in read.models.items():
@@ -58,37 +58,37 @@ def test_it_reads_the_same_rows_as_the_orm(catalog, member):
     assert read.policies[0].max_price_per_million == Decimal("0.5")
     assert read.policies[0].required_capabilities == ["tools"]
     assert {(r.user_id, r.group_id, r.requests_per_minute, r.tokens_per_minute) for r in read.rate_limits} == {
-        (member.pk, None, None, 900),
+        (owner.pk, None, None, 900),
         (None, group.pk, 7, None),
     }
 
 
 @pytest.mark.django_db
-def test_it_reads_for_a_user_without_a_key(catalog, member):
-    read = context.for_user(member, [MODEL])
-    assert read.user is member and read.api_key is None and read.policies == [] and read.rate_limits == []
+def test_it_reads_for_a_user_without_a_key(catalog, owner):
+    read = context.for_user(owner, [MODEL])
+    assert read.user is owner and read.api_key is None and read.policies == [] and read.rate_limits == []
     assert list(read.models) == [MODEL]
 
 
 @pytest.mark.django_db
-def test_an_unknown_revoked_or_inactive_key_reads_nothing(catalog, member):
-    key, secret = create_key(member, "laptop")
+def test_an_unknown_revoked_or_inactive_key_reads_nothing(catalog, owner):
+    key, secret = create_key(owner, "laptop")
     assert context.for_key("orw-not-a-key", [MODEL]) is None
     assert context.for_key("sk-or-v1-someone-elses", [MODEL]) is None
-    member.is_active = False
-    member.save()
+    owner.is_active = False
+    owner.save()
     assert context.for_key(secret, [MODEL]) is None
-    member.is_active = True
-    member.save()
-    revoke(key, member)
+    owner.is_active = True
+    owner.save()
+    revoke(key, owner)
     with pytest.raises(InvalidApiKey) as refused:
         admit_key(secret, ask(), source="api")
     assert refused.value.status == 401
 
 
 @pytest.mark.django_db
-def test_a_recent_use_is_not_written_again(catalog, member):
-    key, secret = create_key(member, "laptop")
+def test_a_recent_use_is_not_written_again(catalog, owner):
+    key, secret = create_key(owner, "laptop")
     recently = timezone.now() - dt.timedelta(seconds=5)
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=recently)
     assert context.for_key(secret, [MODEL]).api_key.last_used_at == recently
@@ -96,34 +96,34 @@ def test_a_recent_use_is_not_written_again(catalog, member):
 
 
 @pytest.mark.django_db
-def test_the_python_policy_check_agrees_with_the_query(catalog, member):
+def test_the_python_policy_check_agrees_with_the_query(catalog, owner):
     _group(
         "rule",
-        member,
+        owner,
         allow_by_rule=True,
         max_price_per_million=Decimal("0.5"),
         required_capabilities=["image", "tools"],
     )
-    _group("list", member, allowed_models=["openai/gpt-4o"])
-    listed = set(allowed_models(member).values_list("pk", flat=True))
+    _group("list", owner, allowed_models=["openai/gpt-4o"])
+    listed = set(allowed_models(owner).values_list("pk", flat=True))
     checked = set()
     for model in CatalogModel.objects.filter(
         is_available=True, prompt_price__isnull=False, completion_price__isnull=False
     ):
         with contextlib.suppress(ModelNotAllowed):
-            checked.add(check_model_allowed(member, model.pk, model).pk)
+            checked.add(check_model_allowed(owner, model.pk, model).pk)
     assert checked == listed
     assert "openai/gpt-4o" in checked and "meta-llama/llama-4-scout" in checked
     assert "google/gemma-3-27b-it" not in checked
 
 
 @pytest.mark.django_db
-def test_an_admin_change_applies_to_the_next_call(catalog, member, settings):
+def test_an_admin_change_applies_to_the_next_call(catalog, owner, settings):
     settings.ORWEB_DEFAULT_ALLOW_ALL = True
-    _key, secret = create_key(member, "laptop")
+    _key, secret = create_key(owner, "laptop")
     admit_key(secret, ask(), source="api")
 
-    group = _group("narrow", member, allowed_models=["openai/gpt-4o"])
+    group = _group("narrow", owner, allowed_models=["openai/gpt-4o"])
     with pytest.raises(ModelNotAllowed):
         admit_key(secret, ask(), source="api")
 
@@ -131,21 +131,21 @@ def test_an_admin_change_applies_to_the_next_call(catalog, member, settings):
     group.model_policy.save()
     admit_key(secret, ask(), source="api")
 
-    RateLimit.objects.create(user=member, requests_per_minute=2)
+    RateLimit.objects.create(user=owner, requests_per_minute=2)
     with pytest.raises(RateLimitExceeded):
         admit_key(secret, ask(), source="api")
 
 
 @pytest.mark.django_db
-def test_an_admins_group_policies_do_not_apply(catalog, admin_user):
-    _group("tiny", admin_user, allowed_models=[MODEL])
-    _key, secret = create_key(admin_user, "laptop")
+def test_an_admins_group_policies_do_not_apply(catalog, staff):
+    _group("tiny", staff, allowed_models=[MODEL])
+    _key, secret = create_key(staff, "laptop")
     assert context.for_key(secret, [MODEL]).policies == []
     assert admit_key(secret, ask(model="openai/gpt-4o"), source="api").chain[0].pk == "openai/gpt-4o"
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_fails_closed_when_the_database_is_down(member, monkeypatch):
+async def test_it_fails_closed_when_the_database_is_down(owner, monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 

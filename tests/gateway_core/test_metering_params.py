@@ -38,11 +38,11 @@ def _v1_refusal(fields: dict) -> str | None:
 
 
 @pytest.mark.parametrize(("fields", "param"), REFUSED)
-async def test_what_v1_refuses_a_python_caller_cannot_send_either(simulator, catalog, member, caplog, fields, param):
+async def test_what_v1_refuses_a_python_caller_cannot_send_either(simulator, catalog, owner, caplog, fields, param):
     caplog.set_level(logging.INFO, logger="orweb.calls")
     assert _v1_refusal(fields) == param
     with pytest.raises(InvalidRequest) as refused:
-        await metered.complete(member, ask(params=fields), source="chat")
+        await metered.complete(owner, ask(params=fields), source="chat")
     assert refused.value.param == param
     assert upstream_calls(simulator) == 0
     assert await in_thread(Hold.objects.count)() == 0
@@ -50,7 +50,7 @@ async def test_what_v1_refuses_a_python_caller_cannot_send_either(simulator, cat
     assert any("status=refused code=invalid_request" in r.getMessage() for r in caplog.records)
 
 
-async def test_stripped_and_unknown_fields_reach_no_upstream_from_any_path(simulator, catalog, member):
+async def test_stripped_and_unknown_fields_reach_no_upstream_from_any_path(simulator, catalog, owner):
     stripped = {
         **dict.fromkeys(params.STRIPPED, "x"),
         "models": ["openai/gpt-4o"],
@@ -64,11 +64,11 @@ async def test_stripped_and_unknown_fields_reach_no_upstream_from_any_path(simul
         {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **stripped, **kept}
     ).chat.params == {"temperature": 0.2, "seed": 7, "tools": TOOLS, "provider": kept["provider"]}
 
-    await metered.complete(member, ask(params={**stripped, **kept}), source="chat")
+    await metered.complete(owner, ask(params={**stripped, **kept}), source="chat")
 
     [body] = upstream_bodies(simulator)
     assert {name: body[name] for name in kept} == kept
-    assert body["user"] == openrouter_user_id(member.pk)
+    assert body["user"] == openrouter_user_id(owner.pk)
     assert body["max_tokens"] != 7 and body.get("stream") is not True
     for name in ("models", "transforms", "route", "usage", "store", "metadata"):
         assert name not in body

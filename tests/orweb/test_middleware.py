@@ -5,24 +5,23 @@ from __future__ import annotations
 import pytest
 from django.test import AsyncClient, Client
 
+from tests.helpers.personas import PASSWORD
+
 pytestmark = pytest.mark.django_db
 
 
-def test_the_admin_works_behind_the_wrapped_middleware(django_user_model):
-    django_user_model.objects.create_user("root", password="pw-123456", is_staff=True, is_superuser=True)
+def test_the_admin_works_behind_the_wrapped_middleware(superuser):
     client = Client(enforce_csrf_checks=True)
     login_page = client.get("/admin/login/")
     token = login_page.cookies["csrftoken"].value
-    logged_in = client.post(
-        "/admin/login/?next=/admin/", {"username": "root", "password": "pw-123456", "csrfmiddlewaretoken": token}
-    )
+    form = {"username": superuser.username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    logged_in = client.post("/admin/login/?next=/admin/", form)
     assert logged_in.status_code == 302
     assert client.get("/admin/").status_code == 200
 
 
-def test_a_page_post_without_a_csrf_token_is_refused(django_user_model):
-    django_user_model.objects.create_user("ann", password="pw-123456")
-    response = Client(enforce_csrf_checks=True).post("/login/", {"username": "ann", "password": "pw-123456"})
+def test_a_page_post_without_a_csrf_token_is_refused(owner):
+    response = Client(enforce_csrf_checks=True).post("/login/", {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 403
 
 

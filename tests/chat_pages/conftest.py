@@ -1,4 +1,4 @@
-"""The chat page tests' own world: three hand-made catalog rows, the owner's conversation, a PNG."""
+"""The chat page tests' own world: three hand-made catalog rows, the owner's trip conversation, a PNG."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def add_turn(conversation: Conversation, question: str, answer: str, **reply_fie
 
 
 @pytest.fixture
-def conversation(owner, three_models) -> Conversation:
+def trip(owner, three_models) -> Conversation:
+    """The owner's "Trip planning" conversation: one question, one priced answer."""
     convo = Conversation.objects.create(user=owner, title="Trip planning", model="openai/gpt-4o-mini")
     add_turn(
         convo,

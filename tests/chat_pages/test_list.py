@@ -27,7 +27,7 @@ def test_it_lists_newest_first(owner_client, owner, three_models):
     assert body.index("Older") < body.index("Newer")
 
 
-def test_it_searches_titles_and_message_text(owner_client, owner, conversation):
+def test_it_searches_titles_and_message_text(owner_client, owner, trip):
     other = Conversation.objects.create(user=owner, title="Recipes", model="m")
     add_turn(other, "How long to boil an egg?", "About nine minutes.")
     by_title = owner_client.get(reverse("chat:index"), {"q": "trip"}).content
@@ -36,12 +36,12 @@ def test_it_searches_titles_and_message_text(owner_client, owner, conversation):
     assert b"Recipes" in by_text and b"Trip planning" not in by_text
 
 
-def test_it_says_when_nothing_matches(owner_client, conversation):
+def test_it_says_when_nothing_matches(owner_client, trip):
     body = owner_client.get(reverse("chat:index"), {"q": "zebra"}).content
     assert "Nothing matches “zebra”".encode() in body
 
 
-def test_it_answers_htmx_searches_with_the_results_only(owner_client, conversation):
+def test_it_answers_htmx_searches_with_the_results_only(owner_client, trip):
     response = owner_client.get(reverse("chat:index"), {"q": "trip"}, headers={"HX-Request": "true"})
     body = response.content.decode()
     assert 'id="results"' in body and "Trip planning" in body
@@ -55,48 +55,48 @@ def test_it_leaves_compare_columns_out_of_the_list(owner_client, owner, three_mo
     assert b"Column" not in owner_client.get(reverse("chat:index")).content
 
 
-def test_it_renames(owner_client, conversation):
-    response = owner_client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "  Lisbon in May "})
+def test_it_renames(owner_client, trip):
+    response = owner_client.post(reverse("chat:rename", args=[trip.pk]), {"title": "  Lisbon in May "})
     assert response.status_code == 302
-    conversation.refresh_from_db()
-    assert conversation.title == "Lisbon in May"
+    trip.refresh_from_db()
+    assert trip.title == "Lisbon in May"
 
 
-def test_it_returns_to_the_list_after_renaming_there(owner_client, conversation):
-    response = owner_client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "X", "next": "list"})
+def test_it_returns_to_the_list_after_renaming_there(owner_client, trip):
+    response = owner_client.post(reverse("chat:rename", args=[trip.pk]), {"title": "X", "next": "list"})
     assert response["Location"] == reverse("chat:index")
 
 
-def test_it_rejects_an_empty_title(owner_client, conversation):
-    response = owner_client.post(reverse("chat:rename", args=[conversation.pk]), {"title": ""})
+def test_it_rejects_an_empty_title(owner_client, trip):
+    response = owner_client.post(reverse("chat:rename", args=[trip.pk]), {"title": ""})
     assert response.status_code == 400
 
 
-def test_it_rejects_get_for_rename(owner_client, conversation):
-    assert owner_client.get(reverse("chat:rename", args=[conversation.pk])).status_code == 405
+def test_it_rejects_get_for_rename(owner_client, trip):
+    assert owner_client.get(reverse("chat:rename", args=[trip.pk])).status_code == 405
 
 
-def test_it_asks_before_deleting(owner_client, conversation):
-    response = owner_client.get(reverse("chat:delete", args=[conversation.pk]))
+def test_it_asks_before_deleting(owner_client, trip):
+    response = owner_client.get(reverse("chat:delete", args=[trip.pk]))
     assert response.status_code == 200
     assert b"This can't be undone." in response.content
-    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    assert Conversation.objects.filter(pk=trip.pk).exists()
 
 
-def test_it_deletes_on_post(owner_client, conversation):
-    response = owner_client.post(reverse("chat:delete", args=[conversation.pk]))
+def test_it_deletes_on_post(owner_client, trip):
+    response = owner_client.post(reverse("chat:delete", args=[trip.pk]))
     assert response["Location"] == reverse("chat:index")
-    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Conversation.objects.filter(pk=trip.pk).exists()
 
 
-def test_it_requires_csrf_for_state_changes(owner, conversation):
+def test_it_requires_csrf_for_state_changes(owner, trip):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(owner)
-    assert client.post(reverse("chat:delete", args=[conversation.pk])).status_code == 403
-    assert client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "x"}).status_code == 403
-    assert Conversation.objects.filter(pk=conversation.pk, title="Trip planning").exists()
+    assert client.post(reverse("chat:delete", args=[trip.pk])).status_code == 403
+    assert client.post(reverse("chat:rename", args=[trip.pk]), {"title": "x"}).status_code == 403
+    assert Conversation.objects.filter(pk=trip.pk, title="Trip planning").exists()
 
 
 def test_it_pages_long_lists(owner_client, owner, three_models):
@@ -110,12 +110,12 @@ def test_it_pages_long_lists(owner_client, owner, three_models):
     assert second.count('class="convo-item"') == 5
 
 
-def test_it_rejects_get_for_every_state_change(owner_client, conversation):
+def test_it_rejects_get_for_every_state_change(owner_client, trip):
     from chat.models import Preset
 
-    preset = Preset.objects.create(user=conversation.user, name="P", model="orweb/auto")
+    preset = Preset.objects.create(user=trip.user, name="P", model="orweb/auto")
     for url in (
-        reverse("chat:keep", args=[conversation.pk]),
+        reverse("chat:keep", args=[trip.pk]),
         reverse("chat:save_preset"),
         reverse("chat:delete_preset", args=[preset.pk]),
     ):
@@ -123,13 +123,13 @@ def test_it_rejects_get_for_every_state_change(owner_client, conversation):
     assert Preset.objects.filter(pk=preset.pk).exists()
 
 
-def test_it_answers_an_htmx_history_restore_with_the_whole_page(owner_client, conversation):
+def test_it_answers_an_htmx_history_restore_with_the_whole_page(owner_client, trip):
     response = owner_client.get(
         reverse("chat:index"), {"q": "trip"}, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
     )
     assert "<html" in response.content.decode()
 
 
-def test_its_answer_varies_with_htmx(owner_client, conversation):
+def test_its_answer_varies_with_htmx(owner_client, trip):
     response = owner_client.get(reverse("chat:index"), headers={"HX-Request": "true"})
     assert {"HX-Request", "HX-History-Restore-Request"} <= {h.strip() for h in response["Vary"].split(",")}

@@ -11,9 +11,9 @@ from chat.models import Conversation, Preset
 pytestmark = pytest.mark.django_db
 
 
-def test_every_chat_action_sends_anonymous_visitors_to_sign_in(client, owner, conversation):
+def test_every_chat_action_sends_anonymous_visitors_to_sign_in(client, owner, trip):
     preset = Preset.objects.create(user=owner, name="Terse", model="openai/gpt-4o-mini")
-    pk = conversation.pk
+    pk = trip.pk
     actions = [
         ("get", reverse("chat:delete", args=[pk])),
         ("post", reverse("chat:delete", args=[pk])),

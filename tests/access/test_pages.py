@@ -67,22 +67,43 @@ def test_a_conversation_downloads_only_for_its_owner(side, owned, side_client):
     assert (image.content == bytes(owned.attachment.data)) == (side == "owner")
 
 
-@pytest.mark.parametrize("side", NOT_THE_OWNER)
-def test_nobody_else_changes_a_conversation(side, owned, side_client):
-    client, pk = side_client, owned.conversation.pk
-    actions = [
+def _changes(owned) -> list[tuple[str, str]]:
+    """Every way to change a member's conversation or preset (and a GET that must not delete)."""
+    pk = owned.conversation.pk
+    return [
         ("get", reverse("chat:delete", args=[pk])),
         ("post", reverse("chat:delete", args=[pk])),
         ("post", reverse("chat:rename", args=[pk])),
         ("post", reverse("chat:settings", args=[pk])),
         ("post", reverse("chat:upload_attachment", args=[pk])),
         ("post", reverse("chat:keep", args=[pk])),
+        ("post", reverse("chat:delete_preset", args=[owned.preset.pk])),
     ]
-    for method, url in actions:
-        response = getattr(client, method)(url, {"title": "pwned"} if method == "post" else None)
+
+
+def _unchanged(owned) -> bool:
+    return (
+        Conversation.objects.get(pk=owned.conversation.pk).title == "Vault plans"
+        and Preset.objects.filter(pk=owned.preset.pk).exists()
+    )
+
+
+@pytest.mark.parametrize("side", NOT_THE_OWNER)
+def test_nobody_else_changes_a_conversation(side, owned, side_client):
+    for method, url in _changes(owned):
+        response = getattr(side_client, method)(url, {"title": "pwned"} if method == "post" else None)
         assert response.status_code == 404, url
 
-    assert Conversation.objects.get(pk=pk).title == "Vault plans"
+    assert _unchanged(owned)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_before_any_change(owned, client):
+    for method, url in _changes(owned):
+        response = getattr(client, method)(url, {"title": "pwned"} if method == "post" else None)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+    assert _unchanged(owned)
 
 
 def test_a_preset_is_used_and_deleted_only_by_its_owner(side, owned, side_client):

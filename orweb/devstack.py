@@ -165,7 +165,7 @@ def stack(data: Path) -> Iterator[Stack]:
     """A Stack whose processes stop however this block ends, SIGTERM included."""
     current = Stack(data)
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}

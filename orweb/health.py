@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 from django.db import connection
@@ -36,7 +37,7 @@ async def run_checks() -> dict[str, str]:
     """Run every check concurrently; each reports "ok" or a short reason (never a secret)."""
     checks = {"database": check_database, "redis": check_redis, "upstream": check_upstream}
 
-    async def one(check) -> str:
+    async def one(check: Callable[[], Awaitable[None]]) -> str:
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT + 1)
         except Exception as exc:  # a health page reports every failure rather than raising

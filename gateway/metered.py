@@ -156,7 +156,8 @@ class MeteredStream:
             self._ttft_ms = settlement.elapsed_ms(self._started)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        assert self._admission is not None
+        if self.result is not None or self._admission is None:
+            return False  # settled already (or never admitted): a call is settled once, whoever exits
         try:
             await asyncio.shield(self._context.__aexit__(None, None, None))
         finally:

@@ -13,6 +13,7 @@ from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry, RateLimi
 from gateway import metered
 from openrouter import Finish, Started, StreamError, TextDelta
 from orweb.errors import GatewayError, UpstreamFailed
+from tests.helpers.billing import assert_ledger_matches_simulator
 from tests.helpers.metering import ask, in_thread, upstream_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,6 +57,21 @@ async def test_a_stream_is_settled_once_with_time_to_first_token(simulator, cata
     assert call.result.ledger_id == entry.pk and entry.status == "ok" and entry.cost_source == "reported"
     assert entry.ttft_ms is not None and entry.latency_ms >= entry.ttft_ms
     assert (await in_thread(_period)()).held == 0
+
+
+async def test_leaving_a_stream_twice_settles_it_once(simulator, catalog, budgeted):
+    async with metered.stream(budgeted, ask(), source="chat") as call:
+        [event async for event in call]
+    await call.__aexit__(None, None, None)
+    [entry] = await in_thread(_entries)()
+    assert entry.cost == call.result.cost > 0
+    await in_thread(assert_ledger_matches_simulator)(simulator)
+
+
+async def test_leaving_a_stream_that_was_never_admitted_settles_nothing(simulator, catalog, budgeted):
+    call = metered.stream(budgeted, ask(), source="chat")
+    assert await call.__aexit__(None, None, None) is False
+    assert await in_thread(_entries)() == []
 
 
 async def test_a_stopped_stream_pays_what_was_generated(simulator, catalog, budgeted):

@@ -3,6 +3,7 @@ that apply to a user read the way admission reads them."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -16,14 +17,20 @@ from billing.ratelimit import Limits, limits_from
 EXACT = Decimal("1e-10")  # the ledger keeps 10 decimal places; the simulator's JSON has a float
 
 
-def billed(simulator: Any, generation_id: str) -> Decimal:
-    """What the simulator billed for one generation, from its `/generation` answer (as reconciliation reads)."""
-    response = httpx.get(
-        f"{simulator.base_url}/generation",
-        params={"id": generation_id},
-        headers={"Authorization": f"Bearer {settings.OPENROUTER_API_KEY}"},
-        timeout=10,
-    )
+def billed(simulator: Any, generation_id: str, wait: float = 5.0) -> Decimal:
+    """What the simulator billed for one generation, from its `/generation` answer (as reconciliation reads).
+    Like OpenRouter, it answers 404 for a moment after a generation ends: that is waited out."""
+    deadline = time.monotonic() + wait
+    while True:
+        response = httpx.get(
+            f"{simulator.base_url}/generation",
+            params={"id": generation_id},
+            headers={"Authorization": f"Bearer {settings.OPENROUTER_API_KEY}"},
+            timeout=10,
+        )
+        if response.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     response.raise_for_status()
     return Decimal(str(response.json()["data"]["total_cost"]))
 

@@ -67,9 +67,12 @@ def _message(conversation_id: int, message_id: int) -> Message:
 
 
 @db
-def _send(user: Any, conversation_id: int, content: str, attachments: list[int]) -> tuple[prompt.Context, Sent]:
-    """Store the user's message and a reply this process runs, read what the upstream call needs and admit
-    that call: one database hop, and no read of what the send just wrote or read."""
+def _send(
+    user: Any, conversation_id: int, content: str, attachments: list[int]
+) -> tuple[prompt.Context, Sent, list[dict[str, Any]]]:
+    """Store the user's message and a reply this process runs, read what the upstream call needs, admit
+    that call and render the "message" frames: one database hop, and no read of what the send just wrote
+    or read."""
     try:
         sent = conversations.send_and_read(
             Conversation(pk=conversation_id, user_id=user.pk),
@@ -81,14 +84,14 @@ def _send(user: Any, conversation_id: int, content: str, attachments: list[int])
         raise ChatActionError("not_found", "This conversation no longer exists.") from None
     ctx = prompt.context(sent.reply, sent.reply.conversation, user, sent.turns)
     runner.admit_first_call(ctx)
-    return ctx, sent
+    return ctx, sent, _announcement(sent)
 
 
 def _announcement(sent: Sent) -> list[dict[str, Any]]:
-    """The "message" frames of a send, from what it read: no query, so rendered on the loop after the
-    reply's runner has started. A thread-pool hop of its own would double the hops of a send, and a burst
-    of sends would wait twice in the pool's queue (bench/relay.py, 200 streams: added TTFT p50 0.66 s
-    here, 1.4 s with the hop)."""
+    """The "message" frames of a send, from what it read (no query). Rendered in the send's own hop: on the
+    loop a long pasted message (Markdown, highlighting) would stall every stream of the process, and a hop
+    of its own would double a send's waits in the pool's queue (bench/relay.py, 200 streams: added TTFT
+    p50 1.4 s with the extra hop)."""
     return [
         frames.message_frame(sent.user_message, versions=sent.versions, attachments=sent.attachments),
         frames.message_frame(
@@ -200,9 +203,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _announce(self, *messages: Message) -> None:
         await self._publish_all(await _message_frames(*messages))
 
-    async def _announce_sent(self, sent: Sent) -> None:
-        await self._publish_all(_announcement(sent))
-
     async def _publish_all(self, frames_: list[dict[str, Any]]) -> None:
         for frame in frames_:
             await publish(self.conversation_id, frame)
@@ -223,8 +223,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             isinstance(a, int) and not isinstance(a, bool) for a in attachments
         ):
             raise BadFrame('"attachments" must be a list of ids.')
-        ctx, sent = await _send(self.user, self.conversation_id, content, attachments)
-        announced = asyncio.ensure_future(self._announce_sent(sent))
+        ctx, _, announcement = await _send(self.user, self.conversation_id, content, attachments)
+        announced = asyncio.ensure_future(self._publish_all(announcement))
         runner.launch(ctx, after=announced)
         await asyncio.shield(announced)
 

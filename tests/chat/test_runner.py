@@ -74,7 +74,7 @@ async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(con
 @database_sync_to_async
 def admitted_reply(conversation, owner):
     Budget.objects.create(user=owner, limit_usd=Decimal(5))
-    ctx, _ = inspect.unwrap(consumers._send)(owner, conversation.pk, "hello", [])
+    ctx, _, _ = inspect.unwrap(consumers._send)(owner, conversation.pk, "hello", [])
     assert ctx.admission is not None
     return ctx
 

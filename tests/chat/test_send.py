@@ -75,9 +75,10 @@ def test_what_a_send_returns_is_what_the_database_holds(branched):
 
 
 def test_it_sends_the_shown_branch_and_announces_what_a_fresh_read_would(branched, owner, django_assert_num_queries):
-    ctx, sent = send_step(owner, branched.pk, "four", [])
+    ctx, sent, sent_frames = send_step(owner, branched.pk, "four", [])
     with django_assert_num_queries(0):
         announce = announcement(sent)
+    assert announce == sent_frames
     user_message = Message.objects.get(pk=announce[0]["message"]["id"])
     reply = Message.objects.get(pk=announce[1]["message"]["id"])
 
@@ -101,7 +102,7 @@ def test_it_refuses_a_send_while_a_reply_is_pending(conversation, owner):
 def test_the_send_step_admits_the_replys_first_call(conversation, owner):
     Budget.objects.create(user=owner, limit_usd=Decimal(5))
 
-    ctx, _ = send_step(owner, conversation.pk, "hello", [])
+    ctx, _, _ = send_step(owner, conversation.pk, "hello", [])
 
     assert ctx.refused is None
     assert ctx.admission.requested_model == conversation.model
@@ -113,7 +114,7 @@ def test_the_send_step_admits_the_replys_first_call(conversation, owner):
 def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversation, owner):
     Budget.objects.create(user=owner, limit_usd=Decimal(0))
 
-    ctx, sent = send_step(owner, conversation.pk, "hello", [])
+    ctx, sent, _ = send_step(owner, conversation.pk, "hello", [])
 
     assert ctx.admission is None
     assert isinstance(ctx.refused, BudgetExceeded)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -27,7 +28,7 @@ from gateway.models import ApiKey
 from gateway.sse_writer import ChunkWriter
 from openrouter.events import StreamError
 from orweb import aio
-from orweb.errors import GatewayError
+from orweb.errors import GatewayError, ServiceUnavailable
 
 
 def _error(
@@ -68,6 +69,9 @@ async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
         key = await _authenticate_off_loop(secret)
     except GatewayError as error:
         return _gateway_error(error)
+    except DatabaseError:
+        # Whatever else the database says about a key read (say, bytes it can't store), nothing is spent.
+        return _gateway_error(ServiceUnavailable("The database can't be reached right now; try again soon."))
     if key is None:
         return _error(401, "Invalid or revoked API key.", code="invalid_api_key")
     return key

@@ -144,3 +144,18 @@ def test_a_get_is_405(live_app, owner_key):
     headers = {"Authorization": f"Bearer {owner_key.secret}"}
     response = httpx.get(live_app.url + "/v1/chat/completions", headers=headers)
     assert response.status_code == 405
+
+
+async def test_a_key_the_database_cannot_read_is_a_503_not_a_crash(monkeypatch):
+    from django.db import DataError
+    from django.test import AsyncClient
+
+    from gateway import api
+
+    async def unreadable(secret):
+        raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    monkeypatch.setattr(api, "_authenticate_off_loop", unreadable)
+    response = await AsyncClient().get("/v1/models", headers={"Authorization": "Bearer orw-x"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"

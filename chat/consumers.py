@@ -108,7 +108,11 @@ def _message_frames(*messages: Message) -> list[dict[str, Any]]:
 @db
 def _finished_frames(message_id: int) -> list[dict[str, Any]]:
     message = Message.objects.select_related("conversation").get(pk=message_id)
-    return [frames.message_frame(message), frames.done_frame(message, message.conversation.total_cost)]
+    versions = conversations.version_info(message)
+    return [
+        frames.message_frame(message, versions=versions),
+        frames.done_frame(message, message.conversation.total_cost, versions=versions),
+    ]
 
 
 @db

@@ -16,7 +16,7 @@ from gateway.params import is_int
 from gateway.types import AUTO_MODELS, CallResult, Completion
 from openrouter.errors import RequestTimeout
 from orweb.errors import GatewayError, RateLimitExceeded, UpstreamFailed
-from orweb.money import json_usd
+from orweb.money import json_usd, plain_usd
 
 AUTO_PRICING = {"prompt": "-1", "completion": "-1"}
 ERROR_TYPES = {
@@ -73,7 +73,7 @@ def completion_json(completion: Completion) -> dict[str, Any]:
 
 
 def _price(value: Decimal | None) -> str:
-    return "-1" if value is None else format(value.normalize(), "f")
+    return plain_usd(value) or "-1"
 
 
 def models_json(models: list[CatalogModel]) -> dict[str, Any]:

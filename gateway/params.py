@@ -16,7 +16,7 @@ field is one of:
 * refused (400, `REFUSED`), because honouring them would change where the request goes or who pays, and
   dropping them silently would hide that: `api_key`, `base_url`, `api_base`, `baseURL`, `url`, `endpoint`,
   `plugins` (web search and file parsing are billed per use, outside the hold), `n` other than 1.
-* part of the request itself (`REQUEST_FIELDS`), read by whoever builds the `ChatRequest` and never passed
+* part of the request itself, read by whoever builds the `ChatRequest` and never passed
   on as a parameter: `model`, `models` (the fallback list, checked against policy like `model`),
   `messages`, `max_tokens` / `max_completion_tokens`, `stream`, `stream_options`, `n`.
 * stripped (`STRIPPED`): `user` (the gateway sends its own stable id for the caller), `transforms` (it
@@ -55,16 +55,6 @@ STRIPPED: dict[str, str] = {
     "route": "the gateway picks the fallback chain",
     "usage": "a no-op upstream",
 }
-REQUEST_FIELDS = (
-    "model",
-    "models",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "stream",
-    "stream_options",
-    "n",
-)
 PROVIDER_KEYS = (
     "allow_fallbacks",
     "require_parameters",

@@ -21,7 +21,7 @@ def check_database() -> None:
 
 
 async def check_redis() -> None:
-    await redis_clients.async_client().ping()
+    await redis_clients.ping_fresh(CHECK_TIMEOUT)
 
 
 async def check_upstream() -> None:

@@ -35,6 +35,16 @@ def sync_client() -> redis.Redis:
     return client
 
 
+async def ping_fresh(timeout: float) -> None:
+    """Ping Redis over a connection of its own, for the health check: the shared pool could be busy (and
+    make a loaded process look as if Redis were down) or hold a connection that no longer works."""
+    client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
 def async_client() -> aioredis.Redis:
     """This loop's Redis client."""
     return one_per_loop(_async_clients, _new_async_client)

@@ -40,11 +40,6 @@ def get_client() -> OpenRouterClient:
     return client
 
 
-def reset_clients() -> None:
-    """Forget every cached client (test hook; the garbage collector closes their pools)."""
-    _clients.clear()
-
-
 def openrouter_user_id(user_pk: int) -> str:
     """A stable id for OpenRouter's `user` field that can't be turned back into the orweb user."""
     digest = hmac.new(settings.SECRET_KEY.encode(), f"orweb-user:{user_pk}".encode(), hashlib.sha256)

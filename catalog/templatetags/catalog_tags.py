@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import template
 
 from catalog.models import MILLION
+from orweb.money import format_usd
 
 register = template.Library()
-
-_CENT = Decimal("0.01")
-_MICRO = Decimal("0.000001")
 
 
 @register.filter
 def per_million(price_per_token: Decimal | None) -> str:
-    """A per-token price as USD per million tokens: "$2.50", "$0.0375", "free" or "price unknown"."""
+    """A per-token price as USD per million tokens, shown as every amount is (orweb.money): "$2.50",
+    "$0.0375", "free" or "price unknown"."""
     if price_per_token is None:
         return "price unknown"
     if price_per_token == 0:
         return "free"
-    amount = (price_per_token * MILLION).quantize(_MICRO, rounding=ROUND_HALF_UP).normalize()
-    if amount.as_tuple().exponent > -2:
-        amount = amount.quantize(_CENT)
-    return f"${amount:,f}"
+    return format_usd(price_per_token * MILLION)
 
 
 @register.filter

@@ -233,6 +233,8 @@ async def fetch_models() -> list[dict[str, Any]]:
 async def fetch_and_sync() -> SyncReport:
     """Fetch `/models` and apply it; for async callers."""
     entries = await fetch_models()
+    # Not orweb.aio.db: the sync command and task reach here through async_to_sync, and the write belongs
+    # on their own thread and connection (inside a caller's transaction), which thread_sensitive keeps.
     return await sync_to_async(sync_catalog)(entries)
 
 

@@ -177,6 +177,12 @@ def stack(data: Path) -> Iterator[Stack]:
             signal.signal(sig, handler)
 
 
+def demo_admin_command(password: str) -> list[str]:
+    """The management command that makes the demo admin. `--password=` keeps a password that starts with
+    "-" (token_urlsafe makes those) from reading as an option."""
+    return ["ensure_demo_admin", "--username", "admin", f"--password={password}"]
+
+
 def demo_admin_password() -> str:
     path = DATA / "demo-admin-password"
     if not path.exists():
@@ -195,7 +201,7 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         s.simulator()
         s.manage("migrate", "--no-input", "-v", "0")
         password = demo_admin_password()
-        s.manage("ensure_demo_admin", "--username", "admin", "--password", password)
+        s.manage(*demo_admin_command(password))
         with contextlib.suppress(subprocess.CalledProcessError):
             s.manage("sync_models")
         s.spawn("web", [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(port), "orweb.asgi:application"])

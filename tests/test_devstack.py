@@ -86,3 +86,14 @@ def test_a_partial_test_run_measures_the_money_code_without_the_floor(tmp_path: 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "passed" in done.stdout and "whole-suite checks" not in done.stdout
     assert (tmp_path / "test" / ".coverage").is_file()
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_is_made_even_with_a_password_that_starts_with_a_dash(django_user_model):
+    from django.core.management import call_command
+
+    from orweb.devstack import demo_admin_command
+
+    call_command(*demo_admin_command("--QBBiG7javouL-k"))
+
+    assert django_user_model.objects.get(username="admin").check_password("--QBBiG7javouL-k")

@@ -143,6 +143,19 @@ def test_expired_holds_of_crashed_calls_are_released_once(owner):
     assert (period.spent, period.held) == (Decimal("0.2"), 0)
 
 
+def test_a_hold_is_given_back_once_however_often_it_is_released(owner):
+    """Two releasers (a sweep and a late settle, or two sweeps) race for one hold: the second finds it
+    released and changes nothing."""
+    set_budget(user=owner, amount=Decimal("1"))
+    hold = place_hold(owner, Decimal("0.4"))
+
+    assert holds.release(hold.pk, charge=Decimal("0.1")) is True
+    assert holds.release(hold.pk, charge=Decimal("0.1")) is False
+
+    period = BudgetPeriod.objects.get()
+    assert (period.spent, period.held) == (Decimal("0.1"), 0)
+
+
 def test_set_budget_validates(owner):
     for bad in (
         {"amount": Decimal("-1")},

@@ -23,14 +23,20 @@ from orweb.money import format_usd
 log = logging.getLogger(__name__)
 
 
+def staff_addresses() -> list[str]:
+    """Every active staff member's address, each once (those without one are skipped): staff hear of
+    every budget alert and of books that don't balance (billing.books)."""
+    staff = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    return sorted(set(staff.values_list("email", flat=True)))
+
+
 def recipients(budget: Budget) -> list[str]:
     """Who hears of it: the person whose budget it is (or the group's members), and every active staff
     member; only addresses that are set, each once."""
     users = get_user_model().objects.filter(is_active=True)
     concerned = users.filter(pk=budget.user_id) if budget.user_id else users.filter(groups=budget.group_id)
-    staff = users.filter(is_staff=True)
-    addresses = [*concerned.values_list("email", flat=True), *staff.values_list("email", flat=True)]
-    return sorted({address for address in addresses if address})
+    addresses = [address for address in concerned.values_list("email", flat=True) if address]
+    return sorted({*addresses, *staff_addresses()})
 
 
 def _message(budget: Budget, period: BudgetPeriod) -> tuple[str, str]:

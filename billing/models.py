@@ -184,3 +184,28 @@ class RateLimit(models.Model):
                 name="rate_limit_has_one_owner",
             ),
         ]
+
+
+class BooksCheck(models.Model):
+    """One UTC day's ledger total beside what OpenRouter says the server key used that day (`usage_daily`
+    of GET /key), as of the day's latest check; billing.books writes it."""
+
+    day = models.DateField(unique=True)
+    ledger = models.DecimalField(**USD)
+    openrouter = models.DecimalField(**USD)
+    checked_at = models.DateTimeField()
+    # How many checks in a row, up to the latest, found the two further apart than the threshold; 0 = in step.
+    over_checks = models.PositiveIntegerField(default=0)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"books of {self.day}"
+
+    @property
+    def drift(self) -> Decimal:
+        """Positive when the ledger holds more than OpenRouter billed, negative when it misses some."""
+        return self.ledger - self.openrouter
+
+    @property
+    def over(self) -> bool:
+        return self.over_checks > 0

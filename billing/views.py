@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.books import recent_books
 from billing.budgets import today
 from billing.forms import PersonBudgetForm
 from billing.reports import model_spend, team_csv_rows, team_spend, usage_summary
@@ -33,7 +34,7 @@ def _staff_only(request: HttpRequest) -> None:
 def _team_page(request: HttpRequest, form: PersonBudgetForm, status: int = 200) -> HttpResponse:
     lines = team_spend()
     total = sum((line.this_month for line in lines), start=Decimal(0))
-    context = {"lines": lines, "total": total, "models": model_spend(), "form": form}
+    context = {"lines": lines, "total": total, "models": model_spend(), "form": form, "books": recent_books()}
     return render(request, "billing/team.html", context, status=status)
 
 

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,12 +52,14 @@ class Outcome:
     error: str = ""
     ttft_ms: int | None = None
     latency_ms: int = 0
+    call_id: str | None = None
 
 
 def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
     """Record the call, charge its cost to the budgets, release its hold; once per generation."""
     now = timezone.now()
     entry = LedgerEntry(
+        call_id=outcome.call_id or uuid.uuid4(),
         generation_id=outcome.generation_id or None,
         user_id=outcome.user_id,
         source=outcome.source,
@@ -77,19 +80,23 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
         hold_id=hold_id,
         created=now,
     )
-    # Without a hold the cost goes to the budgets' current periods, found (or created) by the ORM after
-    # the statement: that pair needs a transaction. With a hold the one statement is atomic by itself.
+    # Without a hold the cost goes to the budgets' current periods, found (or created) and locked by the
+    # ORM before the statement (periods before the rollup row, the one lock order): that needs a
+    # transaction. With a hold the one statement is atomic by itself.
     charge_current = hold_id is None and outcome.cost > 0
     with transaction.atomic() if charge_current else contextlib.nullcontext():
+        period_ids = _lock_periods(_current_period_ids(outcome.user_id)) if charge_current else []
         [(entry_id, cost)] = sql.fetch(_settle_sql(), _settle_params(entry, now))
-        if entry_id is None:  # only a generation id can conflict: this generation is already recorded
-            logger.info("Generation %s was already settled", outcome.generation_id)
-            return LedgerEntry.objects.get(generation_id=outcome.generation_id)
+        if entry_id is None:  # this generation (or this call) is already recorded: a replay or redelivery
+            logger.info("Generation %s of call %s was already settled", outcome.generation_id, entry.call_id)
+            if outcome.generation_id:
+                return LedgerEntry.objects.get(generation_id=outcome.generation_id)
+            return LedgerEntry.objects.get(call_id=entry.call_id)
         entry.pk, entry.cost = entry_id, cost
         entry._state.adding = False
         entry._state.db = connection.alias
-        if charge_current:
-            _charge(entry, [current_period(budget).pk for budget in applicable_budgets(entry.user)], entry.cost)
+        if period_ids and entry.cost:
+            BudgetPeriod.objects.filter(pk__in=period_ids).update(spent=F("spent") + entry.cost)
         if entry.cost_source == LedgerEntry.CostSource.ESTIMATED and entry.generation_id:
             transaction.on_commit(lambda: _enqueue_reconcile(entry.pk))
     return entry
@@ -97,15 +104,18 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
 
 # One statement instead of ten (insert, release, lock, charge, rollup and the savepoints around them):
 # settle runs after every call, and each round trip to PostgreSQL costs 0.1-1 ms.
-# `entry`: the ledger row, or nothing when this generation is already recorded (a redelivery).
-# `released`: the hold, once (locking its row before the periods, the order `holds.release` keeps too).
+# Locks are taken in one order everywhere money moves: hold, budget periods by id, then the rollup row
+# (`holds.release`, `correct` and reconciliation keep it too), so settling and reconciling never deadlock.
+# `entry`: the ledger row, or nothing when this generation or call is already recorded (a redelivery).
+# `released`: the hold, once.
 # `locked`: the hold's periods, locked in id order, only when there is something to change.
 # `charged`: held minus the hold's amount if released now, spent plus the cost if the entry is new.
-# `rollup`: the day's row of this user, model and source, created or added to.
+# `rollup`: the day's row of this user, model and source, created or added to, after `charged` (it reads
+# charged's count, so PostgreSQL can't run it first and lock the rollup row before the periods).
 _SETTLE = """
 WITH entry AS (
     INSERT INTO billing_ledgerentry ({columns}) VALUES ({values})
-    ON CONFLICT (generation_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id, cost
 ),
 released AS (
@@ -125,6 +135,7 @@ charged AS (
     SET held = p.held - coalesce((SELECT amount FROM released), 0),
         spent = p.spent + coalesce((SELECT cost FROM entry), 0)
     FROM locked l WHERE p.id = l.id
+    RETURNING p.id
 ),
 rollup AS (
     INSERT INTO billing_dailyusage
@@ -132,6 +143,7 @@ rollup AS (
     SELECT %(day)s, %(user)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s,
            %(completion_tokens)s, e.cost
     FROM entry e
+    WHERE (SELECT count(*) FROM charged) >= 0
     ON CONFLICT (day, user_id, model, source) DO UPDATE SET
         requests = billing_dailyusage.requests + excluded.requests,
         errors = billing_dailyusage.errors + excluded.errors,
@@ -177,12 +189,21 @@ def _settle_params(entry: LedgerEntry, now: dt.datetime) -> dict[str, Any]:
     return params
 
 
-def _charge(entry: LedgerEntry, period_ids: list[int], amount: Decimal) -> None:
-    if not period_ids or not amount:
-        return
+def _current_period_ids(user_id: int, day: dt.date | None = None) -> list[int]:
+    return [current_period(budget, day).pk for budget in applicable_budgets(user_id)]
+
+
+def _lock_periods(period_ids: list[int]) -> list[int]:
+    """Lock budget periods in id order (the one order, so two transactions never wait on each other)."""
     period_ids = sorted(period_ids)
-    list(BudgetPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk").values_list("pk"))
-    BudgetPeriod.objects.filter(pk__in=period_ids).update(spent=F("spent") + amount)
+    if period_ids:
+        list(BudgetPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk").values_list("pk"))
+    return period_ids
+
+
+def _charge(period_ids: list[int], amount: Decimal) -> None:
+    if period_ids and amount:
+        BudgetPeriod.objects.filter(pk__in=_lock_periods(period_ids)).update(spent=F("spent") + amount)
 
 
 def rollup_day(created: dt.datetime) -> dt.date:
@@ -213,9 +234,9 @@ def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion
     period_ids = (
         list(Hold.periods.through.objects.filter(hold_id=entry.hold_id).values_list("budgetperiod_id", flat=True))
         if entry.hold_id
-        else [current_period(b, rollup_day(entry.created)).pk for b in applicable_budgets(entry.user)]
+        else _current_period_ids(entry.user_id, rollup_day(entry.created))
     )
-    _charge(entry, period_ids, difference)
+    _charge(period_ids, difference)
     _bump_rollup(
         entry,
         cost=difference,

@@ -2,8 +2,9 @@
 
 Requests and tokens use a sliding-window counter (two Redis counters per key, the algorithm of the
 `limits` library's SlidingWindowCounter, so a 200,000 tokens/min limit costs the same as 60 requests/min).
-Concurrent streams are a sorted set per user, scored by when each slot expires, so a crashed process
-can't hold a slot forever. All three are checked and taken by one Lua script (`_ADMIT`), one round trip
+Concurrent streams are a sorted set per user, scored by when each slot expires: a slot is a lease of
+STREAM_SLOT_TTL seconds that its process renews while the call lives (`billing.attempts`), so a process that
+dies gives its slots back within that time. All three are checked and taken by one Lua script (`_ADMIT`), one round trip
 per call instead of the three that `limits` plus the slot script took. A request refused for tokens or
 for a stream slot still counts against requests/min.
 
@@ -31,7 +32,7 @@ from orweb.errors import InvalidRequest, RateLimitExceeded, ServiceUnavailable
 
 T = TypeVar("T")
 
-STREAM_SLOT_TTL = 15 * 60
+STREAM_SLOT_TTL = 30
 WINDOW_MS = 60_000
 
 # KEYS: rpm previous/current window, tpm previous/current window, stream slots.
@@ -183,6 +184,19 @@ def take(user_id: int, limits: Limits, tokens: int, slot: str | None = None) -> 
         raise RateLimitExceeded(
             f"Rate limit: {slots} concurrent streams. Retry when one of yours has finished.", retry_after=1
         )
+
+
+def renew_stream_slots(slots: list[tuple[int, str]]) -> None:
+    """Extend the leases of live calls' stream slots (best effort; a slot Redis lost stays given back)."""
+    if not slots:
+        return
+    expires = time.time() + STREAM_SLOT_TTL
+    with contextlib.suppress(redis.RedisError):
+        pipeline = _backend().client.pipeline(transaction=False)
+        for user_id, slot in slots:
+            pipeline.zadd(_slots_key(user_id), {slot: expires}, xx=True)
+            pipeline.expire(_slots_key(user_id), STREAM_SLOT_TTL)
+        pipeline.execute()
 
 
 def release_stream_slot(user_id: int, slot: str) -> None:

@@ -1,11 +1,13 @@
-"""Celery tasks of billing: thin wrappers; the work is in billing.reconcile, billing.holds and
-billing.alerts."""
+"""Celery tasks of billing: thin wrappers; the work is in billing.reconcile, billing.holds,
+billing.alerts and billing.books."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from billing.alerts import send_budget_alerts
+from billing.attempts import recover
+from billing.books import check_books
 from billing.holds import release_expired
 from billing.reconcile import GenerationPending, reconcile_entry, reconcile_pending
 
@@ -33,3 +35,16 @@ def release_expired_holds() -> int:
 @shared_task(expires=55)
 def budget_alerts() -> int:
     return send_budget_alerts()
+
+
+@shared_task(expires=10 * 60)
+def books_balance() -> bool:
+    """Compare today's ledger with OpenRouter's usage of the key; True if a check was recorded."""
+    return check_books() is not None
+
+
+@shared_task(expires=25)
+def recover_attempts() -> int:
+    """Settle what web and worker processes that died left in their journals (also done by every live
+    process's own attempts thread; this covers a deployment whose web processes are all gone)."""
+    return recover()

@@ -12,9 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from billing import ratelimit
+from django.db import transaction
+
+from billing import attempts, ratelimit
 from billing.budgets import remaining_for
-from billing.holds import place_hold
+from billing.holds import place_hold, release
 from billing.pricing import worst_case
 from billing.ratelimit import limits_from, release_stream_slot
 from catalog.models import CatalogModel
@@ -23,7 +25,7 @@ from gateway import context as call_context
 from gateway.context import CallContext
 from gateway.policy import Shape, check_fits, check_model_allowed, max_tokens_for, misfit, shape_of
 from gateway.types import AUTO_MODELS, ChatRequest
-from orweb.errors import GatewayError, InvalidApiKey
+from orweb.errors import GatewayError, InvalidApiKey, ServiceUnavailable
 from orweb.upstream import openrouter_user_id
 
 call_log = logging.getLogger("orweb.calls")
@@ -44,6 +46,7 @@ class Admission:
     body: dict[str, Any]
     hold_id: Any
     slot: str | None
+    attempt_id: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def model(self, model_id: str | None) -> CatalogModel:
@@ -82,6 +85,7 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         ratelimit.take(user.pk, limits_from(context.rate_limits), shape.prompt_tokens + max_tokens, slot)
         try:
             hold = place_hold(user, max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain))
+            attempt_id = _begin(user.pk, source, api_key, request.model, hold, slot)
         except BaseException:
             if slot is not None:
                 release_stream_slot(user.pk, slot)
@@ -108,8 +112,28 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         body=body,
         hold_id=hold.pk if hold else None,
         slot=slot,
+        attempt_id=attempt_id,
         skipped=skipped,
     )
+
+
+def _begin(user_id: int, source: str, api_key: Any, requested_model: str, hold: Any, slot: str | None) -> str:
+    """Journal the attempt before anything is spent; if the journal can't be written, nothing is (the
+    hold goes back and the call is refused)."""
+    try:
+        return attempts.begin(
+            user_id=user_id,
+            source=source,
+            api_key_id=getattr(api_key, "pk", api_key),
+            requested_model=requested_model,
+            hold_id=hold.pk if hold else None,
+            slot=slot,
+        )
+    except OSError as error:
+        if hold is not None:
+            with transaction.atomic():
+                release(hold.pk)
+        raise ServiceUnavailable("orweb can't record calls right now (its journal can't be written).") from error
 
 
 def _is_auto(model_id: str) -> bool:

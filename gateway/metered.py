@@ -2,19 +2,24 @@
 policy -> rate limit -> budget hold (`gateway.admission`) -> call (retries, fallback chain, on the event
 loop) -> settle (`gateway.settlement`).
 
-Admission and settlement are each one short database hop off the loop (`gateway.fail_closed.db`). If
-the database or Redis can't be reached, a call is refused with ServiceUnavailable: nothing is spent that
-can't be metered. Settling is shielded from cancellation, so a caller that goes away still pays for what
-was generated, exactly once.
+Admission and settlement are each one short database hop off the loop. If the database or Redis can't be
+reached at admission, a call is refused with ServiceUnavailable: nothing is spent that can't be metered.
+Between the two, every attempt is journaled (`billing.attempts`): admitted, then each generation id as its
+headers arrive. Settling is shielded from cancellation and never fails the caller: a reply upstream answered
+is returned, and a charge the database can't take now waits in the journal. So a caller that goes away, a
+crash, an outage or a deadlock still pays for what was generated, exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from billing import attempts
 from billing.ledger import Outcome
 from gateway import fail_closed, settlement
 from gateway.admission import Admission, admit, admit_key
@@ -22,11 +27,13 @@ from gateway.types import CallResult, ChatRequest, Completion
 from gateway.upstream_errors import upstream_failed
 from openrouter import OpenRouterError
 from openrouter.events import Event, Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
+from orweb import aio
 from orweb.upstream import get_client
 
 _admit = fail_closed.db(admit)
 _admit_key = fail_closed.db(admit_key)
-_finish = fail_closed.db(settlement.finish)
+# Not fail-closed: settling never fails the caller (what the database can't take waits in the journal).
+_finish = aio.db(settlement.finish)
 
 
 async def complete(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> Completion:
@@ -42,7 +49,9 @@ async def complete_with_key(secret: str, request: ChatRequest, *, source: str = 
 async def _complete(admission: Admission) -> Completion:
     started = time.monotonic()
     try:
-        answer = await get_client().chat(admission.body, fallback_models=[m.pk for m in admission.chain[1:]])
+        answer = await get_client().chat(
+            admission.body, fallback_models=[m.pk for m in admission.chain[1:]], observe=_observer(admission)
+        )
     except OpenRouterError as error:
         await _finish(admission, settlement.failed(admission, error, started))
         raise upstream_failed(error) from error
@@ -59,6 +68,12 @@ async def _complete(admission: Admission) -> Completion:
         result=result,
         raw=answer.raw,
     )
+
+
+def _observer(admission: Admission) -> Callable[[str, str], None]:
+    """Journal each generation the moment its headers arrive, before any content (a write to the
+    journal file: no database, no thread hop)."""
+    return functools.partial(attempts.saw_generation, admission.attempt_id)
 
 
 def admit_stream(user: Any, request: ChatRequest, *, source: str) -> Admission:
@@ -119,7 +134,9 @@ class MeteredStream:
         admission = self._admission = await self._admit()
         self.chosen_model = admission.chosen_model
         self._started = time.monotonic()
-        self._context = get_client().stream(admission.body, fallback_models=[m.pk for m in admission.chain[1:]])
+        self._context = get_client().stream(
+            admission.body, fallback_models=[m.pk for m in admission.chain[1:]], observe=_observer(admission)
+        )
         try:
             self._events = await self._context.__aenter__()
         except OpenRouterError as error:

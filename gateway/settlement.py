@@ -13,10 +13,10 @@ import logging
 import time
 from typing import Any
 
-from billing.ledger import Outcome, settle
+from billing import attempts
+from billing.ledger import Outcome
 from billing.models import LedgerEntry
 from billing.pricing import estimate
-from billing.ratelimit import release_stream_slot
 from gateway.admission import Admission
 from gateway.tokens import count_text_tokens
 from gateway.types import CallResult
@@ -27,30 +27,58 @@ call_log = logging.getLogger("orweb.calls")
 
 
 def finish(admission: Admission, outcome: Outcome) -> CallResult:
-    """Settle the call and write its log line; give back its stream slot."""
-    try:
-        entry = settle(outcome, hold_id=admission.hold_id)
-    finally:
-        if admission.slot is not None:
-            release_stream_slot(admission.user_id, admission.slot)
+    """Settle the call (every generation it made upstream) and write its log line; give back its stream
+    slot. If the database can't take it now, the charge waits in the journal and the caller still gets
+    its result (without a ledger id)."""
+    outcomes = _with_generations(admission, outcome)
+    entries = attempts.settle_attempt(
+        admission.attempt_id, outcomes, hold_id=admission.hold_id, user_id=admission.user_id, slot=admission.slot
+    )
+    final = entries[0] if entries else outcome
     result = CallResult(
-        ledger_id=entry.pk,
-        status=entry.status,
-        requested_model=entry.requested_model,
-        served_model=entry.served_model,
-        provider=entry.provider,
-        prompt_tokens=entry.prompt_tokens,
-        completion_tokens=entry.completion_tokens,
-        cost=entry.cost,
-        cost_source=entry.cost_source,
-        ttft_ms=entry.ttft_ms,
-        latency_ms=entry.latency_ms,
-        generation_id=entry.generation_id,
-        error=entry.error or None,
+        ledger_id=entries[0].pk if entries else None,
+        status=final.status,
+        requested_model=final.requested_model,
+        served_model=final.served_model,
+        provider=final.provider,
+        prompt_tokens=final.prompt_tokens,
+        completion_tokens=final.completion_tokens,
+        cost=final.cost,
+        cost_source=final.cost_source,
+        ttft_ms=final.ttft_ms,
+        latency_ms=final.latency_ms,
+        generation_id=final.generation_id or None,
+        error=final.error or None,
         skipped=list(admission.skipped),
     )
     _log_call(admission, result)
     return result
+
+
+def _with_generations(admission: Admission, outcome: Outcome) -> list[Outcome]:
+    """The outcome first, then one for every other generation the call made upstream (a try that was
+    retried or fell back after its headers came): each may be billed, so each gets its ledger row, priced
+    from OpenRouter's `/generation` by reconciliation. An outcome that never learned its generation takes
+    the last one seen."""
+    seen = attempts.generations(admission.attempt_id)
+    outcome.call_id = admission.attempt_id
+    if not outcome.generation_id and seen:
+        outcome.generation_id, model = seen[-1]
+        outcome.served_model = outcome.served_model or model
+        outcome.cost_source = LedgerEntry.CostSource.ESTIMATED
+    others = [
+        _outcome(
+            admission,
+            LedgerEntry.Status.ERROR,
+            served_model=model,
+            generation_id=generation_id,
+            cost_source=LedgerEntry.CostSource.ESTIMATED,
+            error="retried upstream",
+        )
+        for generation_id, model in seen
+        if generation_id != outcome.generation_id
+    ]
+    return [outcome, *others]
 
 
 def _log_call(admission: Admission, result: CallResult) -> None:

@@ -47,6 +47,10 @@ T = TypeVar("T")
 Attempts = list[tuple[str, OpenRouterError]]
 """Every failed try of a call, in order, as (model, error); the model is "" for calls without one."""
 
+Observer = Callable[[str, str], None]
+"""Told (generation id, model) the moment a try's response headers name its generation, before any content:
+every try that got that far may be billed, retried ones too, so the metered path records each at once."""
+
 # Errors another model might not have: no endpoint, a down or overloaded provider, a rate limit.
 _FALLBACK_ERRORS = (NotFound, UpstreamError, Overloaded, RateLimited, RequestTimeout, IncompleteStream)
 
@@ -85,7 +89,7 @@ class EventStream:
         encoded = "content-encoding" in response.headers
         self._pieces = response.aiter_bytes() if encoded else response.aiter_raw()
         self._splitter = EventSplitter()
-        self._decoder = ChunkDecoder(model, response.headers.get("x-generation-id"))
+        self._decoder = ChunkDecoder(model, response.headers.get(_GEN))
         self._idle_timeout = idle_timeout
         self._api_key = api_key
         self._pending: deque[Event] = deque()
@@ -238,17 +242,24 @@ class OpenRouterClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def chat(self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()) -> ChatResult:
+    async def chat(
+        self, body: dict[str, Any], *, fallback_models: Sequence[str] = (), observe: Observer | None = None
+    ) -> ChatResult:
         """A non-streaming completion, retried and then tried on each of `fallback_models` in turn."""
         attempts: Attempts = []
         result = await self._with_fallback(
-            self._completion_body(body, stream=False), fallback_models, self._chat_once, attempts
+            self._completion_body(body, stream=False),
+            fallback_models,
+            lambda attempt_body: self._chat_once(attempt_body, observe),
+            attempts,
         )
         result.attempts = attempts
         return result
 
     @asynccontextmanager
-    async def stream(self, body: dict[str, Any], *, fallback_models: Sequence[str] = ()) -> AsyncIterator[EventStream]:
+    async def stream(
+        self, body: dict[str, Any], *, fallback_models: Sequence[str] = (), observe: Observer | None = None
+    ) -> AsyncIterator[EventStream]:
         """A streamed completion: `async with client.stream(body) as events: async for ev in events`.
 
         Until the first chunk arrives, failures are retried and fall back like `chat`, and the last one
@@ -259,7 +270,7 @@ class OpenRouterClient:
         events = await self._with_fallback(
             self._completion_body(body, stream=True),
             fallback_models,
-            lambda attempt_body: self._open_stream(attempt_body, attempts),
+            lambda attempt_body: self._open_stream(attempt_body, attempts, observe),
             attempts,
         )
         try:
@@ -315,17 +326,29 @@ class OpenRouterClient:
                     raise
         raise AssertionError("stamina either returns or raises")
 
-    async def _chat_once(self, body: dict[str, Any]) -> ChatResult:
-        payload, headers = await self._send("POST", "chat/completions", body=body)
+    async def _chat_once(self, body: dict[str, Any], observe: Observer | None) -> ChatResult:
+        """One try. The headers are read first (OpenRouter sends them at once, then whitespace while the
+        model works), so the generation is known even when the body never comes."""
+        request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_JSON_HEADERS)
+        response = await self._transport_call(self._http.send(request, stream=True))
         try:
-            return _chat_result(payload, headers, body["model"])
+            _observe(observe, response, body["model"])
+            content = await self._transport_call(response.aread())
+        finally:
+            await response.aclose()
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, content, response.headers)
+        payload = _parse(content, response.headers)
+        try:
+            return _chat_result(payload, response.headers, body["model"])
         except (AttributeError, TypeError, IndexError) as exc:
             raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
 
-    async def _open_stream(self, body: dict[str, Any], attempts: Attempts) -> EventStream:
+    async def _open_stream(self, body: dict[str, Any], attempts: Attempts, observe: Observer | None) -> EventStream:
         request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS)
         response = await self._transport_call(self._http.send(request, stream=True))
         try:
+            _observe(observe, response, body["model"])
             if response.status_code >= 400:
                 raise error_from_response(response.status_code, await response.aread(), response.headers)
             if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -340,6 +363,8 @@ class OpenRouterClient:
         except BaseException:
             await events.aclose()
             raise
+        if observe is not None and events.generation_id and events.generation_id != response.headers.get(_GEN):
+            observe(events.generation_id, events.model)  # no header, or the first chunk names another id
         return events
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
@@ -366,7 +391,7 @@ class OpenRouterClient:
             raise error_from_response(response.status_code, response.content, response.headers)
         return _parse(response.content, response.headers), response.headers
 
-    async def _transport_call(self, call: Awaitable[httpx.Response]) -> httpx.Response:
+    async def _transport_call(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except httpx.TimeoutException as exc:
@@ -375,8 +400,15 @@ class OpenRouterClient:
             raise ConnectionFailed(f"Could not reach OpenRouter: {exc or type(exc).__name__}") from exc
 
 
+_GEN = "x-generation-id"
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+
+
+def _observe(observe: Observer | None, response: httpx.Response, model: str) -> None:
+    generation_id = response.headers.get(_GEN)
+    if observe is not None and generation_id:
+        observe(generation_id, model)
 
 
 def _encode(body: dict[str, Any]) -> bytes:

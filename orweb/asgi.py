@@ -15,6 +15,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from billing import attempts  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,6 +24,10 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# The journal of this process's upstream attempts, and its thread, from the start: that thread also settles
+# what earlier processes left unsettled (a crash, a kill) within seconds of this one starting.
+attempts.journal()
 
 # Everything loaded so far (Django, the apps, the servers' modules) lives as long as the process: keep it
 # out of the collector's full passes. Without this each full pass walked it all and stopped the event

@@ -12,8 +12,13 @@ BEAT_SCHEDULE = {
     },
     "billing-reconcile-estimated": {
         "task": "billing.tasks.reconcile_estimated",
-        "schedule": 180.0,
-        "options": {"expires": 170},
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "billing-recover-attempts": {
+        "task": "billing.tasks.recover_attempts",
+        "schedule": 30.0,
+        "options": {"expires": 25},
     },
     "billing-release-expired-holds": {
         "task": "billing.tasks.release_expired_holds",
@@ -25,9 +30,21 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # OpenRouter's usage_daily tells only of the current UTC day (crontab is UTC: Celery's default), so the
+    # books are checked through the day, off the minute it resets, and once more just before it does.
+    "billing-books-balance": {
+        "task": "billing.tasks.books_balance",
+        "schedule": crontab(minute="7-59/15"),
+        "options": {"expires": 10 * 60},
+    },
+    "billing-books-balance-day-end": {
+        "task": "billing.tasks.books_balance",
+        "schedule": crontab(hour=23, minute=58),
+        "options": {"expires": 60},
+    },
     "chat-sweep-orphaned-replies": {
         "task": "chat.tasks.sweep_orphaned_replies",
-        "schedule": 60.0,
-        "options": {"expires": 55},
+        "schedule": 30.0,
+        "options": {"expires": 25},
     },
 }

@@ -57,6 +57,12 @@ ORWEB_AUTO_MAX_REQUEST_USD = env.str("ORWEB_AUTO_MAX_REQUEST_USD", default="0.50
 ORWEB_DEFAULT_RPM = env.int("ORWEB_DEFAULT_RPM", default=60)
 ORWEB_DEFAULT_TPM = env.int("ORWEB_DEFAULT_TPM", default=200_000)
 ORWEB_DEFAULT_CONCURRENT = env.int("ORWEB_DEFAULT_CONCURRENT", default=4)
+# Where each process journals its upstream attempts until they are in the ledger (billing.journal). Every
+# web and worker process of one deployment must see the same directory (a shared volume), so that any of
+# them can settle what a dead one left.
+ORWEB_JOURNAL_DIR = env.path(
+    "ORWEB_JOURNAL_DIR", default=str(Path(env.str("ORWEB_DATA_DIR", default=str(BASE_DIR / ".data"))) / "journal")
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -185,3 +191,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Books that balance (billing.books): the ledger's UTC day and OpenRouter's `usage_daily` for the key have
+# drifted when they differ by more than the larger of BOOKS_DRIFT_PERCENT % of OpenRouter's figure and
+# BOOKS_DRIFT_USD, on BOOKS_DRIFT_CHECKS checks in a row (one check alone may catch a call in flight or an
+# estimate not yet reconciled). Amounts are strings, read as Decimal.
+BOOKS_DRIFT_PERCENT = env.str("BOOKS_DRIFT_PERCENT", default="1")
+BOOKS_DRIFT_USD = env.str("BOOKS_DRIFT_USD", default="0.10")
+BOOKS_DRIFT_CHECKS = env.int("BOOKS_DRIFT_CHECKS", default=2)

@@ -208,6 +208,7 @@ class OpenRouterClient:
         transport: httpx.AsyncBaseTransport | None = None,
         connect_timeout: float = 10,
         idle_timeout: float = 60,
+        answer_timeout: float = 600,
         default_max_tokens: int = 1024,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -219,6 +220,7 @@ class OpenRouterClient:
             headers["X-OpenRouter-Title"] = app_title
         self._api_key = api_key
         self._idle_timeout = idle_timeout
+        self._answer_timeout = answer_timeout
         self._default_max_tokens = default_max_tokens
         self._retry = retry or RetryPolicy()
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
@@ -328,12 +330,17 @@ class OpenRouterClient:
 
     async def _chat_once(self, body: dict[str, Any], observe: Observer | None) -> ChatResult:
         """One try. The headers are read first (OpenRouter sends them at once, then whitespace while the
-        model works), so the generation is known even when the body never comes."""
+        model works), so the generation is known even when the body never comes. The whitespace keeps
+        every read alive, so the whole answer has a deadline of its own (`answer_timeout`)."""
         request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_JSON_HEADERS)
         response = await self._transport_call(self._http.send(request, stream=True))
         try:
             _observe(observe, response, body["model"])
-            content = await self._transport_call(response.aread())
+            try:
+                async with asyncio.timeout(self._answer_timeout):
+                    content = await self._transport_call(response.aread())
+            except TimeoutError as exc:
+                raise RequestTimeout(f"No answer within {self._answer_timeout:g} seconds") from exc
         finally:
             await response.aclose()
         if response.status_code >= 400:
@@ -368,28 +375,10 @@ class OpenRouterClient:
         return events
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
-        payload, _ = await self._send("GET", path, params=params)
-        return payload
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> tuple[Any, httpx.Headers]:
-        request = self._http.build_request(
-            method,
-            path,
-            params=params,
-            content=None if body is None else _encode(body),
-            headers=_JSON_HEADERS if body is not None else None,
-        )
-        response = await self._transport_call(self._http.send(request))
+        response = await self._transport_call(self._http.get(path, params=params))
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content, response.headers)
-        return _parse(response.content, response.headers), response.headers
+        return _parse(response.content, response.headers)
 
     async def _transport_call(self, call: Awaitable[T]) -> T:
         try:

@@ -34,6 +34,7 @@ def get_client() -> OpenRouterClient:
             app_url=settings.ORWEB_SITE_URL,
             app_title=settings.ORWEB_APP_TITLE,
             idle_timeout=settings.OPENROUTER_IDLE_TIMEOUT,
+            answer_timeout=settings.OPENROUTER_ANSWER_TIMEOUT,
             default_max_tokens=settings.OPENROUTER_DEFAULT_MAX_TOKENS,
         )
         per_loop[key] = client

@@ -8,11 +8,14 @@ makes API keys as them. `superuser` is for Django's admin site only.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 import freezegun
 import httpx
@@ -20,6 +23,7 @@ import pytest
 import redis
 import uvicorn
 from django.conf import settings as django_settings
+from django.db import connection
 from django.test import Client
 
 from tests.helpers.personas import person, signed_in
@@ -58,12 +62,43 @@ class SimulatorServer:
     def stats(self) -> dict:
         return self.control("GET", "stats").json()
 
+    def billed(self, wait: float = 10.0) -> dict[str, Decimal]:
+        """What the simulator billed, generation id -> exact cost, once nothing is in flight there: a stream
+        whose client left is billed when the simulator notices, an abandoned non-streamed reply when it would
+        have ended. Waits up to `wait` seconds for that, then fails (a test compares finished work)."""
+        deadline = time.monotonic() + wait
+        while (listing := self.control("GET", "billed").json())["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not listing["in_flight"], f"{listing['in_flight']} generation(s) still in flight at the simulator"
+        return {generation["id"]: Decimal(generation["cost"]) for generation in listing["data"]}
+
+    def add_usage(self, amount: Decimal | str, day: date | None = None) -> None:
+        """Usage of the key that no generation accounts for (another app sharing the key): drift in `/key`."""
+        self.control("POST", "usage", json={"amount": str(amount), "day": day and day.isoformat()})
+
 
 def database_url(db: dict) -> str:
     """A database's settings as a URL for another process, over TCP or a unix socket (embedded server)."""
     if db["HOST"]:
         return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['OPTIONS']['host']}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _journal_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test session journals its attempts in a directory of its own (servers it starts inherit it),
+    so journals left by an earlier run are never replayed into this run's database."""
+    directory = str(tmp_path_factory.mktemp("journal"))
+    os.environ["ORWEB_JOURNAL_DIR"] = django_settings.ORWEB_JOURNAL_DIR = directory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_pool(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Close the connection pool before the test database is dropped: the attempts thread
+    (billing.attempts) may have borrowed a connection from it, and pooled connections stay open."""
+    yield
+    with django_db_blocker.unblock():
+        connection.close_pool()
 
 
 @pytest.fixture(autouse=True)

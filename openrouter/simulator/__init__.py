@@ -19,6 +19,11 @@ What a model answers is a function of the request (model + messages), so tests c
 * models marked ``always_reasons`` in ``models.json`` (DeepSeek R1, QwQ) stream ``reasoning`` first;
   other reasoning-capable models do when the request asks for ``reasoning``.
 
+Like OpenRouter, a non-streamed reply answers 200 with its headers (``X-Generation-Id``) at once, then
+whitespace while it is generated, then the JSON. Every generation is billed once when it ends: a stream
+the client closes for what was sent (``cancelled``), a non-streamed one in full even if its client left.
+``GET /_sim/billed`` lists what was billed, with exact costs, for tests to compare their ledger with.
+
 Faults (errors, drops, stalls, malformed chunks, slow starts): see ``openrouter.simulator.faults``.
 """
 

@@ -1,8 +1,11 @@
 """The ASGI app: OpenRouter's routes under ``/api/v1`` and test controls under ``/_sim``.
 
-Control endpoints answer plain JSON (no ``data`` envelope): ``PUT/POST /_sim/models``,
+Control endpoints answer plain JSON (no ``data`` envelope, except ``billed``): ``PUT/POST /_sim/models``,
 ``DELETE /_sim/models/{id}``, ``GET/PATCH /_sim/config``, ``POST/DELETE /_sim/faults``,
-``GET /_sim/stats``, ``GET /_sim/requests`` (the last 200 chat requests as received), ``POST /_sim/reset``.
+``GET /_sim/stats``, ``GET /_sim/requests`` (the last 200 chat requests as received), ``POST /_sim/reset``,
+``GET /_sim/billed`` (every generation billed so far, at once: ``{"data": [...], "in_flight": n}``, what a
+test compares its ledger with) and ``POST /_sim/usage {"amount": "0.5", "day"?: "YYYY-MM-DD"}`` (usage of
+the key that no generation accounts for, as when another app shares the key: drift for the books check).
 
 ``create_app()`` builds an independent simulator; its state is ``app.state.sim`` (a ``SimState``).
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,8 +29,8 @@ from openrouter.simulator.delivery import Completion
 from openrouter.simulator.errors import SimError
 from openrouter.simulator.faults import FaultSpecError
 from openrouter.simulator.replies import plan_reply
+from openrouter.simulator.responses import EventStream, KeptAliveReply
 from openrouter.simulator.state import SimState, SimulatorConfig
-from openrouter.simulator.streaming import EventStream
 
 
 def create_app(config: SimulatorConfig | None = None) -> Starlette:
@@ -44,6 +49,8 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         Route("/_sim/faults", clear_faults, methods=["DELETE"]),
         Route("/_sim/stats", get_stats, methods=["GET"]),
         Route("/_sim/requests", get_requests, methods=["GET"]),
+        Route("/_sim/billed", get_billed, methods=["GET"]),
+        Route("/_sim/usage", add_usage, methods=["POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
     ]
     app = Starlette(
@@ -90,7 +97,9 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"data": [m.info for m in _state(request).models.values()]})
 
 
-async def chat_completions(request: Request) -> Response | EventStream:
+async def chat_completions(request: Request) -> Response | EventStream | KeptAliveReply:
+    """Errors found before generating answer their own status; after that the answer is a 200 whose
+    ``X-Generation-Id`` names what will be billed. A client gone before then is never generated for."""
     state = _state(request)
     _authenticate(request)
     body = await _json(request)
@@ -102,10 +111,14 @@ async def chat_completions(request: Request) -> Response | EventStream:
     model, spec = choose_model(state, chat)
     if chat.spec.first_byte_delay is None:
         await _sleep(spec.first_byte_delay)
+    if await request.is_disconnected():
+        return Response(status_code=499)
     completion = Completion(state, chat, model, spec, plan_reply(state, chat, model, spec))
     if chat.stream:
         return EventStream(completion.events(), completion.headers, completion.cancel)
-    return Response(await completion.body(), media_type="application/json", headers=completion.headers)
+    generation = asyncio.ensure_future(completion.generate())
+    state.detach(generation)
+    return KeptAliveReply(generation, completion.headers, state.config.keepalive_interval)
 
 
 async def get_generation(request: Request) -> Response:
@@ -185,6 +198,24 @@ async def get_stats(request: Request) -> Response:
 
 async def get_requests(request: Request) -> Response:
     return JSONResponse(list(_state(request).received))
+
+
+async def get_billed(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse({"data": state.billed(), "in_flight": len(state.in_flight)})
+
+
+async def add_usage(request: Request) -> Response:
+    data = await _json(request)
+    try:
+        amount = Decimal(str(data["amount"]))
+        day = date.fromisoformat(data["day"]) if data.get("day") is not None else None
+    except (TypeError, KeyError, ValueError, InvalidOperation) as exc:
+        raise SimError(400, 'expected {"amount": "<USD>", "day"?: "YYYY-MM-DD"}') from exc
+    if not amount.is_finite() or amount < 0:
+        raise SimError(400, "amount: expected a non-negative number of USD")
+    _state(request).add_usage(amount, day)
+    return Response(status_code=204)
 
 
 async def reset(request: Request) -> Response:

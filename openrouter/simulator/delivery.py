@@ -1,7 +1,10 @@
 """Delivering a planned reply: one JSON body, or a paced SSE stream with keep-alives and faults.
 
 Every generation is recorded once when it ends (finished, failed mid-stream, dropped or cancelled),
-billing the tokens produced so far, as OpenRouter does.
+billing the tokens produced so far, as OpenRouter does. A stream the client closes stops there and is
+billed for what was sent (the prompt, if no token was), marked ``cancelled``. A non-streamed generation
+cannot be cancelled: it runs to its end whether or not its client waits, and is billed in full, not
+marked cancelled (OpenRouter's cancellation is a streaming feature).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from typing import Any
 import httpx
 
 from openrouter.simulator.chat import ChatRequest
-from openrouter.simulator.errors import SimError
 from openrouter.simulator.faults import FaultSpec, error_type
 from openrouter.simulator.replies import Reply
 from openrouter.simulator.state import Generation, SimModel, SimState
@@ -65,8 +67,10 @@ class Completion:
     first_token_at: float | None = None
     emitted: int = 0
     emitted_reasoning: int = 0
-    streaming: bool = False
     finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.state.begin(self.id, streamed=self.request.stream)
 
     @property
     def ttft(self) -> float:
@@ -101,8 +105,6 @@ class Completion:
         if self.finished:
             return
         self.finished = True
-        if self.streaming:
-            self.state.open_streams -= 1
         now = time.monotonic()
         first = self.first_token_at or now
         self.state.record(
@@ -136,20 +138,36 @@ class Completion:
 
     # Non-streaming ------------------------------------------------------------------------------
 
-    async def body(self) -> bytes:
-        """The whole reply after the time a stream would have taken; faults become error answers."""
-        reply = self.reply
-        tokens = reply.completion_tokens
-        delay = self.ttft + (self.spec.stall or 0) + (tokens / self.tps if self.tps else 0)
-        await asyncio.sleep(delay)
-        failed_after = self.spec.error_after if self.spec.error_after is not None else self.spec.drop_after
-        if failed_after is not None:
-            code = self.spec.error_code or 502
-            raise SimError(code, "Provider returned error", {"error_type": error_type(code)})
+    async def generate(self) -> bytes | None:
+        """Generate the whole reply in the time a stream would take, bill it, and give the body to send:
+        the completion, or OpenRouter's error body when the provider failed after ``error_after`` tokens
+        (``None`` after ``drop_after``: the connection is to be dropped). Run apart from the request."""
+        reply, spec = self.reply, self.spec
+        total = reply.completion_tokens
+        points = [(spec.error_after, "error"), (spec.drop_after, "drop")]
+        failures = [(at, kind) for at, kind in points if at is not None and at <= total]
+        tokens, failure = min(failures, key=lambda f: f[0], default=(total, None))
+        await asyncio.sleep(self._time_to(tokens))
         self.first_token_at = self.started + self.ttft
         self.emitted = tokens
-        self.emitted_reasoning = len(reply.reasoning)
+        self.emitted_reasoning = min(tokens, len(reply.reasoning))
+        if failure == "error":
+            self.finish("error")
+            return json.dumps({"error": self._error()}).encode()
+        if failure == "drop":
+            self.finish(None)
+            return None
         self.finish(reply.finish_reason)
+        encoded = json.dumps(self._completion()).encode()
+        return encoded[: len(encoded) // 2] if spec.malformed_after is not None else encoded
+
+    def _time_to(self, tokens: int) -> float:
+        """When a stream of this reply would have sent ``tokens`` tokens (stalls included)."""
+        stall = self.spec.stall if self.spec.stall and (self.spec.stall_after or 0) <= tokens else 0
+        return self.ttft + stall + (tokens / self.tps if self.tps else 0)
+
+    def _completion(self) -> dict[str, Any]:
+        reply = self.reply
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(reply.content),
@@ -179,16 +197,13 @@ class Completion:
             "system_fingerprint": f"fp_{seed_of(self.model.id) % 16**10:010x}",
         }
         if not self.spec.no_usage:
-            data["usage"] = self.usage(tokens, len(reply.reasoning))
-        encoded = json.dumps(data).encode()
-        return encoded[: len(encoded) // 2] if self.spec.malformed_after is not None else encoded
+            data["usage"] = self.usage(reply.completion_tokens, len(reply.reasoning))
+        return data
 
     # Streaming ----------------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[bytes]:
         """SSE bytes, paced by an absolute schedule so high token rates stay accurate."""
-        self.streaming = True
-        self.state.open_streams += 1
         spec = self.spec
         loop = asyncio.get_running_loop()
         yield KEEPALIVE
@@ -310,8 +325,12 @@ class Completion:
         usage = self.usage(self.emitted, self.emitted_reasoning)
         return _sse({**self._base("chat.completion.chunk"), "choices": [], "usage": usage})
 
-    def _error_chunk(self) -> bytes:
+    def _error(self) -> dict[str, Any]:
+        """The provider's failure after the response started, as OpenRouter reports it in a 200 body."""
         code = self.spec.error_code or 502
+        return {"code": code, "message": "Provider returned error", "metadata": {"error_type": error_type(code)}}
+
+    def _error_chunk(self) -> bytes:
         choice = {
             "index": 0,
             "delta": {"content": ""},
@@ -319,12 +338,7 @@ class Completion:
             "native_finish_reason": "error",
             "logprobs": None,
         }
-        error = {
-            "code": code,
-            "message": "Provider returned error",
-            "metadata": {"error_type": error_type(code)},
-        }
-        return _sse({**self._base("chat.completion.chunk"), "error": error, "choices": [choice]})
+        return _sse({**self._base("chat.completion.chunk"), "error": self._error(), "choices": [choice]})
 
 
 def _sse(data: dict[str, Any]) -> bytes:

@@ -24,13 +24,16 @@ Keys:
 ``fail_first=<k>``          with ``key=<name>``: the first k requests carrying this key answer
                             ``status`` (default 503), later ones succeed; counted per app instance
 ``error_after=<n>``         stream: after n tokens, a mid-stream error chunk (top-level ``error`` and
-                            ``finish_reason: "error"``), then the stream ends without ``[DONE]``
-``error_code=<code>``       that chunk's ``error.code`` (default 502)
-``drop_after=<n>``          stream: the connection is closed after n tokens (no finish, no ``[DONE]``)
-``stall=<s>``               stream: only keep-alive comments for s seconds ...
+                            ``finish_reason: "error"``), then the stream ends without ``[DONE]``;
+                            not streamed: the 200 body is ``{"error": {...}}``. Billed for the n tokens
+``error_code=<code>``       that error's ``code`` (default 502)
+``drop_after=<n>``          the connection is closed after n tokens (no finish, no ``[DONE]``, no JSON);
+                            billed for the n tokens
+``stall=<s>``               only keep-alives for s seconds (comments, or whitespace when not streamed) ...
 ``stall_after=<n>``         ... after n tokens (default 0: before the first token)
-``malformed_after=<n>``     stream: one chunk of invalid JSON after n tokens, then carry on
-``first_byte_delay=<s>``    send nothing at all for s seconds
+``malformed_after=<n>``     stream: one chunk of invalid JSON after n tokens, then carry on; not
+                            streamed: the JSON is cut in half (billed in full all the same)
+``first_byte_delay=<s>``    send nothing at all for s seconds (a client gone by then is never generated for)
 ``no_usage=1``              no usage (streaming: no usage chunk)
 ``no_cost=1``               usage without ``cost``
 ``usage_before_finish=1``   streaming: the usage chunk comes before the finish chunk

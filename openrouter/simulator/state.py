@@ -2,10 +2,16 @@
 
 State lives on one object per app (``app.state.sim``), never in module globals, so every test gets
 its own world and can change it with plain method calls (or the ``/_sim/*`` endpoints).
+
+A generation is *in flight* from the moment its response is accepted until it is billed, once, when it
+ends. ``reset()`` forgets the generations in flight, so one that ends later is not billed into the
+next test's world.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import dataclasses
 import json
@@ -13,6 +19,7 @@ import os
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,6 +159,25 @@ class Generation:
     cancelled: bool
     ready_at: float
 
+    @property
+    def day(self) -> date:
+        """The UTC day it was billed on, which is what ``/key``'s daily, weekly and monthly usage count by."""
+        return datetime.fromtimestamp(self.created, UTC).date()
+
+    def billed_json(self) -> dict[str, Any]:
+        """What ``/_sim/billed`` lists: the charge exactly, as a decimal string."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "provider": self.provider,
+            "cost": format(self.cost, "f"),
+            "tokens_prompt": self.tokens_prompt,
+            "tokens_completion": self.tokens_completion,
+            "cancelled": self.cancelled,
+            "streamed": self.streamed,
+            "finish_reason": self.finish_reason,
+        }
+
     def as_json(self) -> dict[str, Any]:
         cost = float(self.cost)
         return {
@@ -204,29 +230,42 @@ class SimState:
     faults: dict[str, FaultSpec] = field(init=False)
     fail_counts: Counter[str] = field(init=False)
     generations: dict[str, Generation] = field(init=False)
+    in_flight: dict[str, bool] = field(init=False)
+    detached: set[asyncio.Task[Any]] = field(init=False)
+    unattributed: list[tuple[date, Decimal]] = field(init=False)
     usage: Decimal = field(init=False)
     requests: Counter[str] = field(init=False)
     chat_requests: int = field(init=False)
     cancelled_streams: int = field(init=False)
-    open_streams: int = field(init=False)
     received: deque[dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.detached = set()
         self.reset()
 
     def reset(self) -> None:
-        """Back to the world the app was created with: config, catalog, no history."""
+        """Back to the world the app was created with: config, catalog, no history, nothing in flight."""
+        for task in list(self.detached):
+            with contextlib.suppress(RuntimeError):  # its loop is closed: the task went with it
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        self.detached = set()
         self.config = self.initial
         self.models = {m.id: m for m in load_catalog(self.initial.models)}
         self.faults = {}
         self.fail_counts = Counter()
         self.generations = {}
+        self.in_flight = {}
+        self.unattributed = []
         self.usage = Decimal(0)
         self.requests = Counter()
         self.chat_requests = 0
         self.cancelled_streams = 0
-        self.open_streams = 0
         self.received = deque(maxlen=200)
+
+    @property
+    def open_streams(self) -> int:
+        """Streams whose response has started and whose generation is not billed yet."""
+        return sum(self.in_flight.values())
 
     def update_config(self, **changes: Any) -> SimulatorConfig:
         self.config = self.config.updated(changes)
@@ -254,12 +293,33 @@ class SimState:
         else:
             self.faults.pop(model_id, None)
 
+    def begin(self, generation_id: str, *, streamed: bool) -> None:
+        """A generation was accepted: it will be billed when it ends, whatever its client does."""
+        self.in_flight[generation_id] = streamed
+
+    def detach(self, task: asyncio.Task[Any]) -> None:
+        """Keep a generation that runs apart from its request alive until it ends (or ``reset()``)."""
+        self.detached.add(task)
+        task.add_done_callback(self.detached.discard)
+
     def record(self, generation: Generation) -> None:
-        """Bill and store a generation; ``/generation`` shows it after ``generation_delay``."""
+        """Bill and store a generation in flight; ``/generation`` shows it after ``generation_delay``.
+        One begun before ``reset()`` is not billed: it belongs to a world that is gone."""
+        if self.in_flight.pop(generation.id, None) is None:
+            return
         self.generations[generation.id] = generation
         self.usage += generation.cost
         if generation.cancelled:
             self.cancelled_streams += 1
+
+    def add_usage(self, amount: Decimal, day: date | None = None) -> None:
+        """Usage of the key that no generation here accounts for (another app on the same key, say)."""
+        self.unattributed.append((day or datetime.now(UTC).date(), amount))
+        self.usage += amount
+
+    def billed(self) -> list[dict[str, Any]]:
+        """Every generation billed so far, at once (``/generation`` waits ``generation_delay``)."""
+        return [generation.billed_json() for generation in self.generations.values()]
 
     def find_generation(self, generation_id: str) -> Generation | None:
         found = self.generations.get(generation_id)
@@ -271,20 +331,29 @@ class SimState:
         limit = self.config.credit_limit
         return None if limit is None else limit - self.usage
 
+    def period_usage(self, today: date) -> tuple[Decimal, Decimal, Decimal]:
+        """Usage on ``today``, in its ISO week (from Monday) and in its month, all by UTC billing day."""
+        charges = [(g.day, g.cost) for g in self.generations.values()] + self.unattributed
+        week = today.isocalendar()[:2]
+        daily = sum((cost for day, cost in charges if day == today), Decimal(0))
+        weekly = sum((cost for day, cost in charges if day.isocalendar()[:2] == week), Decimal(0))
+        monthly = sum((cost for day, cost in charges if (day.year, day.month) == (today.year, today.month)), Decimal(0))
+        return daily, weekly, monthly
+
     def key_info(self, key: str) -> dict[str, Any]:
         limit = self.config.credit_limit
         remaining = self.remaining_credit()
-        usage = float(self.usage)
+        daily, weekly, monthly = self.period_usage(datetime.now(UTC).date())
         return {
             "label": f"{key[:11]}...{key[-3:]}",
             "limit": None if limit is None else float(limit),
             "limit_remaining": None if remaining is None else float(remaining),
             "limit_reset": None,
             "include_byok_in_limit": False,
-            "usage": usage,
-            "usage_daily": usage,
-            "usage_weekly": usage,
-            "usage_monthly": usage,
+            "usage": float(self.usage),
+            "usage_daily": float(daily),
+            "usage_weekly": float(weekly),
+            "usage_monthly": float(monthly),
             "byok_usage": 0,
             "is_free_tier": False,
             "is_provisioning_key": False,
@@ -295,6 +364,7 @@ class SimState:
             "requests": dict(self.requests),
             "requests_total": self.chat_requests,
             "generations": len(self.generations),
+            "in_flight": len(self.in_flight),
             "cancelled_streams": self.cancelled_streams,
             "open_streams": self.open_streams,
             "usage": float(self.usage),

@@ -6,6 +6,8 @@ import asyncio
 from decimal import Decimal
 
 import httpx
+import pytest
+from freezegun import freeze_time
 
 from openrouter.simulator import SimulatorConfig, create_app
 from tests.helpers.simulator import chat
@@ -135,3 +137,62 @@ async def test_without_max_tokens_the_credit_check_assumes_the_models_maximum(si
 async def test_free_models_pass_the_credit_check(sim_client, sim):
     sim.update_config(credit_limit="0")
     assert (await sim_client.post("/chat/completions", json=chat(model="deepseek/deepseek-r1:free"))).status_code == 200
+
+
+async def billed_costs(control) -> dict[str, Decimal]:
+    return {g["id"]: Decimal(g["cost"]) for g in (await control.get("/billed")).json()["data"]}
+
+
+async def key_usage(sim_client) -> dict[str, Decimal]:
+    data = (await sim_client.get("/key")).json()["data"]
+    return {name: Decimal(str(data[name])) for name in ("usage", "usage_daily", "usage_weekly", "usage_monthly")}
+
+
+async def test_key_usage_counts_by_utc_day_iso_week_and_month_of_billing(sim_client, control):
+    async def generation_at(moment: str) -> str:
+        frozen.move_to(moment)
+        response = await sim_client.post("/chat/completions", json=chat(f"at {moment}"))
+        return response.headers["x-generation-id"]
+
+    with freeze_time("2026-03-29 23:59:59", real_asyncio=True) as frozen:
+        sunday = await generation_at("2026-03-29 23:59:59")  # ISO week 13, March
+        monday = await generation_at("2026-03-30 00:00:00")  # week 14 starts
+        wednesday = await generation_at("2026-04-01 10:00:00")  # week 14, April
+        assert (await control.post("/usage", json={"amount": "0.5", "day": "2026-02-10"})).status_code == 204
+        assert (await control.post("/usage", json={"amount": "0.25", "day": "2026-04-01"})).status_code == 204
+        frozen.move_to("2026-04-01 23:59:59")
+        assert (await control.post("/usage", json={"amount": 0.125})).status_code == 204  # today, by default
+        cost = await billed_costs(control)
+        other = Decimal("0.875")
+        assert await key_usage(sim_client) == {
+            "usage": cost[sunday] + cost[monday] + cost[wednesday] + other,
+            "usage_daily": cost[wednesday] + Decimal("0.375"),
+            "usage_weekly": cost[monday] + cost[wednesday] + Decimal("0.375"),
+            "usage_monthly": cost[wednesday] + Decimal("0.375"),
+        }
+        frozen.move_to("2026-04-02 00:00:01")
+        assert (await key_usage(sim_client))["usage_daily"] == 0
+        assert (await key_usage(sim_client))["usage_weekly"] == cost[monday] + cost[wednesday] + Decimal("0.375")
+
+
+async def test_unattributed_usage_spends_the_keys_credit(sim_client, control, sim):
+    sim.update_config(credit_limit=2)
+    assert (await control.post("/usage", json={"amount": "1.5"})).status_code == 204
+    data = (await sim_client.get("/key")).json()["data"]
+    assert (data["usage"], data["usage_daily"], data["limit_remaining"]) == (1.5, 1.5, 0.5)
+    assert (await control.get("/billed")).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"amount": "lots"}, {"amount": "-1"}, {"amount": "NaN"}, {"amount": "1", "day": "31/03"}, []]
+)
+async def test_unattributed_usage_must_be_an_amount_and_a_day(control, body):
+    response = await control.post("/usage", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 400
+
+
+async def test_reset_forgets_unattributed_usage(sim_client, control):
+    await control.post("/usage", json={"amount": "3"})
+    await control.post("/reset")
+    assert (await sim_client.get("/key")).json()["data"]["usage"] == 0

@@ -109,11 +109,6 @@ async def test_error_after_sends_a_mid_stream_error_and_no_done(sim_client):
     assert streamed.content == "one two"
 
 
-async def test_error_after_without_streaming_is_an_error_answer(sim_client):
-    response = await post(sim_client, chat(), "error_after=1")
-    assert response.status_code == 502
-
-
 async def test_drop_after_cuts_the_connection(sim_client, sim):
     with pytest.raises(httpx.RemoteProtocolError):
         await post(sim_client, {**chat("echo: one two three four"), "stream": True}, "drop_after=3")

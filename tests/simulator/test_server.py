@@ -33,6 +33,14 @@ def test_the_openai_sdk_reads_a_completion(sim_server):
     assert completion.usage.model_extra["cost"] > 0
 
 
+def test_the_openai_sdk_reads_a_completion_kept_alive_with_whitespace(sim_server):
+    sim_server.sim.update_config(ttft=0.3)
+    completion = sdk(sim_server).chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "echo: after a wait"}], max_tokens=50
+    )
+    assert completion.choices[0].message.content == "after a wait"
+
+
 def test_the_openai_sdk_reads_a_stream(sim_server):
     stream = sdk(sim_server).chat.completions.create(
         model="openai/gpt-4o",

@@ -1,0 +1,121 @@
+"""Failures before any content are still paid for when OpenRouter billed them: every try that got response
+headers has its generation id in the ledger, retried ones too, priced from `/generation` by reconciliation;
+a try that got nothing is settled at $0 with the reason. Each test ends with the ledger equal to what the
+simulator billed, by generation id, and no hold left."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from billing.budgets import set_budget
+from billing.models import BudgetPeriod, LedgerEntry
+from billing.reconcile import reconcile_pending
+from gateway import metered
+from orweb.errors import ServiceUnavailable, UpstreamFailed
+from tests.helpers.billing import assert_ledger_matches_simulator, wait_for_reconciled
+from tests.helpers.metering import ask, in_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def budgeted(owner):
+    set_budget(user=owner, amount=Decimal("5"))
+    return owner
+
+
+async def _books_balance(simulator) -> list[LedgerEntry]:
+    """Reconcile as the worker would, then compare the ledger with the simulator."""
+    billed = await asyncio.to_thread(simulator.billed)
+
+    def reconciled() -> None:
+        for _ in range(100):
+            reconcile_pending(settle_delay=dt.timedelta(0))
+            if not LedgerEntry.objects.filter(cost_source="estimated").exists():
+                break
+        wait_for_reconciled(timeout=1)
+
+    await in_thread(reconciled)()
+    await in_thread(assert_ledger_matches_simulator)(simulator)
+    assert billed, "the simulator billed nothing: the test did not reach upstream"
+    return await in_thread(lambda: list(LedgerEntry.objects.order_by("pk")))()
+
+
+async def test_a_stream_stalled_before_its_first_token_is_paid_for_every_try(simulator, catalog, budgeted, settings):
+    settings.OPENROUTER_IDLE_TIMEOUT = 0.3
+    with pytest.raises(UpstreamFailed):
+        async with metered.stream(budgeted, ask("hi [[sim stall=5]]"), source="api") as call:
+            [event async for event in call]
+    entries = await _books_balance(simulator)
+    assert len(entries) == 3  # the first try and two retries, each billed for its prompt
+    assert {entry.status for entry in entries} == {"error"} and all(entry.cost > 0 for entry in entries)
+
+
+async def test_a_non_stream_answer_that_times_out_is_paid_for_in_full(simulator, catalog, budgeted, settings):
+    settings.OPENROUTER_ANSWER_TIMEOUT = 0.3
+    simulator.configure(tps=10)
+    with pytest.raises(UpstreamFailed) as failure:
+        await metered.complete(budgeted, ask("a story [[sim tokens=20]]"), source="api")
+    assert failure.value.status == 504
+    entries = await _books_balance(simulator)
+    assert len(entries) == 3
+    assert all(entry.completion_tokens == 20 and entry.cost_source == "reconciled" for entry in entries)
+
+
+async def test_a_malformed_non_stream_answer_is_paid_for(simulator, catalog, budgeted):
+    with pytest.raises(UpstreamFailed):
+        await metered.complete(budgeted, ask("hello [[sim malformed_after=1]]"), source="api")
+    [entry] = await _books_balance(simulator)
+    assert entry.status == "error" and entry.cost > 0 and entry.generation_id
+
+
+async def test_errors_retried_before_the_first_token_each_keep_their_generation(simulator, catalog, budgeted):
+    simulator.fault("openai/gpt-4o-mini", "error_after=0")
+    request = ask("hi", model="openai/gpt-4o-mini", fallback_models=["openai/gpt-4o"])
+    async with metered.stream(budgeted, request, source="api") as call:
+        [event async for event in call]
+    entries = await _books_balance(simulator)
+    assert call.result.status == "ok" and call.result.served_model == "openai/gpt-4o"
+    assert sorted(entry.status for entry in entries) == ["error", "error", "error", "ok"]
+    assert len({entry.generation_id for entry in entries}) == 4
+
+
+async def test_a_non_stream_call_whose_caller_leaves_is_paid_for_in_full(simulator, catalog, budgeted):
+    simulator.configure(tps=20)
+    task = asyncio.create_task(metered.complete(budgeted, ask("a story [[sim tokens=30]]"), source="api"))
+    while not simulator.control("GET", "billed").json()["in_flight"]:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # the headers (and the generation id) are in
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [entry] = await _books_balance(simulator)
+    assert entry.status == "cancelled" and entry.completion_tokens == 30
+
+
+async def test_a_try_that_got_nothing_is_settled_at_zero_with_the_reason(simulator, catalog, budgeted):
+    task = asyncio.create_task(metered.complete(budgeted, ask("hi [[sim first_byte_delay=2]]"), source="api"))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [entry] = await in_thread(lambda: list(LedgerEntry.objects.all()))()
+    assert (entry.generation_id, entry.cost, entry.status) == (None, 0, "cancelled")
+    assert entry.error == "cancelled before an answer"
+
+
+async def test_a_call_that_cannot_be_journaled_is_refused_with_its_hold_given_back(
+    simulator, catalog, budgeted, settings, tmp_path
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.ORWEB_JOURNAL_DIR = str(blocker / "journal")
+    with pytest.raises(ServiceUnavailable):
+        await metered.complete(budgeted, ask(), source="api")
+    period = await in_thread(BudgetPeriod.objects.get)()
+    assert (period.held, period.spent) == (0, 0)
+    assert simulator.stats()["requests_total"] == 0

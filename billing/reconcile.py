@@ -25,6 +25,8 @@ from orweb.upstream import get_client
 
 logger = logging.getLogger(__name__)
 
+NEVER_BILLED_AFTER = dt.timedelta(days=1)
+
 
 class GenerationPending(Exception):
     """OpenRouter doesn't know the generation yet (404): try again later."""
@@ -71,13 +73,20 @@ def apply_generation(entry_id: int, data: dict[str, Any]) -> bool:
 
 
 def reconcile_entry(entry_id: int) -> bool:
-    """Fetch and apply the billed cost of one estimated entry; GenerationPending while it's a 404."""
+    """Fetch and apply the billed cost of one estimated entry; GenerationPending while it's a 404.
+
+    A generation OpenRouter still doesn't know after NEVER_BILLED_AFTER was never billed (a try that
+    failed before the provider started, say): its row is settled at $0, so the sweep, oldest first,
+    doesn't stall on it."""
     entry = LedgerEntry.objects.filter(pk=entry_id, cost_source=LedgerEntry.CostSource.ESTIMATED).first()
     if entry is None or not entry.generation_id:
         return False
     data = async_to_sync(fetch_generation)(entry.generation_id)
     if data is None:
-        raise GenerationPending(entry.generation_id)
+        if timezone.now() - entry.created < NEVER_BILLED_AFTER:
+            raise GenerationPending(entry.generation_id)
+        logger.warning("OpenRouter has no record of generation %s: settled at $0", entry.generation_id)
+        data = {"total_cost": 0, "tokens_prompt": entry.prompt_tokens, "tokens_completion": entry.completion_tokens}
     return apply_generation(entry_id, data)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+import redis
 
-from billing.ratelimit import Limits, release_stream_slot, take
+from billing.ratelimit import STREAM_SLOT_TTL, Limits, release_stream_slot, renew_stream_slots, take
 from orweb.errors import InvalidRequest, RateLimitExceeded
 
 
@@ -60,3 +62,13 @@ def test_a_request_refused_for_a_slot_still_counts_against_requests():
 def test_calls_without_a_slot_ignore_the_stream_limit():
     take(7, _limits(streams=1), 1, slot="a")
     take(7, _limits(streams=1), 1)
+
+
+def test_a_stream_slot_is_a_short_lease_that_its_process_renews(settings):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    take(7, _limits(streams=2), 1, slot="a")
+    [(_, first)] = client.zrange("orweb:streams:7", 0, -1, withscores=True)
+    assert first <= time.time() + STREAM_SLOT_TTL <= time.time() + 60  # a dead process's slot is back soon
+    renew_stream_slots([(7, "a"), (7, "gone")])
+    [(member, renewed)] = client.zrange("orweb:streams:7", 0, -1, withscores=True)
+    assert member == b"a" and renewed > first  # renewed; a slot already given back is not taken again

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from kombu.exceptions import OperationalError
 
+from billing import reconcile
 from billing.budgets import set_budget
 from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
 from billing.reconcile import GenerationPending, apply_generation, reconcile_entry, reconcile_pending
@@ -110,3 +111,17 @@ def test_with_the_broker_down_an_estimate_waits_for_the_sweep(simulator, catalog
     assert entry.cost_source == "reconciled"
     assert BudgetPeriod.objects.get().spent == DailyUsage.objects.get().cost == entry.cost
     assert_ledger_matches_simulator(simulator)
+
+
+def test_a_generation_openrouter_never_learns_of_is_settled_at_zero_after_a_day(simulator, catalog, owner, monkeypatch):
+    set_budget(user=owner, amount=Decimal("1"))
+    _estimated_call(owner)
+    entry = LedgerEntry.objects.get()
+    LedgerEntry.objects.filter(pk=entry.pk).update(generation_id="gen-never-billed")
+    with pytest.raises(GenerationPending):
+        reconcile_entry(entry.pk)  # a 404 is "not yet" for a day
+    monkeypatch.setattr(reconcile, "NEVER_BILLED_AFTER", timedelta(0))  # as if a day had gone by
+    assert reconcile_entry(entry.pk) is True
+    entry.refresh_from_db()
+    assert (entry.cost, entry.cost_source) == (0, "reconciled")
+    assert BudgetPeriod.objects.get().spent == DailyUsage.objects.get().cost == 0

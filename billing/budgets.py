@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing.models import Budget, BudgetPeriod, Period
+from billing.models import Budget, BudgetPeriod, LedgerEntry, Period
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,27 @@ def applicable_budgets(user: Any) -> list[Budget]:
 
 
 def current_period(budget: Budget, day: dt.date | None = None) -> BudgetPeriod:
-    """This period's running totals of a budget, created on first use (race-safe on the unique key)."""
+    """This period's running totals of a budget, created on first use (race-safe on the unique key).
+
+    A new period starts from what its owner already spent since the period began (the ledger's word), so a
+    budget set mid-month, or removed and set again, counts the month's spending so far."""
     start = period_start(budget.period, day or today())
     period = BudgetPeriod.objects.filter(budget=budget, start=start).first()
     if period is not None:
         return period
     try:
         with transaction.atomic():
-            return BudgetPeriod.objects.create(budget=budget, start=start)
+            return BudgetPeriod.objects.create(budget=budget, start=start, spent=spent_since(budget, start))
     except IntegrityError:
         return BudgetPeriod.objects.get(budget=budget, start=start)
+
+
+def spent_since(budget: Budget, start: dt.date) -> Decimal:
+    """What the budget's owner (the user, or the group's members) has spent from `start` (UTC) on."""
+    owners = [budget.user_id] if budget.user_id else list(budget.group.user_set.values_list("pk", flat=True))
+    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    total = LedgerEntry.objects.filter(user_id__in=owners, created__gte=since).aggregate(total=Sum("cost"))["total"]
+    return total or Decimal(0)
 
 
 def _status(budget: Budget, period: BudgetPeriod) -> BudgetStatus:

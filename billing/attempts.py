@@ -22,6 +22,7 @@ import random
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -222,29 +223,43 @@ def _from_json(data: dict[str, Any]) -> Outcome:
     return Outcome(**fields)
 
 
+@dataclass
+class Chores:
+    """When the attempts thread next does each of its chores (`time.monotonic()` readings)."""
+
+    renew: float = 0.0
+    settle: float = 0.0
+    recover: float = 0.0
+    wait: float = LOOP_INTERVAL
+
+
+def do_chores(own: Journal, chores: Chores, now: float) -> None:
+    """One round of the attempts thread: keep the stream slots of live attempts from expiring, retry owed
+    outcomes (waiting longer each time the database is still away), replay dead processes' journals."""
+    try:
+        if now >= chores.renew:
+            chores.renew = now + SLOT_RENEW_EVERY
+            renew_stream_slots(
+                [(a.opened["user"], a.opened["slot"]) for a in list(own.attempts.values()) if a.opened.get("slot")]
+            )
+        if own.owing() and now >= chores.settle:
+            settle_owed(own)
+            chores.wait = LOOP_INTERVAL
+        if now >= chores.recover:
+            chores.recover = now + RECOVER_EVERY
+            recover()
+    except DatabaseError:
+        logger.warning("The database is still away; owed charges wait in the journal")
+        chores.wait = min(chores.wait * 2, 30.0)
+        chores.settle = now + chores.wait
+    except Exception:
+        logger.exception("The attempts thread hit an error; it carries on")
+    finally:
+        close_old_connections()
+
+
 def _keep(own: Journal) -> None:
-    """The process's attempts thread: retry owed outcomes (with growing waits while the database is
-    away), keep the stream slots of live attempts from expiring, replay dead processes' journals."""
-    wait, next_try, next_renew, next_recover = LOOP_INTERVAL, 0.0, 0.0, 0.0
+    chores = Chores()
     while True:
         time.sleep(LOOP_INTERVAL)
-        now = time.monotonic()
-        try:
-            if now >= next_renew:
-                next_renew = now + SLOT_RENEW_EVERY
-                renew_stream_slots(
-                    [(a.opened["user"], a.opened["slot"]) for a in list(own.attempts.values()) if a.opened.get("slot")]
-                )
-            if own.owing() and now >= next_try:
-                settle_owed(own)
-                wait = LOOP_INTERVAL
-            if now >= next_recover:
-                next_recover = now + RECOVER_EVERY
-                recover()
-        except DatabaseError:
-            wait = min(wait * 2, 30.0)
-            next_try = now + wait
-        except Exception:
-            logger.exception("The attempts thread hit an error; it carries on")
-        finally:
-            close_old_connections()
+        do_chores(own, chores, time.monotonic())

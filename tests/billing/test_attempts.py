@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
+from django.db import OperationalError
 
 from billing import attempts, journal
 from billing.budgets import set_budget
@@ -225,3 +226,39 @@ def test_settling_owed_outcomes_of_this_process_writes_them_once(tmp_path, owner
     assert BudgetPeriod.objects.get().held == 0
     assert journal.read(own.path) == {}
     os.close(own._fd)
+
+
+def test_the_attempts_thread_keeps_live_slots_settles_owed_and_backs_off_while_the_database_is_away(
+    tmp_path, owner, held, monkeypatch, caplog, settings
+):
+    settings.ORWEB_JOURNAL_DIR = str(tmp_path)
+    own = attempts.journal()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    own.open(C1, {"user": owner.pk, "source": "api", "model": "m", "hold": str(held.pk), "slot": "slot-1"})
+    [(_, before)] = client.zrange(f"orweb:streams:{owner.pk}", 0, -1, withscores=True)
+    chores = attempts.Chores()
+
+    attempts.do_chores(own, chores, now=100.0)
+    [(_, renewed)] = client.zrange(f"orweb:streams:{owner.pk}", 0, -1, withscores=True)
+    assert renewed >= before and chores.renew == 100.0 + attempts.SLOT_RENEW_EVERY
+
+    outcome = attempts.Outcome(user_id=owner.pk, source="api", requested_model="m", status="ok", cost=Decimal("0.01"))
+    own.owe(C1, [attempts._to_json(outcome, held.pk)])
+
+    def database_away(journal):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(attempts, "settle_owed", database_away)
+    attempts.do_chores(own, chores, now=101.0)
+    attempts.do_chores(own, chores, now=101.0)  # not retried before its time
+    assert (chores.wait, chores.settle) == (2 * attempts.LOOP_INTERVAL, 101.0 + 2 * attempts.LOOP_INTERVAL)
+    assert LedgerEntry.objects.count() == 0
+
+    monkeypatch.undo()
+    attempts.do_chores(own, chores, now=200.0)
+    assert LedgerEntry.objects.get().cost == Decimal("0.01") and chores.wait == attempts.LOOP_INTERVAL
+    assert own.owing() == []
+
+    monkeypatch.setattr(attempts, "recover", lambda: 1 / 0)
+    attempts.do_chores(own, chores, now=300.0)
+    assert "carries on" in caplog.text

@@ -21,7 +21,7 @@ from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import conversations, frames, prompt, queries, runner
-from chat.broadcast import publish
+from chat.broadcast import publish, try_publish
 from chat.conversations import ChatActionError, Sent
 from chat.deltas import deltas_after
 from chat.models import Conversation, Message
@@ -208,8 +208,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish_all(await _message_frames(*messages))
 
     async def _publish_all(self, frames_: list[dict[str, Any]]) -> None:
+        """Announce frames; with Redis away they are skipped (logged), never failing the action: the reply
+        runs anyway, and its "done" reaches the tabs once the relay is back."""
         for frame in frames_:
-            await publish(self.conversation_id, frame)
+            await try_publish(self.conversation_id, frame)
 
     async def _start(self, reply: Message, *announce: Message) -> None:
         """Start the reply's runner and announce `announce` meanwhile.

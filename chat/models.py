@@ -74,10 +74,16 @@ class Message(models.Model):
     tool_calls = models.JSONField(default=list, blank=True)
     attachments = models.ManyToManyField("Attachment", blank=True, related_name="messages")
     created = models.DateTimeField(auto_now_add=True)
+    # When a runner last saved or touched this reply while streaming: with its lease, how chat.sweep tells
+    # a live reply from one whose process died (null until the first checkpoint: `created` stands in).
+    checkpointed = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created", "id"]
-        indexes = [models.Index(fields=["conversation", "parent"])]
+        indexes = [
+            models.Index(fields=["conversation", "parent"]),
+            models.Index(fields=["status"], condition=models.Q(status="streaming"), name="chat_message_streaming"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"

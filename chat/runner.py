@@ -4,8 +4,12 @@ A reply's life: claimed (`prepare`), run (`launch`/`start`), stopped (`stop`, fr
 chat.stopping), streamed through the gateway (the call → tool → call loop, at most MAX_STEPS metered
 calls), then written once (`_finish`) and announced. Closing a tab doesn't stop it. While streaming, its
 text goes out as paced, numbered deltas (chat.deltas), its row is checkpointed about once a second
-(chat.checkpoints), and it holds a lease (`chat:msg:<id>:runner`, refreshed while it runs) so chat.sweep
-can tell a reply whose process died from one that is still streaming.
+(chat.checkpoints), and it holds a lease (chat.lease) so chat.sweep can tell a reply whose process died
+from one that is still streaming.
+
+Redis is a relay, not the record: nothing Redis does ends a reply or shortens it. The whole text stays in
+the runner until the final row holds it; that write is retried while the database is unreachable
+(`_write_final`), and the frames that announce it are retried until the relay is back.
 
 Latency: before the upstream call it does only what the call needs (claim the row, read the turns before
 it), in one database hop; the "message" frames are announced concurrently and the first delta waits for
@@ -21,14 +25,18 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+from django.db.models.functions import Now
 from psycopg.types.json import Jsonb
 
 from billing import spend
-from chat import background, conversations, frames, prompt, stopping, tools
-from chat.broadcast import publish
+from chat import background, conversations, frames, lease, prompt, stopping, tools
+from chat.broadcast import publish_patiently, try_publish
+from chat.checkpoints import checkpoints
 from chat.deltas import DeltaPump
 from chat.models import Conversation, Message
 from chat.prompt import Context
+from chat.sweep import ORPHAN_ERROR
 from chat.titles import title_conversation
 from gateway import metered
 from gateway.types import CallResult
@@ -38,20 +46,16 @@ from orweb import sql
 from orweb.aio import db
 from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from orweb.money import format_usd
-from orweb.redis_clients import async_client
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 150
-LEASE_REFRESH = 30
 MAX_STEPS = 5
+FINAL_RETRY_FIRST = 0.5
+FINAL_RETRY_MAX = 10.0
+FINAL_PATIENCE = 600.0  # then the sweep finishes the reply from its checkpoint and the stored deltas
 _INCOMPLETE_ERRORS = (IncompleteStream, IdleTimeout, ConnectionFailed)
 
 _running: dict[int, asyncio.Task] = {}
-
-
-def lease_key(message_id: int) -> str:
-    return f"chat:msg:{message_id}:runner"
 
 
 def busy() -> bool:
@@ -71,7 +75,7 @@ def prepare(message: Message, conversation: Conversation, user: Any) -> Context 
     one gets it) and read what its upstream call needs; None if someone else has it. Synchronous: callers
     fold it into the database hop they are already in."""
     claimed = Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
-        status=Message.Status.STREAMING
+        status=Message.Status.STREAMING, checkpointed=Now()
     )
     if claimed != 1:
         return None
@@ -266,7 +270,7 @@ async def _run_tools(
         shown = {"step": step, **call, "result": result}
         totals.tool_calls.append(shown)
         turns.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        await publish(ctx.conversation.pk, frames.tool_frame(ctx.message.pk, shown))
+        await try_publish(ctx.conversation.pk, frames.tool_frame(ctx.message.pk, shown))
     pump.checkpoint(tool_calls=list(totals.tool_calls))
     return turns
 
@@ -302,7 +306,7 @@ WITH done AS (
         completion_tokens = completion_tokens + %(completion_tokens)s,
         cost = cost + %(cost)s, ttft_ms = %(ttft_ms)s, tokens_per_second = %(tokens_per_second)s,
         tool_calls = coalesce(%(tool_calls)s::jsonb, tool_calls)
-    WHERE id = %(message)s
+    WHERE id = %(message)s AND (status = 'streaming' OR (status = 'incomplete' AND error = %(swept)s))
     RETURNING *
 ),
 total AS (
@@ -347,6 +351,7 @@ def _finish(
             "ttft_ms": totals.ttft_ms,
             "tokens_per_second": totals.tokens_per_second,
             "tool_calls": Jsonb(totals.tool_calls) if totals.tool_calls else None,
+            "swept": ORPHAN_ERROR,
         },
     )
     if not found:
@@ -366,22 +371,34 @@ def _finish(
     return done, wants_title, budget
 
 
-async def _keep_lease(message_id: int) -> None:
-    """Tell chat.sweep this reply has a live runner, until cancelled (then let go of the lease)."""
-    client = async_client()
-    try:
-        while True:
-            await client.set(lease_key(message_id), "1", ex=LEASE_TTL)
-            await asyncio.sleep(LEASE_REFRESH)
-    finally:
-        await asyncio.shield(client.delete(lease_key(message_id)))
+async def _write_final(
+    message_id: int, conversation_id: int, pump: DeltaPump, totals: _Totals, outcome: _Outcome, user: Any
+) -> tuple[dict[str, Any], bool, dict[str, Any] | None] | None:
+    """Write the final row once no checkpoint can overwrite it, retrying with growing pauses while the
+    database is unreachable: until then the reply's text exists only here. The statement lands once (on a
+    row still streaming, or one the sweep closed meanwhile), so a retry after a write that did land but
+    whose answer was lost adds the cost only once. None if there is no row to finish."""
+    await checkpoints().settle(message_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FINAL_PATIENCE
+    delay = FINAL_RETRY_FIRST
+    while True:
+        try:
+            return await _finish(message_id, conversation_id, pump, totals, outcome, user)
+        except (OperationalError, InterfaceError) as exc:
+            if loop.time() + delay > deadline:
+                log.error("gave up writing the final row of message %s; the sweep finishes it", message_id)
+                return None
+            log.warning("could not write the final row of message %s (retrying): %r", message_id, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, FINAL_RETRY_MAX)
 
 
 async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
     message_id, conversation_id = ctx.message.pk, ctx.conversation.pk
     pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq, after)
     totals = _Totals()
-    lease = background.spawn(_keep_lease(message_id))
+    held = background.spawn(lease.hold(message_id, pump.checkpoint))
     outcome = _Outcome()
     try:
         await stopping.listener(_cancel).ready()
@@ -403,22 +420,19 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
             # Admitted with the send, stopped before the call: nothing was spent; settle it as such.
             admission, ctx.admission = ctx.admission, None
             await metered.abandon(admission)
+    # The text is final here; its last deltas go out while the row is written.
+    pump.seal()
     try:
-        await pump.close()
-    except Exception:
-        log.exception("could not publish the tail of message %s", message_id)
-        outcome = _Outcome(Message.Status.INCOMPLETE, "The reply could not be delivered in full.", "internal")
-    try:
-        finished = await _finish(message_id, conversation_id, pump, totals, outcome, ctx.user)
+        finished = await _write_final(message_id, conversation_id, pump, totals, outcome, ctx.user)
     finally:
-        lease.cancel()
+        held.cancel()
+    await pump.close()
     if finished is None:
         return
     done, wants_title, budget = finished
+    last = [done] if budget is None else [done, budget]
     if outcome.error_code in ("budget", "rate_limited", "not_allowed"):
-        await publish(conversation_id, frames.error_frame(outcome.error_code, outcome.error, message_id=message_id))
-    await publish(conversation_id, done)
-    if budget is not None:
-        await publish(conversation_id, budget)
+        last.insert(0, frames.error_frame(outcome.error_code, outcome.error, message_id=message_id))
+    await publish_patiently(conversation_id, last)
     if wants_title:
         background.spawn(title_conversation(conversation_id))

@@ -7,6 +7,6 @@ from celery import shared_task
 from chat.sweep import sweep_orphans
 
 
-@shared_task(expires=55)
+@shared_task(expires=25)
 def sweep_orphaned_replies() -> int:
     return sweep_orphans()

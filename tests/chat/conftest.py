@@ -1,7 +1,9 @@
-"""Chat fixtures: the owner's conversation, a channel layer of our own, and waiting for the runners."""
+"""Chat fixtures: the owner's conversation, a channel layer of our own, waiting for the runners, and a
+Redis server of a test's own to break."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 import pytest
@@ -9,6 +11,7 @@ from django.conf import settings
 
 from chat import runner, stopping
 from tests.helpers.chat import MODEL
+from tests.helpers.servers import RedisServer
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -38,3 +41,33 @@ async def drained():
     yield
     await runner.drain()
     await stopping.stop_listening()
+
+
+def _forget_redis_clients() -> None:
+    """Drop every cached client and channel layer, so the next use connects to the current REDIS_URL."""
+    from channels.layers import channel_layers
+
+    from chat import broadcast
+    from orweb import redis_clients
+
+    channel_layers.backends.clear()
+    redis_clients._async_clients.clear()
+    broadcast._publishers.clear()
+
+
+@pytest.fixture
+async def own_redis(tmp_path, settings):
+    """A redis-server of this test's own, which it may kill -9 and restart: REDIS_URL, the channel layer
+    and the Redis clients all point at it. Every reply and job is drained before it goes away."""
+    server = RedisServer(tmp_path)
+    server.start()
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"] = [server.url]
+    settings.REDIS_URL = server.url
+    settings.CHANNEL_LAYERS = layers
+    _forget_redis_clients()
+    yield server
+    await runner.drain()
+    await stopping.stop_listening()
+    server.kill()
+    _forget_redis_clients()

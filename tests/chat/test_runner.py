@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from billing.models import Budget, Hold, LedgerEntry
-from chat import consumers, conversations, runner
+from chat import consumers, conversations, lease, runner
 from chat.models import Message
 from orweb.redis_clients import async_client
 from tests.helpers.chat import Socket, deltas, reply_id, row
@@ -63,11 +63,11 @@ async def test_a_reply_that_is_streaming_holds_a_lease_and_lets_go_when_done(con
     await socket.send({"action": "send", "content": "write [[sim tokens=200 tps=100]]"})
     _, seen = await socket.until("delta")
     mid = reply_id(seen)
-    assert await async_client().exists(runner.lease_key(mid))
+    assert await async_client().exists(lease.lease_key(mid))
     await socket.send({"action": "stop", "message_id": mid})
     await socket.until("done")
     await runner.drain()
-    assert not await async_client().exists(runner.lease_key(mid))
+    assert not await async_client().exists(lease.lease_key(mid))
     await socket.close()
 
 

@@ -124,7 +124,7 @@ def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversa
 
 def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, owner):
     finish_step = inspect.unwrap(runner._finish)
-    _, reply = conversations.send(conversation, "hi")
+    _, reply = conversations.send(conversation, "hi", reply_status=Message.Status.STREAMING)
     pump = SimpleNamespace(text="Hello there", seq=3)
     totals = runner._Totals(
         prompt_tokens=5,
@@ -139,7 +139,11 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
     )
 
     done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), owner)
-    finish_step(reply.pk, conversation.pk, pump, runner._Totals(cost=Decimal("0.0003")), runner._Outcome(), owner)
+    more = runner._Totals(cost=Decimal("0.0003"))
+    # A write retried after it had landed changes nothing; a continuation (claimed again) adds to it.
+    assert finish_step(reply.pk, conversation.pk, pump, more, runner._Outcome(), owner) is None
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING)
+    finish_step(reply.pk, conversation.pk, pump, more, runner._Outcome(), owner)
 
     stored = Message.objects.get(pk=reply.pk)
     assert (stored.content, stored.seq, stored.status) == ("Hello there", 3, Message.Status.COMPLETE)

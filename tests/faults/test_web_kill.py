@@ -15,11 +15,14 @@ import pytest
 import redis
 import websockets
 from django.conf import settings
+from django.utils import timezone
 
 from billing.budgets import set_budget
 from billing.models import Hold, LedgerEntry, RateLimit
 from billing.reconcile import reconcile_pending
-from chat.models import Conversation
+from chat.lease import LEASE_TTL
+from chat.models import Conversation, Message
+from chat.sweep import sweep_orphans
 from tests.helpers.billing import assert_ledger_matches_simulator
 from tests.helpers.metering import in_thread
 from tests.helpers.personas import api_key
@@ -44,17 +47,22 @@ async def _v1_stream(web, key: str, started: asyncio.Event) -> None:
         pass  # the server died under it
 
 
-async def _chat_reply(web, cookie: str, conversation_id: int, started: asyncio.Event) -> None:
+async def _chat_reply(web, cookie: str, conversation_id: int, started: asyncio.Event) -> str:
+    """The reply's text as the tab saw it, until the server died."""
     url = f"ws://127.0.0.1:{web.port}/ws/chat/{conversation_id}/"
     headers = {"Cookie": cookie, "Origin": web.url}
+    seen = ""
     try:
         async with websockets.connect(url, additional_headers=headers) as socket:
             await socket.send(json.dumps({"action": "send", "content": "a story"}))
             async for raw in socket:
-                if json.loads(raw)["type"] == "delta":
+                frame = json.loads(raw)
+                if frame["type"] == "delta":
+                    seen += frame["text"]
                     started.set()
     except (websockets.WebSocketException, OSError):
         pass
+    return seen
 
 
 def _settled_everything(simulator) -> bool:
@@ -89,7 +97,7 @@ async def test_a_web_process_killed_mid_stream_loses_no_charge(web, simulator, c
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), 60)
 
     web.kill()
-    await asyncio.gather(*calls)
+    seen = (await asyncio.gather(*calls))[3:]
     assert await in_thread(Hold.objects.filter(released_at=None).count)() == 6  # nothing settled them
 
     web.start()  # the new process settles what the dead one journaled
@@ -107,3 +115,13 @@ async def test_a_web_process_killed_mid_stream_loses_no_charge(web, simulator, c
     entries = await in_thread(list)(LedgerEntry.objects.all())
     assert {entry.status for entry in entries} == {"incomplete"}
     assert all(entry.cost > 0 for entry in entries)
+
+    # The replies it was streaming are finished once their leases lapse, with all the text that was relayed.
+    def swept() -> bool:
+        sweep_orphans(now=timezone.now() + timedelta(seconds=LEASE_TTL + 1))
+        return not Message.objects.filter(status=Message.Status.STREAMING).exists()
+
+    await in_thread(_wait)(swept, 60)
+    replies = await in_thread(lambda: list(Message.objects.filter(role="assistant").order_by("conversation")))()
+    assert [reply.status for reply in replies] == ["incomplete"] * 3
+    assert all(reply.content.startswith(text) and text for reply, text in zip(replies, seen, strict=True))

@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, OperationalError, close_old
 from billing import journal as journals
 from billing.journal import Attempt, Journal
 from billing.ledger import Outcome, settle
-from billing.models import LedgerEntry
+from billing.models import Hold, LedgerEntry
 from billing.ratelimit import release_stream_slot, renew_stream_slots
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,11 @@ def begin(
         },
     )
     return attempt_id
+
+
+def forget(attempt_id: str) -> None:
+    """An attempt refused before anything was spent (its hold never placed): nothing to recover."""
+    journal().done(attempt_id)
 
 
 def saw_generation(attempt_id: str, generation_id: str, model: str) -> None:
@@ -166,8 +171,13 @@ def _replay(path: Path) -> int:
     attempts = journals.read(path)
     for attempt in attempts.values():
         opened = attempt.opened
+        # The attempt is journaled just before its hold is placed: a process that died in between left
+        # an id with no hold behind it.
+        hold_id = opened.get("hold")
+        if hold_id and not Hold.objects.filter(pk=hold_id).exists():
+            hold_id = None
         try:
-            _settle_all(_dead_outcomes(attempt), opened.get("hold"))
+            _settle_all(_dead_outcomes(attempt), hold_id)
         except IntegrityError:
             logger.exception("Attempt %s of journal %s can never be written to the ledger", attempt.id, path.name)
         if opened.get("slot"):

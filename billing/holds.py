@@ -80,9 +80,12 @@ ORDER BY l.budget_id
 """
 
 
-def place_hold(user: Any, amount: Decimal, *, ttl: dt.timedelta = DEFAULT_HOLD_TTL) -> Hold | None:
+def place_hold(
+    user: Any, amount: Decimal, *, ttl: dt.timedelta = DEFAULT_HOLD_TTL, hold_id: uuid.UUID | None = None
+) -> Hold | None:
     """Reserve `amount` against each budget of the user, or raise BudgetExceeded naming the first that
-    can't cover it. None when nothing needs holding (no budget applies, or the call is free)."""
+    can't cover it. None when nothing needs holding (no budget applies, or the call is free). `hold_id`
+    lets the caller write the hold's id down (billing.attempts) before the hold exists."""
     if amount <= 0:
         return None
     day = today()
@@ -90,7 +93,7 @@ def place_hold(user: Any, amount: Decimal, *, ttl: dt.timedelta = DEFAULT_HOLD_T
     params = {
         "user": user.pk,
         "amount": amount,
-        "hold": uuid.uuid4(),
+        "hold": hold_id or uuid.uuid4(),
         "now": now,
         "expires": now + ttl,
         "day_period": Period.DAY,

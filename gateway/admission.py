@@ -9,14 +9,13 @@ runs as plain synchronous code, in one database thread hop; a refusal raises a G
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-
 from billing import attempts, ratelimit
 from billing.budgets import remaining_for
-from billing.holds import place_hold, release
+from billing.holds import place_hold
 from billing.pricing import worst_case
 from billing.ratelimit import limits_from, release_stream_slot
 from catalog.models import CatalogModel
@@ -83,12 +82,19 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, context)
         chain = [model, *fallbacks]
         ratelimit.take(user.pk, limits_from(context.rate_limits), shape.prompt_tokens + max_tokens, slot)
+        # The attempt is journaled before its hold exists (with the hold's id), so a process killed in
+        # between leaves a journal that releases the hold, never a hold that nothing knows of.
+        hold_id = uuid.uuid4()
+        attempt_id = None
         try:
-            hold = place_hold(user, max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain))
-            attempt_id = _begin(user.pk, source, api_key, request.model, hold, slot)
+            attempt_id = _begin(user.pk, source, api_key, request.model, hold_id, slot)
+            worst = max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain)
+            hold = place_hold(user, worst, hold_id=hold_id)
         except BaseException:
             if slot is not None:
                 release_stream_slot(user.pk, slot)
+            if attempt_id is not None:
+                attempts.forget(attempt_id)
             raise
     except GatewayError as error:
         _log_refusal(user.pk, source, request.model, error)
@@ -117,22 +123,19 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
     )
 
 
-def _begin(user_id: int, source: str, api_key: Any, requested_model: str, hold: Any, slot: str | None) -> str:
-    """Journal the attempt before anything is spent; if the journal can't be written, nothing is (the
-    hold goes back and the call is refused)."""
+def _begin(user_id: int, source: str, api_key: Any, requested_model: str, hold_id: Any, slot: str | None) -> str:
+    """Journal the attempt before anything is spent; if the journal can't be written, nothing is (the call
+    is refused)."""
     try:
         return attempts.begin(
             user_id=user_id,
             source=source,
             api_key_id=getattr(api_key, "pk", api_key),
             requested_model=requested_model,
-            hold_id=hold.pk if hold else None,
+            hold_id=hold_id,
             slot=slot,
         )
     except OSError as error:
-        if hold is not None:
-            with transaction.atomic():
-                release(hold.pk)
         raise ServiceUnavailable("orweb can't record calls right now (its journal can't be written).") from error
 
 

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from billing import attempts
@@ -36,14 +36,36 @@ _admit_key = fail_closed.db(admit_key)
 _finish = aio.db(settlement.finish)
 
 
+_abandoning: set[asyncio.Task] = set()
+
+
+async def _admitted(admitting: Awaitable[Admission]) -> Admission:
+    """Wait for admission, which runs in a database thread that a cancelled caller can't stop: if the caller
+    leaves meanwhile, whatever gets admitted (hold, stream slot, journal) is given back behind it."""
+    task = asyncio.ensure_future(admitting)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_abandon_if_admitted)
+        raise
+
+
+def _abandon_if_admitted(task: asyncio.Future) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return  # refused or never ran: nothing was admitted
+    abandoning = asyncio.ensure_future(abandon(task.result()))
+    _abandoning.add(abandoning)
+    abandoning.add_done_callback(_abandoning.discard)
+
+
 async def complete(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> Completion:
     """One non-streaming call through the metered path."""
-    return await _complete(await _admit(user, request, source=source, api_key=api_key))
+    return await _complete(await _admitted(_admit(user, request, source=source, api_key=api_key)))
 
 
 async def complete_with_key(secret: str, request: ChatRequest, *, source: str = "api") -> Completion:
     """`complete` for the holder of a personal API key (InvalidApiKey when it is unknown or revoked)."""
-    return await _complete(await _admit_key(secret, request, source=source))
+    return await _complete(await _admitted(_admit_key(secret, request, source=source)))
 
 
 async def _complete(admission: Admission) -> Completion:
@@ -127,8 +149,8 @@ class MeteredStream:
             return self._admitted
         slot = uuid.uuid4().hex
         if self._key_secret is not None:
-            return await _admit_key(self._key_secret, self._request, source=self._source, slot=slot)
-        return await _admit(self._user, self._request, source=self._source, api_key=self._api_key, slot=slot)
+            return await _admitted(_admit_key(self._key_secret, self._request, source=self._source, slot=slot))
+        return await _admitted(_admit(self._user, self._request, source=self._source, api_key=self._api_key, slot=slot))
 
     async def __aenter__(self) -> MeteredStream:
         admission = self._admission = await self._admit()

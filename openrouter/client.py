@@ -333,9 +333,8 @@ class OpenRouterClient:
         model works), so the generation is known even when the body never comes. The whitespace keeps
         every read alive, so the whole answer has a deadline of its own (`answer_timeout`)."""
         request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_JSON_HEADERS)
-        response = await self._transport_call(self._http.send(request, stream=True))
+        response = await self._headers(request, observe, body["model"])
         try:
-            _observe(observe, response, body["model"])
             try:
                 async with asyncio.timeout(self._answer_timeout):
                     content = await self._transport_call(response.aread())
@@ -353,9 +352,8 @@ class OpenRouterClient:
 
     async def _open_stream(self, body: dict[str, Any], attempts: Attempts, observe: Observer | None) -> EventStream:
         request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS)
-        response = await self._transport_call(self._http.send(request, stream=True))
+        response = await self._headers(request, observe, body["model"])
         try:
-            _observe(observe, response, body["model"])
             if response.status_code >= 400:
                 raise error_from_response(response.status_code, await response.aread(), response.headers)
             if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -374,6 +372,34 @@ class OpenRouterClient:
             observe(events.generation_id, events.model)  # no header, or the first chunk names another id
         return events
 
+    async def _headers(self, request: httpx.Request, observe: Observer | None, model: str) -> httpx.Response:
+        """Send a completion request and wait for its response headers, telling `observe` its generation.
+
+        A caller cancelled while the request is out doesn't stop a generation upstream may have started
+        (and will bill): its headers are still awaited for up to HEADER_GRACE seconds, so its id is known,
+        before the cancellation goes on."""
+        sending = asyncio.ensure_future(self._transport_call(self._http.send(request, stream=True)))
+        try:
+            response = await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            await self._observe_late(sending, observe, model)
+            raise
+        _observe(observe, response, model)
+        return response
+
+    async def _observe_late(self, sending: asyncio.Future, observe: Observer | None, model: str) -> None:
+        try:
+            async with asyncio.timeout(HEADER_GRACE):
+                response = await asyncio.shield(sending)
+        except (TimeoutError, OpenRouterError):
+            sending.cancel()
+            return
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
+        _observe(observe, response, model)
+        await response.aclose()
+
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
         response = await self._transport_call(self._http.get(path, params=params))
         if response.status_code >= 400:
@@ -390,6 +416,7 @@ class OpenRouterClient:
 
 
 _GEN = "x-generation-id"
+HEADER_GRACE = 5.0
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -262,3 +263,14 @@ def test_the_attempts_thread_keeps_live_slots_settles_owed_and_backs_off_while_t
     monkeypatch.setattr(attempts, "recover", lambda: 1 / 0)
     attempts.do_chores(own, chores, now=300.0)
     assert "carries on" in caplog.text
+
+
+def test_a_process_killed_between_journaling_and_placing_the_hold_leaves_nothing_broken(tmp_path, owner, caplog):
+    opened = {"user": owner.pk, "source": "api", "key": None, "model": "m", "hold": str(uuid.uuid4()), "slot": None}
+    _die_after(tmp_path, f"import json\nj.open({A2!r}, json.loads({json.dumps(opened)!r}))")
+
+    assert attempts.recover(tmp_path) == 1
+
+    entry = LedgerEntry.objects.get()
+    assert (entry.status, entry.cost, entry.hold_id) == ("cancelled", 0, None)
+    assert "can never be written" not in caplog.text

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from decimal import Decimal
 
+import psycopg
 import pytest
+from django.db import connection
 
-from billing.budgets import set_budget
+from billing.budgets import current_period, set_budget
 from billing.models import BudgetPeriod, LedgerEntry
 from billing.reconcile import reconcile_pending
 from gateway import metered
+from orweb.devstack import free_port
 from orweb.errors import ServiceUnavailable, UpstreamFailed
+from tests.conftest import database_url
 from tests.helpers.billing import assert_ledger_matches_simulator, wait_for_reconciled
 from tests.helpers.metering import ask, in_thread
 
@@ -97,15 +102,45 @@ async def test_a_non_stream_call_whose_caller_leaves_is_paid_for_in_full(simulat
     assert entry.status == "cancelled" and entry.completion_tokens == 30
 
 
-async def test_a_try_that_got_nothing_is_settled_at_zero_with_the_reason(simulator, catalog, budgeted):
-    task = asyncio.create_task(metered.complete(budgeted, ask("hi [[sim first_byte_delay=2]]"), source="api"))
-    await asyncio.sleep(0.3)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+async def test_a_call_that_reached_nothing_is_settled_at_zero_with_the_reason(simulator, catalog, budgeted, settings):
+    settings.OPENROUTER_BASE_URL = f"http://127.0.0.1:{free_port()}/api/v1"  # nothing listens there
+    with pytest.raises(UpstreamFailed):
+        await metered.complete(budgeted, ask(), source="api")
     [entry] = await in_thread(lambda: list(LedgerEntry.objects.all()))()
-    assert (entry.generation_id, entry.cost, entry.status) == (None, 0, "cancelled")
-    assert entry.error == "cancelled before an answer"
+    assert (entry.generation_id, entry.cost, entry.status) == (None, 0, "error")
+    assert "Could not reach OpenRouter" in entry.error
+    period = await in_thread(BudgetPeriod.objects.get)()
+    assert (period.held, period.spent) == (0, 0)
+
+
+async def test_a_caller_that_leaves_while_being_admitted_leaves_nothing_held(simulator, catalog, budgeted):
+    """Admission waits on the budget's row, locked by another transaction; the caller gives up meanwhile.
+    When admission goes through, what it took is given back at once, and upstream is never called."""
+    period = await in_thread(lambda: current_period(budgeted.budget))()
+    with psycopg.connect(database_url(connection.settings_dict), autocommit=False) as locker:
+        locker.execute("SELECT 1 FROM billing_budgetperiod WHERE id = %s FOR UPDATE", [period.pk])
+        task = asyncio.create_task(metered.complete(budgeted, ask(), source="api"))
+        while not await in_thread(_waiting_on_a_lock)():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        locker.rollback()
+    deadline = time.monotonic() + 10
+    while not await in_thread(lambda: LedgerEntry.objects.exists())():
+        assert time.monotonic() < deadline, "the admitted call was never given back"
+        await asyncio.sleep(0.05)
+    [entry] = await in_thread(lambda: list(LedgerEntry.objects.all()))()
+    assert (entry.status, entry.error, entry.cost) == ("cancelled", "cancelled before the call", 0)
+    period = await in_thread(BudgetPeriod.objects.get)()
+    assert (period.held, period.spent) == (0, 0)
+    assert simulator.stats()["requests_total"] == 0
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
 
 
 async def test_a_call_that_cannot_be_journaled_is_refused_with_its_hold_given_back(
@@ -116,6 +151,5 @@ async def test_a_call_that_cannot_be_journaled_is_refused_with_its_hold_given_ba
     settings.ORWEB_JOURNAL_DIR = str(blocker / "journal")
     with pytest.raises(ServiceUnavailable):
         await metered.complete(budgeted, ask(), source="api")
-    period = await in_thread(BudgetPeriod.objects.get)()
-    assert (period.held, period.spent) == (0, 0)
+    assert not await in_thread(BudgetPeriod.objects.filter(held__gt=0).exists)()
     assert simulator.stats()["requests_total"] == 0

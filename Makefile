@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# DEBUG stays off unless asked for: `DEBUG=1 make run` (orweb.devstack keeps the secret key in .data/).
 run: $(STAMP)
 	$(BIN)/python -m orweb.devstack run
 

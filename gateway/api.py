@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -27,7 +28,7 @@ from gateway.metered import MeteredStream
 from gateway.models import ApiKey
 from gateway.sse_writer import ChunkWriter
 from openrouter.events import StreamError
-from orweb import aio
+from orweb import aio, body_limits
 from orweb.errors import GatewayError, ServiceUnavailable
 
 
@@ -91,7 +92,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(secret, JsonResponse):
         return secret
     try:
-        api_request = parse_chat_request(parse_body(request.body))
+        raw = request.body
+    except RequestDataTooBig:
+        # Under `orweb.serve` the server refuses such a body before reading it; this is the same answer
+        # under any other server (and Django's test client), where Django's cap is the first to see it.
+        message = body_limits.too_large_message(body_limits.limit_for(request.path_info))
+        return _error(413, message, code="request_too_large")
+    try:
+        api_request = parse_chat_request(parse_body(raw))
         if not api_request.stream:
             completion = await metered.complete_with_key(secret, api_request.chat, source="api")
             return JsonResponse(completion_json(completion))

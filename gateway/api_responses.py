@@ -25,6 +25,7 @@ ERROR_TYPES = {
     402: "insufficient_quota",
     403: "permission_error",
     404: "invalid_request_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
 }
 

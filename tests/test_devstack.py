@@ -1,9 +1,11 @@
-"""`make run`'s embedded mode: real servers from wheels, a 200 /health, and nothing left behind."""
+"""`make run`'s embedded mode: real servers from wheels, a 200 /health, DEBUG off with its own error pages,
+a data directory only its owner can read, and nothing left behind, even after a second SIGTERM."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from orweb.devstack import ROOT, free_port
+from orweb.devstack import ROOT, free_port, private_text
 
 
 def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> httpx.Response:
@@ -31,15 +33,12 @@ def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> 
     pytest.fail("/health never answered 200")
 
 
-def test_run_serves_health_and_stops_every_process(tmp_path: Path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "DEBUG"}
-    }
-    port = free_port()
-    env.update(ORWEB_DATA_DIR=str(tmp_path / "data"), PORT=str(port))
-    proc = subprocess.Popen(
+def _start_run(data: Path, port: int) -> subprocess.Popen:
+    """`python -m orweb.devstack run` as `make run` starts it, with its own data directory and port."""
+    unset = {"DATABASE_URL", "REDIS_URL", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "DEBUG", "SECRET_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(ORWEB_DATA_DIR=str(data), PORT=str(port))
+    return subprocess.Popen(
         [sys.executable, "-m", "orweb.devstack", "run"],
         cwd=ROOT,
         env=env,
@@ -47,11 +46,42 @@ def test_run_serves_health_and_stops_every_process(tmp_path: Path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _left_running(children: list[psutil.Process], tmp_path: Path) -> list[list[str]]:
+    """The command lines of `children`, or of any process naming `tmp_path`, that still run."""
+    alive = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    named = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+    ]
+    return [child.cmdline() for child in alive] + named
+
+
+def _not_private(data: Path) -> list[str]:
+    """Files and directories under `data` that anyone but their owner may read, write or enter (the
+    PostgreSQL socket is guarded by its 0700 directory)."""
+    found = []
+    for path in [data, *data.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISSOCK(mode) and not stat.S_ISLNK(mode) and mode & 0o077:
+            found.append(f"{path.relative_to(data)} {stat.filemode(mode)}")
+    return found
+
+
+def test_run_serves_health_and_stops_every_process(tmp_path: Path):
+    port = free_port()
+    proc = _start_run(tmp_path / "data", port)
     try:
         response = _wait_for_health(f"http://127.0.0.1:{port}/health", proc)
         assert response.json()["checks"] == {"database": "ok", "redis": "ok", "upstream": "ok"}
         home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert "Simulated OpenRouter" in home.text
+        # DEBUG is off: our own 404, no list of URL patterns; static files are served all the same.
+        missing = httpx.get(f"http://127.0.0.1:{port}/no-such-page/", timeout=5)
+        assert missing.status_code == 404 and "Back to orweb" in missing.text and "URLconf" not in missing.text
+        assert httpx.get(f"http://127.0.0.1:{port}/static/orweb/app.css", timeout=5).status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # redis, simulator, daphne, worker, beat (and postgres)
     finally:
@@ -60,14 +90,44 @@ def test_run_serves_health_and_stops_every_process(tmp_path: Path):
     assert proc.returncode == 0, output
     assert "sign in as admin" in output
     time.sleep(0.5)
-    alive = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [c.cmdline() for c in alive]
-    leftovers = [
-        p.info["cmdline"]
-        for p in psutil.process_iter(["cmdline"])
-        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
-    ]
-    assert leftovers == []
+    assert _left_running(children, tmp_path) == []
+    data = tmp_path / "data"
+    assert (data / "secret-key").stat().st_size >= 50
+    assert any((data / "redis").rglob("*.aof*")), "Redis kept no append-only file"
+    assert _not_private(data) == []
+
+
+def test_a_second_sigterm_while_stopping_still_stops_every_process(tmp_path: Path):
+    port = free_port()
+    proc = _start_run(tmp_path / "data", port)
+    try:
+        _wait_for_health(f"http://127.0.0.1:{port}/health", proc)
+        children = psutil.Process(proc.pid).children(recursive=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "stopping" in line:
+            proc.send_signal(signal.SIGTERM)  # while the first one's cleanup runs
+            break
+    output, _ = proc.communicate(timeout=60)
+    output = "".join(lines) + output
+    assert proc.returncode == 0, output
+    assert _left_running(children, tmp_path) == []
+
+
+def test_private_files_are_private_from_their_creation(tmp_path: Path):
+    """Made under a umask that would leave them world-readable, and read back, not rewritten, later."""
+    previous = os.umask(0)
+    try:
+        first = private_text(tmp_path / "secret", lambda: "s3cret\n")
+    finally:
+        os.umask(previous)
+    again = private_text(tmp_path / "secret", lambda: "another")
+
+    assert first == again == "s3cret"
+    assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
 
 
 def test_a_partial_test_run_measures_the_money_code_without_the_floor(tmp_path: Path):

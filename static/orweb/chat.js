@@ -432,6 +432,10 @@
         credentials: "same-origin",
       });
       const answer = await response.json().catch(() => ({}));
+      if (response.status === 413) {
+        client.showAlert("That file is too large to attach.");
+        return;
+      }
       if (!response.ok) {
         client.showAlert(answer.error || "That image couldn't be attached.");
         return;

@@ -11,6 +11,7 @@ import pytest
 from billing.models import Hold, LedgerEntry
 from gateway import metered, params
 from gateway.api_requests import parse_chat_request
+from gateway.tokens import count_text_tokens
 from orweb.errors import InvalidRequest
 from orweb.upstream import openrouter_user_id
 from tests.helpers.metering import TOOLS, ask, in_thread, upstream_bodies, upstream_calls
@@ -103,3 +104,7 @@ def test_every_pass_through_field_is_checked_once_and_kept():
     for name in ("temperature", "seed", "tools", "reasoning"):
         with pytest.raises(InvalidRequest):
             params.check({name: None})
+
+
+def test_a_million_characters_are_counted_not_refused():
+    assert count_text_tokens("word " * 250_000) >= 250_000

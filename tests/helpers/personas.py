@@ -61,7 +61,7 @@ async def websocket_as(client: Client, path: str) -> AsyncIterator[WebsocketComm
     from orweb.asgi import application
 
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    headers = [(b"origin", b"http://testserver"), (b"cookie", cookie.encode())]
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver"), (b"cookie", cookie.encode())]
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected, f"{path} refused the handshake"

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from gateway import api
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "openai/gpt-4o-mini"
@@ -79,3 +81,14 @@ def test_a_body_over_the_api_limit_is_a_413_in_openais_shape(client, catalog, ow
     error = error_of(post(client, owner_key, raw), 413)
     assert error["code"] == "request_too_large"
     assert "too large" in error["message"]
+
+
+def test_a_big_body_without_a_valid_key_is_refused_before_it_is_parsed(client, monkeypatch):
+    parsed = []
+    monkeypatch.setattr(api, "parse_body", lambda raw: parsed.append(raw) or {})
+    big = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (api.BIG_BODY + 1)}]})
+    response = client.post(
+        "/v1/chat/completions", big, content_type="application/json", headers={"Authorization": "Bearer sk-wrong"}
+    )
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+    assert parsed == []

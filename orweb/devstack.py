@@ -162,6 +162,18 @@ class Stack:
         )
         log(f"No OPENROUTER_API_KEY: the OpenRouter simulator answers on port {port}")
 
+    def restart_exited(self, names: tuple[str, ...]) -> str | None:
+        """Start again each process of `names` that exited (as a supervisor would: a Celery worker can die
+        when Redis restarts under it); the name of another that exited, or None while all run."""
+        for index, (name, proc) in enumerate(self.procs):
+            if proc.poll() is None:
+                continue
+            if name not in names:
+                return name
+            log(f"{name} exited with {proc.returncode}; starting it again")
+            self.procs[index] = (name, subprocess.Popen(proc.args, env=self.env, cwd=ROOT, start_new_session=True))
+        return None
+
     def manage(self, *args: str) -> None:
         subprocess.run([PYTHON, "manage.py", *args], env=self.env, cwd=ROOT, check=True)
 
@@ -225,6 +237,9 @@ def demo_admin_password() -> str:
     return private_text(private_dir(DATA) / "demo-admin-password", lambda: secrets.token_urlsafe(12))
 
 
+RESTARTED = ("worker", "batch-worker", "beat")
+
+
 def run(host: str = "127.0.0.1", port: int = 8000) -> int:
     """`make run`: DEBUG stays off unless asked for (`DEBUG=1 make run`); Django's key is generated once
     and kept in the data directory; every file the stack writes there is its owner's only (umask 077)."""
@@ -243,7 +258,27 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         with contextlib.suppress(subprocess.CalledProcessError):
             s.manage("sync_models")
         s.spawn("web", [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(port), "orweb.asgi:application"])
-        s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2"])
+        s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2", "-Q", "celery"])
+        # Batch jobs hold a worker process for as long as they run: their own worker keeps billing's tasks moving.
+        s.spawn(
+            "batch-worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "orweb",
+                "worker",
+                "-l",
+                "warning",
+                "-c",
+                "2",
+                "-Q",
+                "batches",
+                "-n",
+                "batches@%h",
+            ],
+        )
         s.spawn(
             "beat",
             [
@@ -262,10 +297,9 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         wait_for_port(host, port)
         log(f"orweb is up: http://{host}:{port}/  (sign in as admin / {password})  Ctrl-C stops everything.")
         try:
-            while all(proc.poll() is None for _, proc in s.procs):
+            while (dead := s.restart_exited(RESTARTED)) is None:
                 time.sleep(0.5)
-            dead = [name for name, proc in s.procs if proc.poll() is not None]
-            log(f"{', '.join(dead)} exited; stopping the rest.")
+            log(f"{dead} exited; stopping the rest.")
             return 1
         except KeyboardInterrupt:
             log("stopping…")
@@ -307,15 +341,26 @@ def test(pytest_args: list[str]) -> int:
 BENCHMARKS = ["client_stream.py", "metering.py", "gateway_overhead.py", "relay.py"]
 
 
-def bench(names: list[str]) -> int:
-    """Run benchmarks against the same kind of servers the tests use (each prints its own ratios)."""
+def bench(args: list[str]) -> int:
+    """Run benchmarks against the same kind of servers the tests use (each prints its own ratios).
+
+    `bench a.py b.py` runs those; options after a name go to that benchmark (`bench money_soak.py
+    --requests 2000`)."""
+    runs: list[list[str]] = []
+    for arg in args:
+        if arg.startswith("-") and runs:
+            runs[-1].append(arg)
+        elif runs and runs[-1][-1].startswith("-") and not arg.endswith(".py"):
+            runs[-1].append(arg)  # an option's value
+        else:
+            runs.append([arg])
     with stack(DATA / "bench") as s:
         s.env.setdefault("SECRET_KEY", "bench-only-secret")
         s.postgres("orweb")
         s.redis()
-        for name in names or BENCHMARKS:
+        for name, *options in runs or [[name] for name in BENCHMARKS]:
             log(f"bench/{name}")
-            code = subprocess.call([PYTHON, f"bench/{name}"], env=s.env, cwd=ROOT)
+            code = subprocess.call([PYTHON, f"bench/{name}", *options], env=s.env, cwd=ROOT)
             if code:
                 return code
         return 0

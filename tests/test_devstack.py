@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from orweb import devstack
 from orweb.devstack import ROOT, free_port, private_text
 
 
@@ -157,3 +158,17 @@ def test_the_demo_admin_is_made_even_with_a_password_that_starts_with_a_dash(dja
     call_command(*demo_admin_command("--QBBiG7javouL-k"))
 
     assert django_user_model.objects.get(username="admin").check_password("--QBBiG7javouL-k")
+
+
+def test_a_celery_process_that_exits_is_started_again_and_another_stops_the_stack(tmp_path: Path):
+    stack = devstack.Stack(tmp_path)
+    try:
+        worker = stack.spawn("worker", [sys.executable, "-c", "pass"])
+        worker.wait(10)
+        assert stack.restart_exited(("worker",)) is None
+        [(name, again)] = stack.procs
+        assert name == "worker" and again.pid != worker.pid
+        stack.spawn("web", [sys.executable, "-c", "pass"]).wait(10)
+        assert stack.restart_exited(("worker",)) == "web"
+    finally:
+        stack.stop()

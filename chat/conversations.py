@@ -15,15 +15,16 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import CatalogModel
+from chat import history, prompt
 from chat.models import Attachment, Conversation, Message
 from chat.tools import TOOLS
 from orweb import sql
+from orweb.text import refusal, storable
 
 MAX_COMPARE = 4
 
@@ -82,16 +83,6 @@ def branch_path(conversation: Conversation) -> list[Message]:
     if conversation.current_leaf_id is None:
         return []
     return path_to({m.pk: m for m in conversation.messages.all()}, conversation.current_leaf_id)
-
-
-def messages_by_id(conversation_id: int) -> dict[int, Message]:
-    """Every message of a conversation by id, each with `attachment_ids` (a list, oldest first): one query."""
-    messages = Message.objects.filter(conversation_id=conversation_id).annotate(
-        attachment_ids=ArrayAgg(
-            "attachments__id", filter=Q(attachments__isnull=False), order_by="attachments__id", default=Value([])
-        )
-    )
-    return {m.pk: m for m in messages}
 
 
 def versions_of(message: Message) -> QuerySet[Message]:
@@ -158,6 +149,22 @@ def _require_idle(conversation: Conversation) -> None:
         raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
 
 
+def _check_text(content: str, count: int, size: int) -> None:
+    """Refuse a message PostgreSQL can't store, one too long, or one a full conversation can't take."""
+    if not storable(content):
+        raise ChatActionError("bad_text", refusal("A message"))
+    too_big = history.size_refusal(count, size, content)
+    if too_big:
+        raise ChatActionError(*too_big)
+
+
+def _check_fits(message: Message, window: history.Window, conversation: Conversation) -> None:
+    """Refuse, before anything is stored, a message the model can't take even alone."""
+    too_long = prompt.refusal(message, window, conversation)
+    if too_long:
+        raise ChatActionError("too_long", too_long)
+
+
 def _new_reply(conversation: Conversation, parent: Message, status: str = Message.Status.PENDING) -> Message:
     reply = Message.objects.create(
         conversation=conversation,
@@ -195,22 +202,6 @@ class Sent:
     turns: list[Message]  # the branch the reply answers, root first, ending with `user_message`
     versions: dict[str, int | None]  # of `user_message`, as `version_info` gives them
     attachments: list[Attachment]  # of `user_message`, by id
-
-
-@cache
-def _lock_and_read() -> str:
-    """The conversation row, locked, with all its messages and their attachment ids: one statement."""
-    links = Message.attachments.through
-    return f"""
-SELECT {sql.json_row(Conversation, "c")},
-    (SELECT json_agg({sql.json_row(Message, "m")}) FROM {sql.table(Message)} m WHERE m.conversation_id = c.id),
-    (SELECT json_agg(json_build_array(a.message_id, a.attachment_id) ORDER BY a.attachment_id)
-     FROM {sql.table(links)} a JOIN {sql.table(Message)} m ON m.id = a.message_id
-     WHERE m.conversation_id = c.id)
-FROM {sql.table(Conversation)} c
-WHERE c.id = %(conversation)s AND c.user_id = %(user)s
-FOR UPDATE OF c
-"""
 
 
 def _message_columns() -> list[Any]:
@@ -261,27 +252,28 @@ def send_and_read(
     reply_status: str = Message.Status.PENDING,
 ) -> Sent:
     """Append a user message to the shown branch and an assistant reply under it: pending, or already
-    streaming when the caller runs it itself (chat.runner; then no other process can claim it).
+    streaming when the caller runs it itself (chat.runner; then no other process can claim it). Nothing is
+    stored for a message that is refused (unstorable, too long for the caps or the model, a full
+    conversation, a reply still live).
 
     Only `pk` and `user_id` of `conversation` are used: the row is re-read, locked, and must belong to
     that user (Conversation.DoesNotExist otherwise). This runs before every reply, so it is two prepared
     statements (`orweb.sql`) instead of six ORM queries: one reads the conversation under its lock with
-    all its messages (the idle check, the branch for the prompt and the new message's versions), one
-    writes both messages and moves the conversation to the reply. Every message in `turns` has
-    `attachment_ids`."""
-    found = sql.fetch(_lock_and_read(), {"conversation": conversation.pk, "user": conversation.user_id})
+    what the send needs (`chat.history.send_statement`: the branch only as far back as the model's context
+    reaches, however long the conversation), one writes both messages and moves the conversation to the
+    reply. `turns` are fitted to the model's context (`chat.prompt.fit`) and each has `attachment_ids`."""
+    params = {**history.branch_params(conversation.pk), "user": conversation.user_id}
+    found = sql.fetch(history.send_statement(), params)
+    if found and not found[0][1]:
+        found = sql.fetch(history.send_statement(), params)
     if not found:
         raise Conversation.DoesNotExist
-    [(row, message_rows, link_rows)] = found
+    [(row, _, live, (count, size), sibling_ids, context, max_completion, branch_rows)] = found
     conversation = sql.instance(Conversation, row)
-    by_id = {m.pk: m for m in (sql.instance(Message, r) for r in message_rows or [])}
-    for message in by_id.values():
-        message.attachment_ids = []
-    for message_id, attachment_id in link_rows or []:
-        by_id[message_id].attachment_ids.append(attachment_id)
-    if any(m.is_live for m in by_id.values()):
+    if live:
         raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
-    attachments = _owned_attachments(conversation, attachment_ids)
+    _check_text(content, count, size)
+    attachments = sorted(_owned_attachments(conversation, attachment_ids), key=lambda a: a.pk)
     if not content.strip() and not attachments:
         raise ChatActionError("empty", "Type a message first.")
     _check_images(conversation, bool(attachments))
@@ -290,6 +282,10 @@ def send_and_read(
     user_message = Message(
         conversation=conversation, parent_id=parent_id, role=Message.Role.USER, content=content, created=now
     )
+    user_message.attachment_ids = [a.pk for a in attachments]
+    window = history.Window(context, max_completion)
+    _check_fits(user_message, window, conversation)
+    turns = prompt.fit([*history.messages(branch_rows), user_message], window, conversation)
     reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -307,14 +303,8 @@ def send_and_read(
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(conversation=conversation)
-    attachments = sorted(attachments, key=lambda a: a.pk)
-    user_message.attachment_ids = [a.pk for a in attachments]
-    siblings = sorted(
-        (m for m in by_id.values() if m.parent_id == parent_id and m.role == Message.Role.USER),
-        key=lambda m: (m.created, m.pk),
-    )
-    versions = version_position([m.pk for m in siblings] + [user_message.pk], user_message.pk)
-    return Sent(user_message, reply, [*path_to(by_id, parent_id), user_message], versions, attachments)
+    versions = version_position([*sibling_ids, user_message.pk], user_message.pk)
+    return Sent(user_message, reply, turns, versions, attachments)
 
 
 def send(
@@ -338,11 +328,14 @@ def edit_and_resend(message: Message, content: str) -> tuple[Message, Message]:
         raise ChatActionError("empty", "Type a message first.")
     conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
     _require_idle(conversation)
-    _check_images(conversation, message.attachments.exists())
-    edited = Message.objects.create(
-        conversation=conversation, parent_id=message.parent_id, role=Message.Role.USER, content=content
-    )
-    edited.attachments.set(message.attachments.all())
+    _check_text(content, *history.stored_size(conversation.pk))
+    attachments = list(message.attachments.all())
+    _check_images(conversation, bool(attachments))
+    edited = Message(conversation=conversation, parent_id=message.parent_id, role=Message.Role.USER, content=content)
+    edited.attachment_ids = [a.pk for a in attachments]
+    _check_fits(edited, history.window(conversation.model), conversation)
+    edited.save()
+    edited.attachments.set(attachments)
     return edited, _new_reply(conversation, edited)
 
 
@@ -388,7 +381,8 @@ def delete(conversation: Conversation) -> None:
 
 
 def search(user: Any, q: str) -> QuerySet[Conversation]:
-    """The user's conversations whose title or any message text contains `q` (case-insensitive)."""
+    """The user's conversations whose title or any message text contains `q` (case-insensitive); `q` must
+    be storable (`orweb.text.storable`: PostgreSQL can't compare with the rest)."""
     q = q.strip()
     matches = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
     return Conversation.objects.filter(user=user).filter(Q(title__icontains=q) | Exists(matches))

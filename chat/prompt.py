@@ -3,11 +3,16 @@ prompt, user text and images, earlier replies with their tool steps) and the con
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from chat import conversations, tools, uploads
+from django.conf import settings
+
+from chat import history, tools, uploads
+from chat.history import Window
 from chat.models import Attachment, Conversation, Message
+from gateway.tokens import IMAGE_ALLOWANCE, PER_MESSAGE_OVERHEAD, count_prompt_tokens, count_tools_tokens
 from gateway.types import ChatRequest
 from orweb.errors import GatewayError
 
@@ -26,12 +31,14 @@ class Context:
     refused: GatewayError | None = None
 
 
-def _user_content(message: Message, attachments: dict[int, Attachment]) -> str | list[dict[str, Any]]:
+def _user_content(message: Message, attachments: dict[int, Attachment] | None) -> str | list[dict[str, Any]]:
+    """The user turn's content; without `attachments` (for counting tokens) images have no data."""
     if not message.attachment_ids:
         return message.content
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
     parts += [
-        {"type": "image_url", "image_url": {"url": uploads.data_url(attachments[i])}} for i in message.attachment_ids
+        {"type": "image_url", "image_url": {"url": uploads.data_url(attachments[i]) if attachments else ""}}
+        for i in message.attachment_ids
     ]
     return parts
 
@@ -62,33 +69,106 @@ def _assistant_turns(message: Message) -> list[dict[str, Any]]:
     return turns
 
 
-def _turns_before(message: Message) -> list[Message]:
-    """The messages `message` answers or continues, root first, with their `attachment_ids`: one query."""
-    return conversations.path_to(conversations.messages_by_id(message.conversation_id), message.parent_id)
+def _turns_of(message: Message) -> list[dict[str, Any]]:
+    """The message as the model sees it, images without their data (for counting tokens)."""
+    if message.role == Message.Role.USER:
+        return [{"role": "user", "content": _user_content(message, None)}]
+    if message.role == Message.Role.ASSISTANT:
+        return _assistant_turns(message)
+    return []
+
+
+def _reply_room(window: Window, conversation: Conversation) -> int:
+    """Tokens kept free for the reply: its max_tokens, or what the gateway would default to within the
+    context, capped by the model's output limit (as gateway.policy.max_tokens_for counts them)."""
+    context = window.context or history.limit("UNKNOWN_CONTEXT")
+    room = conversation.max_tokens or min(settings.OPENROUTER_DEFAULT_MAX_TOKENS, context // 4)
+    return min(room, window.max_completion) if window.max_completion else room
+
+
+def _room(window: Window, conversation: Conversation, reply_so_far: str = "") -> int:
+    """Tokens the turns may take: the context less the system prompt, the tools, the reply's text so far
+    and room for the reply."""
+    fixed: list[dict[str, Any]] = []
+    if conversation.system_prompt:
+        fixed.append({"role": "system", "content": conversation.system_prompt})
+    if reply_so_far:
+        fixed.append({"role": "assistant", "content": reply_so_far})
+    context = window.context or history.limit("UNKNOWN_CONTEXT")
+    taken = count_prompt_tokens(fixed) + count_tools_tokens(tools.schemas(conversation.tools))
+    return context - _reply_room(window, conversation) - taken
+
+
+def _most_tokens(turns: list[dict[str, Any]]) -> int:
+    """At least `count_prompt_tokens(turns)`, without tokenizing: a token is at least one byte."""
+    images = sum(
+        1
+        for turn in turns
+        if isinstance(turn.get("content"), list)
+        for part in turn["content"]
+        if part.get("type") == "image_url"
+    )
+    size = len(json.dumps(turns, ensure_ascii=False).encode())
+    return size + images * IMAGE_ALLOWANCE + len(turns) * PER_MESSAGE_OVERHEAD
+
+
+def refusal(message: Message, window: Window, conversation: Conversation) -> str | None:
+    """Why `message` (with `attachment_ids`) can't be sent to the conversation's model even alone, or None."""
+    room = _room(window, conversation)
+    turns = _turns_of(message)
+    if _most_tokens(turns) <= room or (tokens := count_prompt_tokens(turns)) <= room:
+        return None
+    return (
+        f"This message is about {tokens:,} tokens; with the system prompt, the tools and room for the reply, "
+        f"{conversation.model} takes at most {max(room, 0):,}. Shorten it, or pick a model with a longer context."
+    )
+
+
+def fit(turns: list[Message], window: Window, conversation: Conversation, reply_so_far: str = "") -> list[Message]:
+    """The newest of `turns` (root first) that fit the model's context with everything else the request
+    holds (`_room`), starting with a user turn. The last turn is always kept (if it doesn't fit alone, the
+    gateway says so). Tokens are counted only when the text's bytes say the turns might not all fit."""
+    room = _room(window, conversation, reply_so_far)
+    shapes = [_turns_of(m) for m in turns]
+    if _most_tokens([t for shape in shapes for t in shape]) <= room:
+        return turns
+    kept: list[Message] = []
+    for message, shape in zip(reversed(turns), reversed(shapes), strict=True):
+        tokens = count_prompt_tokens(shape)
+        if kept and tokens > room:
+            break
+        room -= tokens
+        kept.append(message)
+    while len(kept) > 1 and kept[-1].role != Message.Role.USER:
+        kept.pop()
+    kept.reverse()
+    return kept
 
 
 def context(message: Message, conversation: Conversation, user: Any, turns: list[Message] | None = None) -> Context:
     """What the upstream call of `message` needs, for a reply this process has claimed. `turns` are the
-    messages before it (root first, with `attachment_ids`), if the caller has just read them; the
-    attachments of the user turns are then the only read, and only if there are any."""
+    messages before it (root first, with `attachment_ids`, already fitted to the model's context), if the
+    caller has just read them; the attachments of the user turns are then the only read, and only if there
+    are any. Otherwise they are read here, only as far back as the model's context reaches."""
     if turns is None:
-        turns = _turns_before(message)
+        window, branch = history.read_branch(conversation.pk, message.parent_id)
+        turns = fit(branch, window, conversation, message.content) if branch else []
     attachment_ids = [i for turn in turns if turn.role == Message.Role.USER for i in turn.attachment_ids]
     attachments = Attachment.objects.in_bulk(attachment_ids) if attachment_ids else {}
-    history: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
     if conversation.system_prompt:
-        history.append({"role": "system", "content": conversation.system_prompt})
+        sent.append({"role": "system", "content": conversation.system_prompt})
     has_images = False
     for turn in turns:
         if turn.role == Message.Role.USER:
             content = _user_content(turn, attachments)
             has_images = has_images or isinstance(content, list)
-            history.append({"role": "user", "content": content})
+            sent.append({"role": "user", "content": content})
         elif turn.role == Message.Role.ASSISTANT:
-            history += _assistant_turns(turn)
+            sent += _assistant_turns(turn)
     if message.content:
-        history.append({"role": "assistant", "content": message.content})
-    return Context(message, conversation, user, history, has_images)
+        sent.append({"role": "assistant", "content": message.content})
+    return Context(message, conversation, user, sent, has_images)
 
 
 def request(ctx: Context, messages: list[dict[str, Any]]) -> ChatRequest:

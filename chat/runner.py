@@ -46,6 +46,7 @@ from orweb import sql
 from orweb.aio import db
 from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from orweb.money import format_usd
+from orweb.text import pg_json, pg_text
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +231,12 @@ async def _step(
         async with metered.stream(ctx.user, prompt.request(ctx, messages), source="chat", admission=admission) as call:
             async for event in call:
                 if isinstance(event, TextDelta):
-                    pump.feed(event.text)
+                    pump.feed(pg_text(event.text))
                 elif isinstance(event, ToolCallDelta):
                     entry = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-                    entry["id"] = event.id or entry["id"]
-                    entry["name"] = event.name or entry["name"]
-                    entry["arguments"] += event.arguments
+                    entry["id"] = pg_text(event.id or entry["id"])
+                    entry["name"] = pg_text(event.name or entry["name"])
+                    entry["arguments"] += pg_text(event.arguments)
                 elif isinstance(event, Started) and not totals.served_model:
                     totals.served_model, totals.provider = event.model, event.provider or ""
                 elif isinstance(event, StreamError):
@@ -266,7 +267,7 @@ async def _run_tools(
     """Run the calls of one step, show each in the transcript; returns the turns to send next."""
     turns = [prompt.tool_call_turn(calls)]
     for call in calls:
-        result = await db(tools.run_tool)(call["name"], call["arguments"])
+        result = await db(tools.run_offered)(ctx.conversation.tools, call["name"], call["arguments"])
         shown = {"step": step, **call, "result": result}
         totals.tool_calls.append(shown)
         turns.append({"role": "tool", "tool_call_id": call["id"], "content": result})
@@ -341,10 +342,10 @@ def _finish(
             "content": pump.text,
             "seq": pump.seq,
             "status": outcome.status,
-            "error": outcome.error,
-            "served_model": totals.served_model,
-            "provider": totals.provider,
-            "skipped": Jsonb(totals.skipped),
+            "error": pg_text(outcome.error),
+            "served_model": pg_text(totals.served_model),
+            "provider": pg_text(totals.provider),
+            "skipped": Jsonb(pg_json(totals.skipped)),
             "prompt_tokens": totals.prompt_tokens,
             "completion_tokens": totals.completion_tokens,
             "cost": totals.cost,

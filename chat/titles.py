@@ -1,5 +1,6 @@
 """Conversation titles: a cheap model summarises the first message (metered as source "system");
-if that fails for any reason, the first words of the first message do."""
+if that fails for any reason, the first words of the first message do. A model's title is made storable
+(`orweb.text`) like any text a model writes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from chat.models import Conversation, Message
 from gateway import metered, policy
 from gateway.types import ChatRequest
 from orweb.aio import db
+from orweb.text import pg_text
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ async def title_conversation(conversation_id: int) -> str | None:
     if found is None:
         return None
     user, text, model = found
-    title = await make_title(user, text, model)
+    title = pg_text(await make_title(user, text, model))
     if not await _save(conversation_id, title):
         return None
     await publish(conversation_id, {"type": "title", "title": title})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from catalog.models import CatalogModel
 from orweb.money import plain_usd
+from orweb.text import pg_text
 
 MAX_EXPRESSION = 200
 MAX_EXPONENT = 100
@@ -171,7 +172,21 @@ def schemas(names: list[str]) -> list[dict[str, Any]]:
 
 
 def run_tool(name: str, arguments: str) -> str:
-    """Run one call as the model asked for it. Never raises: a failure is the result the model sees."""
+    """Run one call as the model asked for it. Never raises: a failure is the result the model sees. The
+    result is stored with the reply, so it is made storable (a model can put NUL in a tool's arguments and
+    the tool may echo it back)."""
+    return pg_text(_run(name, arguments))
+
+
+def run_offered(offered: Collection[str], name: str, arguments: str) -> str:
+    """`run_tool` for a call a model made in a conversation: a model may ask for any tool by name, but only
+    one the conversation offered (enabled) runs; any other is answered as an error."""
+    if name not in offered:
+        return pg_text(f"error: the tool {name[:60]!r} is not enabled in this conversation")
+    return run_tool(name, arguments)
+
+
+def _run(name: str, arguments: str) -> str:
     tool = TOOLS.get(name)
     if tool is None:
         return f"error: no tool named {name[:60]!r}"

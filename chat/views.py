@@ -20,9 +20,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from billing.spend import spend_summary
 from chat import conversations, queries, uploads
+from chat.conversations import ChatActionError
 from chat.forms import CompareForm, PresetForm, RenameForm, SettingsForm, tool_choices
 from chat.models import Conversation, Preset
 from orweb.htmx import HtmxHttpRequest, wants_partial
+from orweb.text import refusal, storable
 
 PAGE_SIZE = 50
 
@@ -36,10 +38,17 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
 @require_GET
 @vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def index(request: HtmxHttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "")
+    """The conversation list; a search PostgreSQL can't run (a NUL in it) is a 400 saying why, over the
+    whole list."""
+    q, status = request.GET.get("q", ""), 200
+    if not storable(q):
+        if wants_partial(request):
+            return HttpResponse(refusal("A search"), status=400, content_type="text/plain; charset=utf-8")
+        messages.error(request, refusal("A search"))
+        q, status = "", 400
     page = Paginator(queries.conversation_list(request.user, q), PAGE_SIZE).get_page(request.GET.get("page"))
     template = "chat/index.html" + ("#results" if wants_partial(request) else "")
-    return _page(request, template, {"conversations": page.object_list, "page": page, "q": q})
+    return _page(request, template, {"conversations": page.object_list, "page": page, "q": q}, status=status)
 
 
 def _settings_initial(request: HttpRequest) -> dict[str, Any]:
@@ -207,10 +216,14 @@ def compare(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = CompareForm(request.POST, allowed=allowed)
         if form.is_valid():
-            started = conversations.start_compare(
-                request.user, form.cleaned_data["prompt"], form.cleaned_data["models"]
-            )
-            return redirect("chat:compare_view", group=started[0][0].compare_group)
+            try:
+                started = conversations.start_compare(
+                    request.user, form.cleaned_data["prompt"], form.cleaned_data["models"]
+                )
+            except ChatActionError as exc:
+                form.add_error("prompt", exc.message)
+            else:
+                return redirect("chat:compare_view", group=started[0][0].compare_group)
         status = 400
     else:
         form = CompareForm(allowed=allowed)

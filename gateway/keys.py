@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from gateway.models import ApiKey
+from orweb.text import pg_text
 
 SECRET_PREFIX = "orw-"
 SHOWN_PREFIX_LENGTH = 12
@@ -33,11 +34,12 @@ def new_secret() -> str:
 
 
 def create_key(user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """A new key for `user`; the secret is returned here and never stored or shown again."""
+    """A new key for `user`; the secret is returned here and never stored or shown again. Pages refuse a
+    name PostgreSQL can't store; other callers (the management command) get it made storable."""
     secret = new_secret()
     key = ApiKey.objects.create(
         user=user,
-        name=name.strip() or "API key",
+        name=pg_text(name.strip()) or "API key",
         prefix=secret[:SHOWN_PREFIX_LENGTH],
         hashed_key=hash_secret(secret),
     )

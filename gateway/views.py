@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from gateway.keys import create_key, revoke
 from gateway.models import ApiKey
+from orweb.text import refusal, storable
 
 NAME_MAX = ApiKey._meta.get_field("name").max_length
 
@@ -20,16 +21,21 @@ NAME_MAX = ApiKey._meta.get_field("name").max_length
 @never_cache
 @require_http_methods(["GET", "POST"])
 def keys(request: HttpRequest) -> HttpResponse:
-    """GET lists the user's keys; POST creates one and shows its secret, this once only."""
+    """GET lists the user's keys; POST creates one and shows its secret, this once only (a name PostgreSQL
+    can't store is a 400 over the list, saying why)."""
+    status = 200
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
         if len(name) > NAME_MAX:
             messages.error(request, f"A key name can be at most {NAME_MAX} characters.")
             return redirect("account:keys")
-        key, secret = create_key(request.user, name)
-        return render(request, "gateway/key_created.html", {"key": key, "secret": secret})
+        if storable(name):
+            key, secret = create_key(request.user, name)
+            return render(request, "gateway/key_created.html", {"key": key, "secret": secret})
+        messages.error(request, refusal("A key name"))
+        status = 400
     user_keys = ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created")
-    return render(request, "gateway/keys.html", {"keys": user_keys, "name_max": NAME_MAX})
+    return render(request, "gateway/keys.html", {"keys": user_keys, "name_max": NAME_MAX}, status=status)
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 Layers, lowest first: `openrouter` (no Django, nothing of ours) → orweb's shared base (errors, money,
 aio, Redis clients, the upstream client, SQL helpers) → `catalog` → `billing` → `gateway` → the apps on
-top (`chat`, …). A module may import its own layer and those below, never one above — not even inside a
+top (`chat`, `batches`, …). A module may import its own layer and those below, never one above — not even inside a
 function. The project's wiring (`orweb.urls`, `orweb.asgi`, settings, Celery, the dev stack) sits above
 everything.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"openrouter": 0, "orweb": 1, "catalog": 2, "billing": 3, "gateway": 4, "chat": 5}
+LAYERS = {"openrouter": 0, "orweb": 1, "catalog": 2, "billing": 3, "gateway": 4, "chat": 5, "batches": 5}
 WIRING = {
     "orweb",  # the package itself: it loads the Celery app
     "orweb.urls",

@@ -9,7 +9,11 @@
   "use strict";
 
   const LIVE = new Set(["pending", "streaming"]);
-  const CLOSE_CODES = { 4401: "You are signed out. Sign in again to continue.", 4403: "This conversation isn't yours or no longer exists." };
+  const CLOSE_CODES = {
+    4401: "You are signed out. Sign in again to continue.",
+    4403: "This conversation isn't yours or no longer exists.",
+    4429: "This tab sent too many frames and was closed. Reload the page to continue.",
+  };
 
   function csrfToken() {
     try {
@@ -90,7 +94,7 @@
         if (CLOSE_CODES[ev.code]) {
           this.closedForGood = true;
           this.setConn("disconnected");
-          this.showAlert(CLOSE_CODES[ev.code]);
+          this.showAlert(this.closeReason || CLOSE_CODES[ev.code]);
           return;
         }
         this.setConn("reconnecting…");
@@ -149,6 +153,7 @@
         case "done":
           return this.onDone(frame);
         case "error":
+          if (frame.code === "signed_out" || frame.code === "flooding") this.closeReason = frame.message;
           if (this.onRefused) this.onRefused();
           return this.showAlert(frame.message || "Something went wrong.");
         case "branch":

@@ -90,3 +90,12 @@ def test_the_admin_never_shows_the_hash_and_cannot_add_keys(owner_key, superuser
     page = superuser_client.get(reverse("admin:gateway_apikey_change", args=[owner_key.key.pk])).content.decode()
     assert owner_key.key.hashed_key not in page
     assert not model_admin.has_add_permission(None)
+
+
+@pytest.mark.parametrize("name", ["ci\x00runner", "\x00"])
+def test_a_key_name_with_nul_is_a_400_saying_why_and_makes_no_key(owner_client, name):
+    response = owner_client.post(KEYS, {"name": name})
+
+    assert response.status_code == 400
+    assert "can&#x27;t contain a NUL character" in response.content.decode()
+    assert not ApiKey.objects.exists()

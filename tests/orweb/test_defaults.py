@@ -64,7 +64,9 @@ def test_a_form_without_its_csrf_token_gets_our_403():
 
 
 def _production_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE"}}
+    # Browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process (Playwright's loop); production never does.
+    ignored = {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in ignored}
     env.update(SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="orweb.example.com", DEBUG="0", **extra)
     return env
 

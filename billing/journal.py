@@ -156,22 +156,27 @@ def orphaned(directory: Path, own: Path | None) -> Iterator[list[Path]]:
     taken: list[tuple[int, Path]] = []
     try:
         for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-            if path == own:
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue  # its process rotated or another recoverer finished it meanwhile
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)  # alive
-                continue
-            if not path.exists():
-                os.close(fd)
-                continue
-            taken.append((fd, path))
+            fd = None if path == own else lock_if_orphaned(path)
+            if fd is not None:
+                taken.append((fd, path))
         yield [path for _, path in taken]
     finally:
         for fd, _ in taken:
             os.close(fd)
+
+
+def lock_if_orphaned(path: Path) -> int | None:
+    """An open descriptor of `path` holding its lock, when no live process holds it; None when its process
+    lives, or the file is gone (its process rotated it, or another recoverer finished it meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if path.exists():
+            return fd
+    except BlockingIOError:
+        pass  # alive
+    os.close(fd)
+    return None

@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -274,3 +275,78 @@ def test_a_process_killed_between_journaling_and_placing_the_hold_leaves_nothing
     entry = LedgerEntry.objects.get()
     assert (entry.status, entry.cost, entry.hold_id) == ("cancelled", 0, None)
     assert "can never be written" not in caplog.text
+
+
+def test_the_journal_ignores_what_it_has_no_open_attempt_for(tmp_path):
+    own = journal.Journal(tmp_path)
+    own.open(B1, {"user": 1})
+    own.generation(B1, "gen-1", "m")
+    own.generation(B1, "gen-1", "m")  # the same generation twice (header, then first chunk): once
+    own.generation(B2, "gen-2", "m")  # never opened (or already done): nothing to record
+    own.owe(B2, [{"cost": "1"}])
+    with open(own.path, "a") as stray:
+        stray.write(json.dumps({"k": "gen", "id": "not-opened-here", "gen": "gen-3", "model": "m"}) + "\n")
+    [attempt] = journal.read(own.path).values()
+    assert attempt.generations == [("gen-1", "m")] and attempt.owed is None
+    assert journal.lock_if_orphaned(tmp_path / "gone.jsonl") is None
+    os.close(own._fd)
+
+
+def test_a_charge_the_database_refuses_waits_in_the_journal_and_one_it_never_takes_is_dropped_loudly(
+    tmp_path, owner, held, settings, caplog
+):
+    settings.ORWEB_JOURNAL_DIR = str(tmp_path)
+    attempt = attempts.begin(
+        user_id=owner.pk, source="api", api_key_id=None, requested_model="m", hold_id=held.pk, slot="slot-1"
+    )
+    broken = attempts.Outcome(user_id=owner.pk, source="api", requested_model="m", status="ok", cost=Decimal("-1"))
+
+    assert attempts.settle_attempt(attempt, [broken], hold_id=held.pk, user_id=owner.pk, slot="slot-1") is None
+
+    own = attempts.journal()
+    assert [a.id for a in own.owing()] == [attempt] and _slots(owner.pk) == 0
+    assert attempts.settle_owed(own) == 1
+    assert "can never be written" in caplog.text and own.owing() == []
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_a_deadlock_is_retried_and_any_other_error_is_not(owner, monkeypatch):
+    outcome = attempts.Outcome(user_id=owner.pk, source="api", requested_model="m", status="ok", cost=Decimal(0))
+    failures = [OperationalError("deadlock detected")]
+    failures[0].__cause__ = psycopg.errors.DeadlockDetected()
+    real_settle = attempts.settle
+
+    def settle_after_a_deadlock(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_settle(*args, **kwargs)
+
+    monkeypatch.setattr(attempts, "settle", settle_after_a_deadlock)
+    [entry] = attempts._settle_all([outcome], None)
+    assert entry.pk and failures == []
+
+    monkeypatch.setattr(attempts, "settle", lambda *args, **kwargs: (_ for _ in ()).throw(OperationalError("gone")))
+    with pytest.raises(OperationalError):
+        attempts._settle_all([outcome], None)
+
+
+def test_a_journal_that_cannot_be_replayed_yet_is_kept_for_the_next_try(tmp_path, owner, held, monkeypatch):
+    _die_after(tmp_path, f"import json\nj.open({A3!r}, json.loads({_opened(owner, held)!r}))")
+
+    def database_away(path):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(attempts, "_replay", database_away)
+    assert attempts.recover(tmp_path) == 0
+    assert len(list(tmp_path.iterdir())) == 1
+    monkeypatch.undo()
+    assert attempts.recover(tmp_path) == 1
+
+
+def test_settling_a_call_again_returns_what_was_recorded(owner):
+    outcome = attempts.Outcome(
+        user_id=owner.pk, source="api", requested_model="m", status="cancelled", call_id=str(uuid.uuid4())
+    )
+    first = attempts.settle(outcome, hold_id=None)
+    again = attempts.settle(outcome, hold_id=None)
+    assert first.pk == again.pk and LedgerEntry.objects.count() == 1

@@ -153,3 +153,11 @@ async def test_a_call_that_cannot_be_journaled_is_refused_with_its_hold_given_ba
         await metered.complete(budgeted, ask(), source="api")
     assert not await in_thread(BudgetPeriod.objects.filter(held__gt=0).exists)()
     assert simulator.stats()["requests_total"] == 0
+
+
+async def test_a_refused_admission_whose_caller_left_has_nothing_to_give_back():
+    refused = asyncio.get_running_loop().create_future()
+    refused.set_exception(ServiceUnavailable("The database can't be reached right now; try again soon."))
+    metered._abandon_if_admitted(refused)
+    assert not metered._abandoning
+    refused.exception()  # retrieved: no "never retrieved" warning

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -47,3 +47,17 @@ def one_per_loop(instances: dict[int, T], make: Callable[[], T]) -> T:
         instances.clear()
         found = instances[loop_id] = make()
     return found
+
+
+async def streamed(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` for a StreamingHttpResponse under ASGI, pulled one at a time as the client takes them, each
+    made on the request's thread (the one its view ran on, so a generator reading the database keeps one
+    connection throughout). Given the iterator itself, Django would read it whole into memory first."""
+    step = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await step(chunks, None)) is not None:
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await sync_to_async(close, thread_sensitive=True)()

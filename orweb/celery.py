@@ -18,6 +18,8 @@ app.autodiscover_tasks()
 @worker_ready.connect
 def recover_on_start(sender: object = None, **kwargs: object) -> None:
     """A worker that starts (maybe in place of one killed with tasks in hand) first sweeps what may be left:
-    estimated costs to reconcile, journals of dead processes to settle. Beat repeats both every minute."""
+    estimated costs to reconcile, journals of dead processes to settle, batch jobs whose worker died. Beat
+    repeats each every minute or less."""
     app.send_task("billing.tasks.reconcile_estimated")
     app.send_task("billing.tasks.recover_attempts")
+    app.send_task("batches.tasks.resume_stalled")

@@ -47,4 +47,10 @@ BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # A job whose worker died (its line claims lapsed) or whose task was lost is picked up again.
+    "batches-resume-stalled": {
+        "task": "batches.tasks.resume_stalled",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -63,6 +63,25 @@ ORWEB_MAX_ATTACHMENT_BODY = env.int("ORWEB_MAX_ATTACHMENT_BODY", default=5 * 102
 ORWEB_MAX_BATCH_BODY = env.int("ORWEB_MAX_BATCH_BODY", default=200 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(ORWEB_MAX_BODY, ORWEB_MAX_API_BODY)
 
+# Batch jobs (batches/): uploaded files are streamed to ORWEB_BATCH_DIR (each user's own folder), never
+# held whole in memory; a file may have at most ORWEB_BATCH_MAX_LINES lines. Each job runs at most
+# ORWEB_BATCH_CONCURRENCY lines at once (a job may ask for less, or up to ORWEB_BATCH_MAX_CONCURRENCY), and
+# all of one user's jobs together at most ORWEB_BATCH_USER_CONCURRENCY. A worker claims lines for
+# ORWEB_BATCH_CLAIM_SECONDS: if it dies, they go back to the queue when the claim lapses. A line whose call
+# fails for a reason that may pass (5xx, timeouts) is tried up to ORWEB_BATCH_MAX_TRIES times.
+ORWEB_BATCH_DIR = env.path(
+    "ORWEB_BATCH_DIR", default=str(Path(env.str("ORWEB_DATA_DIR", default=str(BASE_DIR / ".data"))) / "batches")
+)
+ORWEB_BATCH_MAX_LINES = env.int("ORWEB_BATCH_MAX_LINES", default=50_000)
+ORWEB_BATCH_MAX_BYTES = env.int("ORWEB_BATCH_MAX_BYTES", default=200 * 1024 * 1024)
+ORWEB_BATCH_CONCURRENCY = env.int("ORWEB_BATCH_CONCURRENCY", default=8)
+ORWEB_BATCH_MAX_CONCURRENCY = env.int("ORWEB_BATCH_MAX_CONCURRENCY", default=64)
+ORWEB_BATCH_USER_CONCURRENCY = env.int("ORWEB_BATCH_USER_CONCURRENCY", default=16)
+ORWEB_BATCH_CLAIM_SECONDS = env.int("ORWEB_BATCH_CLAIM_SECONDS", default=180)
+ORWEB_BATCH_MAX_TRIES = env.int("ORWEB_BATCH_MAX_TRIES", default=3)
+# Batch lines run on a queue of their own, so a big job never delays chat's and billing's tasks.
+CELERY_TASK_ROUTES = {"batches.tasks.run_job": {"queue": "batches"}}
+
 # Budget alerts go out by e-mail; by default they are only written to the worker's log (console backend).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -74,6 +93,17 @@ ORWEB_AUTO_MAX_REQUEST_USD = env.str("ORWEB_AUTO_MAX_REQUEST_USD", default="0.50
 ORWEB_DEFAULT_RPM = env.int("ORWEB_DEFAULT_RPM", default=60)
 ORWEB_DEFAULT_TPM = env.int("ORWEB_DEFAULT_TPM", default=200_000)
 ORWEB_DEFAULT_CONCURRENT = env.int("ORWEB_DEFAULT_CONCURRENT", default=4)
+# Chat's caps (chat.conversations, chat.history): a message's length, a conversation's stored size, and the
+# context assumed for a model whose context is unknown (orweb/auto*) when fitting the history to it.
+ORWEB_CHAT_MAX_MESSAGE_CHARS = env.int("ORWEB_CHAT_MAX_MESSAGE_CHARS", default=60_000)
+ORWEB_CHAT_MAX_CONVERSATION_BYTES = env.int("ORWEB_CHAT_MAX_CONVERSATION_BYTES", default=10 * 1024 * 1024)
+ORWEB_CHAT_MAX_CONVERSATION_MESSAGES = env.int("ORWEB_CHAT_MAX_CONVERSATION_MESSAGES", default=4_000)
+ORWEB_CHAT_UNKNOWN_CONTEXT = env.int("ORWEB_CHAT_UNKNOWN_CONTEXT", default=32_000)
+# Websockets (chat.socket_limits, chat.consumers): sockets per user across processes, and each socket's
+# frame budget (a burst, then a steady rate); floods get error frames, then close 4429.
+ORWEB_WS_SOCKETS_PER_USER = env.int("ORWEB_WS_SOCKETS_PER_USER", default=20)
+ORWEB_WS_FRAMES_PER_SECOND = env.float("ORWEB_WS_FRAMES_PER_SECOND", default=5.0)
+ORWEB_WS_FRAME_BURST = env.int("ORWEB_WS_FRAME_BURST", default=20)
 # Where each process journals its upstream attempts until they are in the ledger (billing.journal). Every
 # web and worker process of one deployment must see the same directory (a shared volume), so that any of
 # them can settle what a dead one left.
@@ -98,6 +128,8 @@ INSTALLED_APPS = [
     "billing",
     "gateway",
     "chat",
+    "batches",
+    "console",
 ]
 
 # Every request gets the first two; the rest run for pages only, not /v1 (see orweb.middleware).

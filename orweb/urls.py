@@ -18,7 +18,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),
+    path("batches/", include("batches.urls")),
+    path("v1/", include("batches.api_urls")),
     path("v1/", include("gateway.api_urls")),
     path("account/", include((account, "account"))),
     path("models/", include("catalog.urls")),
+    path("console/", include("console.urls")),
 ]

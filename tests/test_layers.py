@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"openrouter": 0, "orweb": 1, "catalog": 2, "billing": 3, "gateway": 4, "chat": 5, "batches": 5}
+LAYERS = {"openrouter": 0, "orweb": 1, "catalog": 2, "billing": 3, "gateway": 4, "chat": 5, "batches": 5, "console": 5}
 WIRING = {
     "orweb",  # the package itself: it loads the Celery app
     "orweb.urls",

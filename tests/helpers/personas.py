@@ -77,3 +77,17 @@ async def close_code(communicator: WebsocketCommunicator, timeout: float = 5) ->
         return None
     output = await communicator.receive_output(timeout)
     return output.get("code") if output["type"] == "websocket.close" else None
+
+
+def streamed_body(response: Any) -> bytes:
+    """The whole body of a streamed response, sync or async (downloads stream asynchronously under ASGI)."""
+    from asgiref.sync import async_to_sync
+
+    content = response.streaming_content
+    if hasattr(content, "__aiter__"):
+
+        async def gather() -> bytes:
+            return b"".join([chunk async for chunk in content])
+
+        return async_to_sync(gather)()
+    return b"".join(content)

@@ -1,0 +1,91 @@
+"""kill -9 of the Celery worker running a batch job, mid-job: a new worker finishes it. No line is lost, none
+is done twice, and the ledger holds exactly what the simulator billed, by generation id (the calls the dead
+worker had in flight included: they were generated, so they are paid for, once)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from batches import formats, jobs, runner
+from batches.models import BatchJob, BatchLine
+from billing import attempts
+from billing.models import LedgerEntry
+from orweb.celery import app as celery_app
+from orweb.devstack import ROOT
+from tests.faults.conftest import server_env
+from tests.helpers.billing import assert_ledger_matches_simulator, wait_for_reconciled
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKER = [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-P", "solo", "--without-gossip"]
+CLAIM_SECONDS = 3
+LINES = 60
+
+
+@pytest.fixture
+def start_worker(simulator, settings, journal_dir, tmp_path) -> Iterator[Callable[[], subprocess.Popen]]:
+    settings.ORWEB_BATCH_DIR = str(tmp_path / "batches")
+    settings.ORWEB_BATCH_CLAIM_SECONDS = CLAIM_SECONDS
+    celery_app.control.purge()
+    workers: list[subprocess.Popen] = []
+    env = server_env(simulator, settings, journal_dir, ORWEB_BATCH_CLAIM_SECONDS=str(CLAIM_SECONDS))
+
+    def start() -> subprocess.Popen:
+        workers.append(subprocess.Popen([*WORKER, "-Q", "celery,batches"], cwd=ROOT, env=env))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.kill()
+        worker.wait(20)
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _count(job: BatchJob, status: str) -> int:
+    return BatchLine.objects.filter(job=job, status=status).count()
+
+
+def test_a_job_whose_worker_is_killed_is_finished_by_the_next_exactly_once(start_worker, simulator, catalog, owner):
+    first = start_worker()
+    rows = [
+        json.dumps({"prompt": f"line {n} [[sim ttft=0.3 tokens=20]]", "model": "openai/gpt-4o-mini"})
+        for n in range(LINES)
+    ]
+    file = formats.store_upload(owner, SimpleUploadedFile("in.jsonl", ("\n".join(rows) + "\n").encode()))
+    job = jobs.create_job(owner, file, origin="api", concurrency=4)
+    assert job.status == "in_progress"
+
+    _wait(lambda: _count(job, "done") >= 8 and _count(job, "running") > 0, 60, "the worker never got going")
+    first.kill()
+    first.wait(10)
+    held = _count(job, "running")
+    assert held > 0 and _count(job, "done") < LINES  # killed mid-job, with lines in hand
+
+    start_worker()
+    # Beat's sweep, once the dead run's lease has lapsed: the job goes to the new worker.
+    _wait(lambda: runner.resume_stalled() == 1, 30, "the job's lease never lapsed")
+    _wait(lambda: BatchJob.objects.get(pk=job.pk).status == "completed", 120, "the job was not finished")
+
+    job.refresh_from_db()
+    lines = list(BatchLine.objects.filter(job=job))
+    assert [line.status for line in lines] == ["done"] * LINES and (job.completed, job.failed) == (LINES, 0)
+    generations = [line.generation_id for line in lines]
+    assert len(set(generations)) == LINES  # each line settled once, with its own generation
+    attempts.recover()  # the dead worker's journal: what it had in flight is settled from /generation
+    wait_for_reconciled(timeout=60)
+    assert_ledger_matches_simulator(simulator)
+    charged = dict(LedgerEntry.objects.filter(generation_id__in=generations).values_list("generation_id", "cost"))
+    assert {line.generation_id: line.cost for line in lines} == charged

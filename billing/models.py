@@ -185,6 +185,9 @@ class RateLimit(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"rate limits of person {self.user}" if self.user_id else f"rate limits of group {self.group}"
+
 
 class BooksCheck(models.Model):
     """One UTC day's ledger total beside what OpenRouter says the server key used that day (`usage_daily`

@@ -1,4 +1,5 @@
-"""Admin pages for budgets and rate limits (editable) and the ledger and rollups (read-only)."""
+"""Admin pages for budgets and rate limits (editable) and the ledger, holds, budget periods and rollups
+(read-only: money records are written by the metered path only)."""
 
 from __future__ import annotations
 
@@ -46,16 +47,13 @@ class BudgetAdmin(admin.ModelAdmin):
 
 @admin.register(RateLimit)
 class RateLimitAdmin(admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "user",
-        "group",
-        "requests_per_minute",
-        "tokens_per_minute",
-        "concurrent_streams",
-    )
+    list_display = ("owner", "requests_per_minute", "tokens_per_minute", "concurrent_streams")
     search_fields = ("user__username", "group__name")
     autocomplete_fields = ("user", "group")
+
+    @admin.display(description="Rate limits of")
+    def owner(self, row: RateLimit) -> str:
+        return f"person {row.user}" if row.user_id else f"group {row.group}"
 
 
 @admin.register(LedgerEntry)

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from catalog.models import CatalogModel
 from gateway.keys import revoke
 from gateway.models import ApiKey, GroupPolicy
+
+# What gateway.policy can require of a model: an input modality, or any supported parameter name.
+CAPABILITIES = ("image", "file", "audio", "video", "tools", "structured_outputs", "reasoning")
+
+
+class GroupPolicyForm(forms.ModelForm):
+    """Model access with real widgets (models picked from the catalog, capabilities ticked), not JSON."""
+
+    allowed_models = forms.MultipleChoiceField(
+        required=False, widget=FilteredSelectMultiple("models", is_stacked=False), label="Allowed models"
+    )
+    required_capabilities = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(name, name) for name in CAPABILITIES],
+        help_text="With “allow by rule”: a model must have every capability ticked.",
+    )
+
+    class Meta:
+        model = GroupPolicy
+        fields = ("group", "allowed_models", "allow_by_rule", "max_price_per_million", "required_capabilities")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ids = list(CatalogModel.objects.order_by("id").values_list("id", flat=True))
+        ids += [chosen for chosen in (self.instance.allowed_models or []) if chosen not in ids]
+        self.fields["allowed_models"].choices = [(model_id, model_id) for model_id in ids]
 
 
 @admin.register(GroupPolicy)
 class GroupPolicyAdmin(admin.ModelAdmin):
+    form = GroupPolicyForm
     list_display = ("group", "allow_by_rule", "max_price_per_million", "required_capabilities")
     search_fields = ("group__name",)
     autocomplete_fields = ("group",)

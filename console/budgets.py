@@ -1,0 +1,91 @@
+"""Every budget as it stands this period, with where it is heading: the budgets page's numbers.
+
+Read-only: a budget whose period has no row yet shows what its owner spent since the period began (the
+ledger's word, as billing.budgets would start the period), without creating the row on a GET.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import timezone
+
+from billing.budgets import period_end, period_start, spent_since
+from billing.models import Budget, BudgetPeriod
+
+# Before this much of a period has passed, a projection would multiply noise (a dollar in the first minute
+# of a month is not $43,000 by its end): show none.
+MIN_ELAPSED = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    budget: Budget
+    owner_kind: str
+    owner_name: str
+    limit: Decimal
+    spent: Decimal
+    held: Decimal
+    period_start: dt.date
+    period_end: dt.date
+    projected: Decimal | None
+
+    @property
+    def used(self) -> Decimal:
+        return self.spent + self.held
+
+    @property
+    def over_alert(self) -> bool:
+        return self.limit > 0 and self.used * 100 >= self.limit * self.budget.alert_percent
+
+    @property
+    def projected_over(self) -> bool:
+        return self.projected is not None and self.projected > self.limit
+
+
+def projection(spent: Decimal, start: dt.date, end: dt.date, now: dt.datetime) -> Decimal | None:
+    """Spend at the period's end if it goes on at the rate so far (straight line from the start)."""
+    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    finish = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
+    elapsed = now - begin
+    if elapsed < MIN_ELAPSED:
+        return None
+    if now >= finish:
+        return spent
+    ratio = Decimal((finish - begin).total_seconds()) / Decimal(elapsed.total_seconds())
+    return (spent * ratio).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def budget_rows(now: dt.datetime | None = None) -> list[BudgetRow]:
+    """Every budget of people and groups, groups first, then by owner name."""
+    now = now or timezone.now()
+    today = now.astimezone(dt.UTC).date()
+    budgets = list(Budget.objects.select_related("user", "group"))
+    starts = {budget.pk: period_start(budget.period, today) for budget in budgets}
+    periods = {
+        (period.budget_id, period.start): period
+        for period in BudgetPeriod.objects.filter(budget__in=budgets, start__in=set(starts.values()))
+    }
+    rows = []
+    for budget in budgets:
+        start = starts[budget.pk]
+        end = period_end(budget.period, start)
+        period = periods.get((budget.pk, start))
+        spent = period.spent if period else spent_since(budget, start)
+        held = period.held if period else Decimal(0)
+        rows.append(
+            BudgetRow(
+                budget=budget,
+                owner_kind="person" if budget.user_id else "group",
+                owner_name=budget.user.get_username() if budget.user_id else budget.group.name,
+                limit=budget.limit_usd,
+                spent=spent,
+                held=held,
+                period_start=start,
+                period_end=end,
+                projected=projection(spent, start, end, now),
+            )
+        )
+    return sorted(rows, key=lambda row: (row.owner_kind != "group", row.owner_name.lower()))

@@ -118,17 +118,21 @@ def _settle_all(outcomes: list[Outcome], hold_id: Any) -> list[LedgerEntry]:
     """Settle every outcome (in one transaction when there are several), retrying a deadlock or a
     serialization failure a few times: each retry rolls everything back first, and settling is
     idempotent per generation and per call."""
-    for tried in range(1, DEADLOCK_TRIES + 1):
+    for tried in range(1, DEADLOCK_TRIES):
         try:
-            if len(outcomes) == 1:
-                return [settle(outcomes[0], hold_id=hold_id)]
-            with transaction.atomic():
-                return [settle(outcome, hold_id=hold_id) for outcome in outcomes]
+            return _settle_once(outcomes, hold_id)
         except OperationalError as error:
-            if tried == DEADLOCK_TRIES or getattr(error.__cause__, "sqlstate", None) not in ("40P01", "40001"):
+            if getattr(error.__cause__, "sqlstate", None) not in ("40P01", "40001"):
                 raise
             time.sleep(random.uniform(0, 0.02 * 2**tried))
-    raise AssertionError("unreachable")
+    return _settle_once(outcomes, hold_id)
+
+
+def _settle_once(outcomes: list[Outcome], hold_id: Any) -> list[LedgerEntry]:
+    if len(outcomes) == 1:
+        return [settle(outcomes[0], hold_id=hold_id)]
+    with transaction.atomic():
+        return [settle(outcome, hold_id=hold_id) for outcome in outcomes]
 
 
 def settle_owed(own: Journal | None = None) -> int:

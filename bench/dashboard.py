@@ -12,7 +12,7 @@ queries and the template: all but the socket), `--runs` times after one warm-up;
 in milliseconds at each size and their ratio. The CSV is streamed and consumed chunk by chunk; its peak is
 Python's traced allocation while streaming (tracemalloc), its size the bytes produced.
 
-    python -m orweb.devstack bench dashboard.py [--sizes 1000000 10000000] [--runs 15]
+    python -m orweb.devstack bench dashboard.py [--sizes 1000000,10000000] [--runs 15]
 """
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ FROM (
          LATERAL (SELECT floor(%(people)s * power(random(), 3))::int + 0 * i AS u) person
 ) r
 CROSS JOIN LATERAL (SELECT 'vendor' || (r.mi %% 8) || '/model-' || r.mi AS m) named
+"""
+
+# The indexes proposed to billing (`--proposed-indexes` times the pages with them).
+PROPOSED_INDEXES = """
+CREATE INDEX IF NOT EXISTS bench_ledger_key_created ON billing_ledgerentry (api_key_id, created);
+CREATE INDEX IF NOT EXISTS bench_usage_user_day ON billing_dailyusage (user_id, day);
+ANALYZE billing_ledgerentry;
+ANALYZE billing_dailyusage;
 """
 
 ROLLUP = """
@@ -113,7 +121,7 @@ def people() -> dict:
     return {"first_user": made[0].pk, "first_key": keys[0].pk, "staff": made[0], "busy": made[1], "key": keys[1]}
 
 
-def fill(rows: int, offset: int, ids: dict) -> float:
+def fill(rows: int, offset: int, ids: dict, indexes: bool) -> float:
     from django.db import connection
     from django.utils import timezone
 
@@ -131,6 +139,8 @@ def fill(rows: int, offset: int, ids: dict) -> float:
         }
         cursor.execute(FILL, params)
         cursor.execute(ROLLUP)
+        if indexes:
+            cursor.execute(PROPOSED_INDEXES)
     return time.perf_counter() - started
 
 
@@ -201,8 +211,14 @@ def csv_memory(client) -> tuple[float, int, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=[1_000_000, 10_000_000],
+        help="ledger sizes to time, comma-separated (devstack passes one value per option)",
+    )
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--proposed-indexes", action="store_true", help="add the indexes proposed to billing")
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orweb")
     env = {**os.environ, "DATABASE_URL": with_database(database, DB_NAME), "DEBUG": "0", "LOG_LEVEL": "WARNING"}
@@ -224,7 +240,7 @@ def main() -> int:
     memory = {}
     loaded = 0
     for size in sorted(args.sizes):
-        seconds = fill(size - loaded, loaded, ids)
+        seconds = fill(size - loaded, loaded, ids, args.proposed_indexes)
         loaded = size
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM billing_dailyusage")

@@ -42,7 +42,7 @@ from gateway import metered
 from gateway.types import CallResult
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
 from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
-from orweb import sql
+from orweb import metrics, sql
 from orweb.aio import db
 from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded
 from orweb.money import format_usd
@@ -276,6 +276,7 @@ async def _run_tools(
     return turns
 
 
+@metrics.tracks_stream("chat")
 async def _stream_reply(ctx: Context, pump: DeltaPump, totals: _Totals) -> _Outcome:
     messages = list(ctx.history)
     for step in range(MAX_STEPS):

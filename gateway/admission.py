@@ -24,6 +24,7 @@ from gateway import context as call_context
 from gateway.context import CallContext
 from gateway.policy import Shape, check_fits, check_model_allowed, max_tokens_for, misfit, shape_of
 from gateway.types import AUTO_MODELS, ChatRequest
+from orweb import metrics
 from orweb.errors import GatewayError, InvalidApiKey, ServiceUnavailable
 from orweb.upstream import openrouter_user_id
 
@@ -186,3 +187,4 @@ def _log_refusal(user_id: int, source: str, requested: str, error: GatewayError)
         error.code,
         error.status,
     )
+    metrics.observe_refusal(source, error.code)

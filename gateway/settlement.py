@@ -22,6 +22,7 @@ from gateway.tokens import count_text_tokens
 from gateway.types import CallResult
 from openrouter import ChatResult, EventStream, IdleTimeout, IncompleteStream, OpenRouterError
 from openrouter.events import Usage
+from orweb import metrics
 
 call_log = logging.getLogger("orweb.calls")
 
@@ -98,6 +99,7 @@ def _log_call(admission: Admission, result: CallResult) -> None:
         result.cost_source,
         result.generation_id or "-",
     )
+    metrics.observe_call(admission.source, result)
 
 
 def elapsed_ms(started: float) -> int:

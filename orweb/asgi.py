@@ -16,11 +16,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from billing import attempts  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from orweb import metrics  # noqa: E402
 from orweb.websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": metrics.instrument(django_asgi_app),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

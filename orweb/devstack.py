@@ -6,6 +6,8 @@ Where OPENROUTER_API_KEY is unset, the local OpenRouter simulator is started and
 Every process started here is stopped when this one exits, by Ctrl-C or SIGTERM: no orphans. A second
 Ctrl-C or SIGTERM while stopping doesn't abort that: it stops the rest at once (SIGKILL), then cleans up.
 Everything under the data directory is private to its owner (directories 0700, files 0600).
+While `run` runs, `<data>/running.env` says where its servers and key are, so that `manage.py` beside it
+works as it is (settings read that file for what the environment doesn't set); it goes when the stack stops.
 
     python -m orweb.devstack run            # the app: daphne, Celery worker and beat
     python -m orweb.devstack test [ARGS]    # the test suite (pytest ARGS)
@@ -36,6 +38,9 @@ CHROMIUM = "/usr/bin/chromium"
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How long the processes get to stop after SIGTERM before they are killed.
 STOP_GRACE = 10.0
+# What `manage.py` beside a running stack needs of it (no upstream settings: a test run beside it keeps its own).
+RUNNING_FILE = "running.env"
+RUNNING_VARS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY_FILE")
 
 
 def log(message: str) -> None:
@@ -98,6 +103,7 @@ class Stack:
         self.env = dict(os.environ)
         self._postgres = None
         self.hurried = False
+        self.running_file: Path | None = None
 
     def spawn(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
         proc = subprocess.Popen(args, env=self.env, cwd=ROOT, start_new_session=True, **kwargs)
@@ -174,6 +180,18 @@ class Stack:
             self.procs[index] = (name, subprocess.Popen(proc.args, env=self.env, cwd=ROOT, start_new_session=True))
         return None
 
+    def announce(self) -> Path:
+        """Write where this stack's servers and key are to the data directory (0600, replaced whole), for
+        `manage.py` run beside it; `stop` removes it."""
+        path = self.data / RUNNING_FILE
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.writelines(f"{name}={self.env[name]}\n" for name in RUNNING_VARS if self.env.get(name))
+        os.replace(partial, path)
+        self.running_file = path
+        return path
+
     def manage(self, *args: str) -> None:
         subprocess.run([PYTHON, "manage.py", *args], env=self.env, cwd=ROOT, check=True)
 
@@ -183,6 +201,9 @@ class Stack:
         self.hurried = True
 
     def stop(self) -> None:
+        if self.running_file is not None:
+            self.running_file.unlink(missing_ok=True)
+            self.running_file = None
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -252,6 +273,10 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         s.postgres("orweb")
         s.redis()
         s.simulator()
+        running = s.announce()
+        log(f"PostgreSQL: {s.env['DATABASE_URL']}")
+        log(f"Redis: {s.env['REDIS_URL']}")
+        log(f"`.venv/bin/python manage.py ...` beside this stack finds both in {running}")
         s.manage("migrate", "--no-input", "-v", "0")
         password = demo_admin_password()
         s.manage(*demo_admin_command(password))

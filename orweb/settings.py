@@ -11,6 +11,11 @@ from orweb.schedules import BEAT_SCHEDULE
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# Beside a running `make run`, `manage.py` finds that stack's database, Redis and key in the file it keeps in
+# the data directory while it runs (orweb.devstack.RUNNING_FILE); what the environment sets wins.
+RUNNING_STACK = Path(env.str("ORWEB_DATA_DIR", default=str(BASE_DIR / ".data"))) / "running.env"
+if RUNNING_STACK.is_file():
+    environ.Env.read_env(RUNNING_STACK)
 
 DEBUG = env.bool("DEBUG", default=False)
 # SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (`make run` keeps a generated one in .data/,
@@ -81,6 +86,13 @@ ORWEB_BATCH_CLAIM_SECONDS = env.int("ORWEB_BATCH_CLAIM_SECONDS", default=180)
 ORWEB_BATCH_MAX_TRIES = env.int("ORWEB_BATCH_MAX_TRIES", default=3)
 # Batch lines run on a queue of their own, so a big job never delays chat's and billing's tasks.
 CELERY_TASK_ROUTES = {"batches.tasks.run_job": {"queue": "batches"}}
+
+# Prometheus metrics at /metrics (orweb.metrics): served only when METRICS_TOKEN (or METRICS_TOKEN_FILE, a
+# file holding it) is set, and then only to `Authorization: Bearer <token>`; otherwise the page is a 404.
+# Several processes add up through PROMETHEUS_MULTIPROC_DIR (see orweb.metrics and README).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if not METRICS_TOKEN and env.str("METRICS_TOKEN_FILE", default=""):
+    METRICS_TOKEN = Path(env.str("METRICS_TOKEN_FILE")).read_text().strip()
 
 # Budget alerts go out by e-mail; by default they are only written to the worker's log (console backend).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -269,3 +281,31 @@ LOGGING = {
 BOOKS_DRIFT_PERCENT = env.str("BOOKS_DRIFT_PERCENT", default="1")
 BOOKS_DRIFT_USD = env.str("BOOKS_DRIFT_USD", default="0.10")
 BOOKS_DRIFT_CHECKS = env.int("BOOKS_DRIFT_CHECKS", default=2)
+
+# Single sign-on with any OpenID Connect issuer (orweb.sso): set ORWEB_OIDC_ISSUER (its discovery document
+# gives the endpoints), ORWEB_OIDC_CLIENT_ID and ORWEB_OIDC_CLIENT_SECRET (or ORWEB_OIDC_CLIENT_SECRET_FILE),
+# and register `<site>/oidc/callback/` as the redirect URI at the IdP. ORWEB_OIDC_GROUPS_CLAIM (e.g.
+# `groups`, empty = groups are managed here) makes each sign-in set the person's groups to the claim's, and
+# ORWEB_OIDC_STAFF_GROUP makes staff whoever is in that group. ORWEB_SSO_ONLY hides the password form and
+# refuses password sign-in to all but superusers, who keep it at /login/password/ (break glass).
+ORWEB_OIDC_ISSUER = env.str("ORWEB_OIDC_ISSUER", default="")
+ORWEB_OIDC_PROVIDER_NAME = env.str("ORWEB_OIDC_PROVIDER_NAME", default="single sign-on")
+ORWEB_OIDC_GROUPS_CLAIM = env.str("ORWEB_OIDC_GROUPS_CLAIM", default="")
+ORWEB_OIDC_STAFF_GROUP = env.str("ORWEB_OIDC_STAFF_GROUP", default="")
+ORWEB_OIDC_USERNAME_CLAIM = env.str("ORWEB_OIDC_USERNAME_CLAIM", default="preferred_username")
+ORWEB_SSO_ONLY = env.bool("ORWEB_SSO_ONLY", default=False)
+OIDC_RP_CLIENT_ID = env.str("ORWEB_OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("ORWEB_OIDC_CLIENT_SECRET", default="")
+if not OIDC_RP_CLIENT_SECRET and env.str("ORWEB_OIDC_CLIENT_SECRET_FILE", default=""):
+    OIDC_RP_CLIENT_SECRET = Path(env.str("ORWEB_OIDC_CLIENT_SECRET_FILE")).read_text().strip()
+OIDC_RP_SCOPES = env.str("ORWEB_OIDC_SCOPES", default="openid email profile")
+OIDC_RP_SIGN_ALGO = env.str("ORWEB_OIDC_SIGN_ALGO", default="RS256")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env.float("ORWEB_OIDC_TIMEOUT", default=10.0)
+OIDC_AUTHENTICATE_CLASS = "orweb.sso.SignInView"
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+AUTHENTICATION_BACKENDS = ["orweb.sso.PasswordBackend", "orweb.sso.OIDCBackend"]
+if ORWEB_OIDC_ISSUER and not OIDC_RP_CLIENT_ID:
+    raise environ.ImproperlyConfigured("ORWEB_OIDC_ISSUER is set: set ORWEB_OIDC_CLIENT_ID too.")
+if ORWEB_SSO_ONLY and not ORWEB_OIDC_ISSUER:
+    raise environ.ImproperlyConfigured("ORWEB_SSO_ONLY needs single sign-on: set ORWEB_OIDC_ISSUER.")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from orweb import views
+from orweb import sso, views
 from orweb.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
 
 # Both sign-in pages count failures and refuse a locked username or address (orweb.login_throttle).
@@ -14,7 +14,15 @@ account = [path("", include("gateway.urls")), path("", include("billing.urls"))]
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
-    path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledLoginForm), name="login"),
+    path("metrics", views.metrics, name="metrics"),
+    path("login/", sso.LoginView.as_view(authentication_form=ThrottledLoginForm), name="login"),
+    # Break glass: the password form even when single sign-on is required (superusers only, orweb.sso).
+    path(
+        "login/password/",
+        sso.LoginView.as_view(authentication_form=ThrottledLoginForm, break_glass=True),
+        name="login_password",
+    ),
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),

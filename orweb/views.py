@@ -1,11 +1,17 @@
-"""Project-level pages: home and health."""
+"""Project-level pages: home, health and metrics."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import hmac
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
+from billing.models import Hold, LedgerEntry
+from orweb import metrics as orweb_metrics
 from orweb.health import run_checks
 
 
@@ -22,3 +28,27 @@ async def health(request: HttpRequest) -> JsonResponse:
     down = [name for name, state in checks.items() if state != "ok"]
     status = 503 if down else 200
     return JsonResponse({"status": "down" if down else "ok", "down": down, "checks": checks}, status=status)
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """The Prometheus page (orweb.metrics): not there (404) unless METRICS_TOKEN is set, and only for
+    `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise), since it names models and amounts."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return HttpResponse("A metrics token is required.", status=401, headers={"WWW-Authenticate": "Bearer"})
+    return HttpResponse(orweb_metrics.exposition(_database_gauges()), content_type=orweb_metrics.CONTENT_TYPE)
+
+
+def _database_gauges() -> dict[str, tuple[str, float]]:
+    """What only the database knows, read now: the same from every process, right after a restart too."""
+    holds = Hold.objects.filter(released_at__isnull=True).aggregate(count=Count("pk"), usd=Sum("amount"))
+    backlog = LedgerEntry.objects.filter(cost_source=LedgerEntry.CostSource.ESTIMATED).count()
+    return {
+        "orweb_holds_open": ("Budget holds of calls in flight (or not yet released).", holds["count"]),
+        "orweb_holds_open_usd": ("US dollars reserved by open holds.", float(holds["usd"] or 0)),
+        "orweb_reconciliation_backlog": ("Ledger rows whose cost is estimated, waiting for /generation.", backlog),
+    }

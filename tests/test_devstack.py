@@ -179,3 +179,36 @@ def test_a_celery_process_that_exits_is_started_again_and_another_stops_the_stac
         assert stack.restart_exited(("worker",)) == "web"
     finally:
         stack.stop()
+
+
+def test_manage_commands_work_beside_a_running_stack_as_the_readme_shows(tmp_path: Path):
+    """`.venv/bin/python manage.py create_api_key ...` in another shell, with nothing set but the data
+    directory `make run` uses: it finds that stack's database (the key it makes works on the stack's /v1)."""
+    port = free_port()
+    data = tmp_path / "data"
+    proc = _start_run(data, port)
+    try:
+        _wait_for_health(f"http://127.0.0.1:{port}/health", proc)
+        unset = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "OPENROUTER_API_KEY"}
+        env = {k: v for k, v in os.environ.items() if k not in unset}
+        env["ORWEB_DATA_DIR"] = str(data)
+        made = subprocess.run(
+            [sys.executable, "manage.py", "create_api_key", "admin", "--name", "cli"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+        secret = made.stdout.strip().splitlines()[-1]
+        models = httpx.get(
+            f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+        )
+        assert models.status_code == 200, models.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "PostgreSQL: postgresql://" in output
+    assert not (data / devstack.RUNNING_FILE).exists()

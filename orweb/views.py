@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 
+import redis
 from django.conf import settings
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
-from billing.models import Hold, LedgerEntry
+from batches.models import BatchLine
+from billing.models import BooksCheck, Hold, LedgerEntry
 from orweb import metrics as orweb_metrics
 from orweb.health import run_checks
 
@@ -44,11 +47,35 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 def _database_gauges() -> dict[str, tuple[str, float]]:
-    """What only the database knows, read now: the same from every process, right after a restart too."""
+    """What only the database and the broker know, read now: the same from every process, right after a
+    restart too."""
     holds = Hold.objects.filter(released_at__isnull=True).aggregate(count=Count("pk"), usd=Sum("amount"))
     backlog = LedgerEntry.objects.filter(cost_source=LedgerEntry.CostSource.ESTIMATED).count()
-    return {
+    lines = dict(
+        BatchLine.objects.filter(status__in=[BatchLine.Status.PENDING, BatchLine.Status.RUNNING])
+        .values_list("status")
+        .annotate(count=Count("pk"))
+    )
+    books = BooksCheck.objects.order_by("-day").first()
+    gauges = {
         "orweb_holds_open": ("Budget holds of calls in flight (or not yet released).", holds["count"]),
         "orweb_holds_open_usd": ("US dollars reserved by open holds.", float(holds["usd"] or 0)),
         "orweb_reconciliation_backlog": ("Ledger rows whose cost is estimated, waiting for /generation.", backlog),
+        "orweb_batch_lines_queued": ("Batch lines waiting to run.", lines.get(BatchLine.Status.PENDING, 0)),
+        "orweb_batch_lines_running": ("Batch lines being run now.", lines.get(BatchLine.Status.RUNNING, 0)),
+        "orweb_books_drift_usd": (
+            "Ledger minus OpenRouter's usage for the day last checked (billing.books).",
+            float(books.drift) if books else 0.0,
+        ),
     }
+    with contextlib.suppress(redis.RedisError):
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
+        try:
+            for queue in ("celery", "batches"):
+                gauges[f"orweb_celery_queue_depth_{queue}"] = (
+                    f"Tasks waiting in the {queue} queue.",
+                    broker.llen(queue),
+                )
+        finally:
+            broker.close()
+    return gauges

@@ -179,6 +179,9 @@ def test_holds_and_the_reconciliation_backlog_are_read_from_the_database(client,
     assert value(samples, "orweb_holds_open") == 2
     assert value(samples, "orweb_holds_open_usd") == 0.75
     assert value(samples, "orweb_reconciliation_backlog") == 1
+    for name in ("orweb_batch_lines_queued", "orweb_batch_lines_running", "orweb_books_drift_usd"):
+        assert value(samples, name) == 0
+    assert value(samples, "orweb_celery_queue_depth_celery") >= 0
 
 
 COUNT_A_CALL = """

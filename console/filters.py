@@ -32,7 +32,6 @@ PRESETS = [
     ("custom", "Custom"),
 ]
 STACKS = [("model", "Model"), ("group", "Group"), ("source", "Source")]
-FILTERS = ("person", "group", "model", "source", "key")
 
 
 def preset_range(preset: str, day: dt.date) -> tuple[dt.date, dt.date]:

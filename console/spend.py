@@ -24,7 +24,6 @@ from billing.models import DailyUsage, LedgerEntry
 from console.filters import Selection
 
 NO_GROUP = "(no group)"
-DIMENSIONS = ("day", "person", "model", "source", "group")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from console.exports import csv_lines, detail_rows, explorer_rows
 from console.filters import PRESETS, STACKS, SelectionForm
 from console.model_costs import costs, price_history, recent_changes, retiring_in_use
 from console.permissions import staff_required
-from console.person import person_page
+from console.person import TIMING_SAMPLE, person_page
 from gateway.keys import revoke
 from gateway.models import ApiKey
 
@@ -87,7 +87,8 @@ def person(request: HttpRequest, username: str) -> HttpResponse:
     if not form.is_valid():
         return _invalid(request, "console/person.html", form, person=someone)
     page = person_page(someone, form.selection())
-    return render(request, "console/person.html", {**_form_context(form), "person": someone, "page": page})
+    context = {**_form_context(form), "person": someone, "page": page, "timing_sample": TIMING_SAMPLE}
+    return render(request, "console/person.html", context)
 
 
 @staff_required

@@ -139,6 +139,7 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["user", "created"]),
             models.Index(fields=["cost_source"], condition=Q(cost_source="estimated"), name="ledger_estimated"),
+            models.Index(fields=["api_key_id", "created"], name="ledger_key_created"),
         ]
         constraints = [models.CheckConstraint(condition=Q(cost__gte=0), name="ledger_cost_not_negative")]
 
@@ -160,6 +161,7 @@ class DailyUsage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "user", "model", "source"], name="one_rollup_row"),
         ]
+        indexes = [models.Index(fields=["user", "day"], name="rollup_user_day")]
 
 
 class RateLimit(models.Model):

@@ -312,8 +312,9 @@ def test_a_charge_the_database_refuses_waits_in_the_journal_and_one_it_never_tak
 
 def test_a_deadlock_is_retried_and_any_other_error_is_not(owner, monkeypatch):
     outcome = attempts.Outcome(user_id=owner.pk, source="api", requested_model="m", status="ok", cost=Decimal(0))
-    failures = [OperationalError("deadlock detected")]
-    failures[0].__cause__ = psycopg.errors.DeadlockDetected()
+    failures = [OperationalError("deadlock detected") for _ in range(attempts.DEADLOCK_TRIES - 1)]
+    for failure in failures:
+        failure.__cause__ = psycopg.errors.DeadlockDetected()
     real_settle = attempts.settle
 
     def settle_after_a_deadlock(*args, **kwargs):
@@ -322,7 +323,7 @@ def test_a_deadlock_is_retried_and_any_other_error_is_not(owner, monkeypatch):
         return real_settle(*args, **kwargs)
 
     monkeypatch.setattr(attempts, "settle", settle_after_a_deadlock)
-    [entry] = attempts._settle_all([outcome], None)
+    [entry] = attempts._settle_all([outcome], None)  # every try but the last deadlocked
     assert entry.pk and failures == []
 
     monkeypatch.setattr(attempts, "settle", lambda *args, **kwargs: (_ for _ in ()).throw(OperationalError("gone")))

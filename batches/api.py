@@ -31,7 +31,7 @@ from batches.models import BatchFile, BatchJob
 from gateway import fail_closed
 from gateway.api_requests import parse_body
 from gateway.api_responses import error_json, error_response_parts
-from gateway.keys import authenticate
+from gateway.keys import MISSING_KEY, authenticate, bearer_secret
 from orweb import aio, body_limits
 from orweb.errors import GatewayError
 from orweb.money import json_usd
@@ -74,11 +74,10 @@ def _error(status: int, message: str, *, code: str, param: str | None = None) ->
 
 def _user_of(request: HttpRequest) -> Any:
     """The user of the request's `Authorization: Bearer` key (checked as `gateway.api` does)."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        message = "Missing API key: send 'Authorization: Bearer <your orweb key>'."
-        raise Refused(message, code="missing_api_key", status=401)
-    key = authenticate(secret.strip())
+    secret = bearer_secret(request.headers)
+    if secret is None:
+        raise Refused(MISSING_KEY, code="missing_api_key", status=401)
+    key = authenticate(secret)
     if key is None:
         raise Refused("Invalid or revoked API key.", code="invalid_api_key", status=401)
     return key.user

@@ -24,7 +24,7 @@ from catalog.models import CatalogModel
 from gateway import fail_closed, metered, policy
 from gateway.api_requests import ApiRequest, parse_body, parse_chat_request
 from gateway.api_responses import completion_json, error_json, error_response_parts, models_json
-from gateway.keys import authenticate
+from gateway.keys import MISSING_KEY, authenticate, bearer_secret
 from gateway.metered import MeteredStream
 from gateway.models import ApiKey
 from gateway.sse_writer import ChunkWriter
@@ -57,10 +57,10 @@ _key_info_off_loop = aio.db(key_info)
 
 def _bearer(request: HttpRequest) -> str | JsonResponse:
     """The secret sent as `Authorization: Bearer <secret>`, not yet checked."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return _error(401, "Missing API key: send 'Authorization: Bearer <your orweb key>'.", code="missing_api_key")
-    return secret.strip()
+    secret = bearer_secret(request.headers)
+    if secret is None:
+        return _error(401, MISSING_KEY, code="missing_api_key")
+    return secret
 
 
 async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:

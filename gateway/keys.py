@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
@@ -96,3 +97,12 @@ def revoke(key: ApiKey, by_user: AbstractBaseUser) -> bool:
     if changed:
         key.revoked_at = now
     return bool(changed)
+
+
+MISSING_KEY = "Missing API key: send 'Authorization: Bearer <your orweb key>'."
+
+
+def bearer_secret(headers: Any) -> str | None:
+    """The secret a /v1 caller sent as `Authorization: Bearer <secret>`, not yet checked; None if none."""
+    scheme, _, secret = headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None

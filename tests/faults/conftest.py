@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from orweb.celery import app as celery_app
 from orweb.devstack import ROOT, free_port, wait_for_port
 from tests.conftest import SIM_KEY, database_url
 
@@ -81,3 +83,31 @@ def web(simulator, settings, journal_dir) -> Iterator[WebProcess]:
     server.start()
     yield server
     server.stop()
+
+
+WORKER = [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-P", "solo", "--without-gossip"]
+
+
+@pytest.fixture
+def start_worker(simulator, settings, journal_dir) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real Celery workers (`start(queues="celery", **extra_env)`), any number; all killed after."""
+    celery_app.control.purge()
+    workers: list[subprocess.Popen] = []
+
+    def start(queues: str = "celery", **extra: str) -> subprocess.Popen:
+        env = server_env(simulator, settings, journal_dir, **extra)
+        workers.append(subprocess.Popen([*WORKER, "-Q", queues], cwd=ROOT, env=env))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.kill()
+        worker.wait(20)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,49 +15,30 @@ from batches import formats, jobs, runner
 from batches.models import BatchJob, BatchLine
 from billing import attempts
 from billing.models import LedgerEntry
-from orweb.celery import app as celery_app
-from orweb.devstack import ROOT
-from tests.faults.conftest import server_env
+from tests.faults.conftest import wait_until
 from tests.helpers.billing import assert_ledger_matches_simulator, wait_for_reconciled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WORKER = [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-P", "solo", "--without-gossip"]
 CLAIM_SECONDS = 3
 LINES = 60
 
 
 @pytest.fixture
-def start_worker(simulator, settings, journal_dir, tmp_path) -> Iterator[Callable[[], subprocess.Popen]]:
+def start_batch_worker(start_worker, settings, tmp_path) -> Callable[[], subprocess.Popen]:
     settings.ORWEB_BATCH_DIR = str(tmp_path / "batches")
     settings.ORWEB_BATCH_CLAIM_SECONDS = CLAIM_SECONDS
-    celery_app.control.purge()
-    workers: list[subprocess.Popen] = []
-    env = server_env(simulator, settings, journal_dir, ORWEB_BATCH_CLAIM_SECONDS=str(CLAIM_SECONDS))
-
-    def start() -> subprocess.Popen:
-        workers.append(subprocess.Popen([*WORKER, "-Q", "celery,batches"], cwd=ROOT, env=env))
-        return workers[-1]
-
-    yield start
-    for worker in workers:
-        worker.kill()
-        worker.wait(20)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
+    return lambda: start_worker("celery,batches", ORWEB_BATCH_CLAIM_SECONDS=str(CLAIM_SECONDS))
 
 
 def _count(job: BatchJob, status: str) -> int:
     return BatchLine.objects.filter(job=job, status=status).count()
 
 
-def test_a_job_whose_worker_is_killed_is_finished_by_the_next_exactly_once(start_worker, simulator, catalog, owner):
-    first = start_worker()
+def test_a_job_whose_worker_is_killed_is_finished_by_the_next_exactly_once(
+    start_batch_worker, simulator, catalog, owner
+):
+    first = start_batch_worker()
     rows = [
         json.dumps({"prompt": f"line {n} [[sim ttft=0.3 tokens=20]]", "model": "openai/gpt-4o-mini"})
         for n in range(LINES)
@@ -68,16 +47,16 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_next_exactly_once(start
     job = jobs.create_job(owner, file, origin="api", concurrency=4)
     assert job.status == "in_progress"
 
-    _wait(lambda: _count(job, "done") >= 8 and _count(job, "running") > 0, 60, "the worker never got going")
+    wait_until(lambda: _count(job, "done") >= 8 and _count(job, "running") > 0, 60, "the worker never got going")
     first.kill()
     first.wait(10)
     held = _count(job, "running")
     assert held > 0 and _count(job, "done") < LINES  # killed mid-job, with lines in hand
 
-    start_worker()
+    start_batch_worker()
     # Beat's sweep, once the dead run's lease has lapsed: the job goes to the new worker.
-    _wait(lambda: runner.resume_stalled() == 1, 30, "the job's lease never lapsed")
-    _wait(lambda: BatchJob.objects.get(pk=job.pk).status == "completed", 120, "the job was not finished")
+    wait_until(lambda: runner.resume_stalled() == 1, 30, "the job's lease never lapsed")
+    wait_until(lambda: BatchJob.objects.get(pk=job.pk).status == "completed", 120, "the job was not finished")
 
     job.refresh_from_db()
     lines = list(BatchLine.objects.filter(job=job))

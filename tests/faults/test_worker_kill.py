@@ -3,11 +3,6 @@ at once (it sweeps on start), instead of the tasks sitting unacknowledged until 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-
 import pytest
 import redis
 from asgiref.sync import async_to_sync
@@ -15,37 +10,11 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from gateway import metered
-from orweb.celery import app as celery_app
-from orweb.devstack import ROOT
-from tests.faults.conftest import server_env
+from tests.faults.conftest import wait_until
 from tests.helpers.billing import assert_ledger_matches_simulator, wait_for_reconciled
 from tests.helpers.metering import ask
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WORKER = [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-P", "solo", "--without-gossip"]
-
-
-@pytest.fixture
-def start_worker(simulator, settings, journal_dir) -> Iterator[Callable[[], subprocess.Popen]]:
-    celery_app.control.purge()
-    workers: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        workers.append(subprocess.Popen(WORKER, cwd=ROOT, env=server_env(simulator, settings, journal_dir)))
-        return workers[-1]
-
-    yield start
-    for worker in workers:
-        worker.kill()
-        worker.wait(20)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_reconciliations_held_by_a_killed_worker_are_done_by_the_next(
@@ -62,13 +31,13 @@ def test_reconciliations_held_by_a_killed_worker_are_done_by_the_next(
     assert LedgerEntry.objects.filter(cost_source="estimated").count() == 4
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    _wait(lambda: broker.hlen("unacked") >= 4, 30, "the worker never took the reconciliations")
+    wait_until(lambda: broker.hlen("unacked") >= 4, 30, "the worker never took the reconciliations")
     first.kill()
     first.wait(10)
     assert broker.hlen("unacked") >= 4  # held by a dead worker: the broker won't give them back for a while
 
     oldest = LedgerEntry.objects.order_by("created").first().created
-    _wait(lambda: (timezone.now() - oldest).total_seconds() > 6, 10, "clock")  # past the sweep's settle delay
+    wait_until(lambda: (timezone.now() - oldest).total_seconds() > 6, 10, "clock")  # past the sweep's settle delay
     start_worker()
     wait_for_reconciled(timeout=60)
     assert_ledger_matches_simulator(simulator)

@@ -123,8 +123,11 @@ class LedgerEntry(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(**USD, default=Decimal(0))
+    # OpenRouter's `usage.cost_details` and server-tool counts as reported (strings of USD), for display.
+    cost_details = models.JSONField(default=dict, blank=True)
     cost_source = models.CharField(max_length=10, choices=CostSource.choices)
     status = models.CharField(max_length=10, choices=Status.choices)
     error = models.CharField(max_length=300, blank=True)
@@ -162,6 +165,36 @@ class DailyUsage(models.Model):
             models.UniqueConstraint(fields=["day", "user", "model", "source"], name="one_rollup_row"),
         ]
         indexes = [models.Index(fields=["user", "day"], name="rollup_user_day")]
+
+
+class DailyModelUsage(models.Model):
+    """The ledger rolled up per day, served model and source for the whole team: a few rows a day, so
+    team-wide pages stay fast however many people the ledger holds."""
+
+    day = models.DateField()
+    model = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "model", "source"], name="one_model_rollup_row")]
+
+
+class DailyPersonUsage(models.Model):
+    """The ledger rolled up per day and person, for per-person totals over long ranges."""
+
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "user"], name="one_person_rollup_row")]
 
 
 class RateLimit(models.Model):

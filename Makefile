@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench manage install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # DEBUG stays off unless asked for: `DEBUG=1 make run` (orweb.devstack keeps the secret key in .data/).
+# `make run WEB=2 WORKERS=2`: two web processes (ports 8000 and 8001) and two workers of each queue.
 run: $(STAMP)
 	$(BIN)/python -m orweb.devstack run
+
+# A management command beside a running `make run`, which says where its database and Redis are:
+# `make manage ARGS="set_budget alice 25"`.
+manage: $(STAMP)
+	$(BIN)/python manage.py $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

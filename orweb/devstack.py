@@ -174,7 +174,7 @@ class Stack:
         for index, (name, proc) in enumerate(self.procs):
             if proc.poll() is None:
                 continue
-            if name not in names:
+            if name.rstrip("0123456789") not in names:
                 return name
             log(f"{name} exited with {proc.returncode}; starting it again")
             self.procs[index] = (name, subprocess.Popen(proc.args, env=self.env, cwd=ROOT, start_new_session=True))
@@ -259,11 +259,40 @@ def demo_admin_password() -> str:
 
 
 RESTARTED = ("worker", "batch-worker", "beat")
+ASGI_APP = "orweb.asgi:application"
 
 
-def run(host: str = "127.0.0.1", port: int = 8000) -> int:
+def named(kind: str, index: int) -> str:
+    """The first process of a kind keeps its plain name (`celery`, as a Celery node: `celery@host`); the
+    others are numbered from 2."""
+    return kind if index == 0 else f"{kind}{index + 1}"
+
+
+def celery_worker(queue: str, node: str) -> list[str]:
+    return [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "orweb",
+        "worker",
+        "-l",
+        "warning",
+        "-c",
+        "2",
+        "-Q",
+        queue,
+        "-n",
+        f"{node}@%h",
+    ]
+
+
+def run(host: str = "127.0.0.1", port: int = 8000, *, webs: int = 1, workers: int = 1) -> int:
     """`make run`: DEBUG stays off unless asked for (`DEBUG=1 make run`); Django's key is generated once
-    and kept in the data directory; every file the stack writes there is its owner's only (umask 077)."""
+    and kept in the data directory; every file the stack writes there is its owner's only (umask 077).
+
+    `webs` web processes listen on consecutive ports from `port`, all against the same database and Redis,
+    and `workers` Celery workers serve each queue: the shape of a scaled-out deployment, on one machine."""
     os.umask(0o077)
     with stack(DATA) as s:
         if not s.env.get("SECRET_KEY") and not s.env.get("SECRET_KEY_FILE"):
@@ -282,45 +311,21 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         s.manage(*demo_admin_command(password))
         with contextlib.suppress(subprocess.CalledProcessError):
             s.manage("sync_models")
-        s.spawn("web", [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(port), "orweb.asgi:application"])
-        s.spawn("worker", [PYTHON, "-m", "celery", "-A", "orweb", "worker", "-l", "warning", "-c", "2", "-Q", "celery"])
-        # Batch jobs hold a worker process for as long as they run: their own worker keeps billing's tasks moving.
-        s.spawn(
-            "batch-worker",
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "orweb",
-                "worker",
-                "-l",
-                "warning",
-                "-c",
-                "2",
-                "-Q",
-                "batches",
-                "-n",
-                "batches@%h",
-            ],
-        )
-        s.spawn(
-            "beat",
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "orweb",
-                "beat",
-                "-l",
-                "warning",
-                "-s",
-                s.env["CELERY_BEAT_SCHEDULE_FILENAME"],
-            ],
-        )
-        wait_for_port(host, port)
-        log(f"orweb is up: http://{host}:{port}/  (sign in as admin / {password})  Ctrl-C stops everything.")
+        urls = []
+        for index in range(webs):
+            web_port = port + index
+            s.spawn(named("web", index), [PYTHON, "-m", "orweb.serve", "-b", host, "-p", str(web_port), ASGI_APP])
+            urls.append(f"http://{host}:{web_port}/")
+        for index in range(workers):
+            # Batch jobs hold a worker process for as long as they run: their own workers keep billing's tasks moving.
+            s.spawn(named("worker", index), celery_worker("celery", named("celery", index)))
+            s.spawn(named("batch-worker", index), celery_worker("batches", named("batches", index)))
+        beat = s.env["CELERY_BEAT_SCHEDULE_FILENAME"]
+        s.spawn("beat", [PYTHON, "-m", "celery", "-A", "orweb", "beat", "-l", "warning", "-s", beat])
+        for index in range(webs):
+            wait_for_port(host, port + index)
+        shape = f" ({webs} web processes, {workers} workers of each queue)" if webs > 1 or workers > 1 else ""
+        log(f"orweb is up{shape}: {'  '.join(urls)}  (sign in as admin / {password})  Ctrl-C stops everything.")
         try:
             while (dead := s.restart_exited(RESTARTED)) is None:
                 time.sleep(0.5)
@@ -406,7 +411,12 @@ def services() -> int:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "run"
     if command == "run":
-        return run(port=int(os.environ.get("PORT", "8000")))
+        shape = [os.environ.get(name) or "1" for name in ("WEB", "WORKERS")]
+        if not all(count.isdigit() and int(count) >= 1 for count in shape):
+            print("WEB and WORKERS must be whole numbers from 1, e.g. `make run WEB=2 WORKERS=2`", file=sys.stderr)
+            return 2
+        webs, workers = map(int, shape)
+        return run(port=int(os.environ.get("PORT", "8000")), webs=webs, workers=workers)
     if command == "test":
         return test(argv[1:])
     if command == "bench":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -36,11 +37,12 @@ def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> 
     pytest.fail("/health never answered 200")
 
 
-def _start_run(data: Path, port: int) -> subprocess.Popen:
+def _start_run(data: Path, port: int, **extra: str) -> subprocess.Popen:
     """`python -m orweb.devstack run` as `make run` starts it, with its own data directory and port."""
     unset = {"DATABASE_URL", "REDIS_URL", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "DEBUG", "SECRET_KEY"}
+    unset |= {"WEB", "WORKERS"}
     env = {k: v for k, v in os.environ.items() if k not in unset}
-    env.update(ORWEB_DATA_DIR=str(data), PORT=str(port))
+    env.update(ORWEB_DATA_DIR=str(data), PORT=str(port), **extra)
     return subprocess.Popen(
         [sys.executable, "-m", "orweb.devstack", "run"],
         cwd=ROOT,
@@ -49,6 +51,11 @@ def _start_run(data: Path, port: int) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _left_running(children: list[psutil.Process], tmp_path: Path) -> list[list[str]]:
@@ -181,14 +188,18 @@ def test_a_celery_process_that_exits_is_started_again_and_another_stops_the_stac
         stack.stop()
 
 
-def test_manage_commands_work_beside_a_running_stack_as_the_readme_shows(tmp_path: Path):
-    """`.venv/bin/python manage.py create_api_key ...` in another shell, with nothing set but the data
-    directory `make run` uses: it finds that stack's database (the key it makes works on the stack's /v1)."""
+def test_manage_commands_work_beside_a_scaled_out_stack_as_the_readme_shows(tmp_path: Path):
+    """`make run WEB=2 WORKERS=2` serves from two web processes on one database; `.venv/bin/python manage.py
+    create_api_key ...` and `make manage ARGS="set_budget ..."` in another shell, with nothing set but the
+    data directory `make run` uses, find that stack's database (the key works on both web processes)."""
     port = free_port()
+    while not all(_port_free(p) for p in (port, port + 1)):
+        port = free_port()
     data = tmp_path / "data"
-    proc = _start_run(data, port)
+    proc = _start_run(data, port, WEB="2", WORKERS="2")
     try:
-        _wait_for_health(f"http://127.0.0.1:{port}/health", proc)
+        for web in (port, port + 1):
+            _wait_for_health(f"http://127.0.0.1:{web}/health", proc)
         unset = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "OPENROUTER_API_KEY"}
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env["ORWEB_DATA_DIR"] = str(data)
@@ -202,13 +213,25 @@ def test_manage_commands_work_beside_a_running_stack_as_the_readme_shows(tmp_pat
         )
         assert made.returncode == 0, made.stdout + made.stderr
         secret = made.stdout.strip().splitlines()[-1]
-        models = httpx.get(
-            f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+        for web in (port, port + 1):
+            models = httpx.get(
+                f"http://127.0.0.1:{web}/v1/models", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+            )
+            assert models.status_code == 200, models.text
+        budget = subprocess.run(
+            ["make", "-s", "manage", "ARGS=set_budget admin 25"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
-        assert models.status_code == 200, models.text
+        assert budget.returncode == 0, budget.stdout + budget.stderr
+        assert "25" in budget.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert "PostgreSQL: postgresql://" in output
+    assert "2 web processes, 2 workers of each queue" in output
     assert not (data / devstack.RUNNING_FILE).exists()

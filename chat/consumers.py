@@ -45,6 +45,7 @@ from chat.conversations import ChatActionError, Sent
 from chat.deltas import deltas_after
 from chat.disconnect import SignedOut, SignIn
 from chat.models import Conversation, Message
+from orweb import metrics as orweb_metrics
 from orweb.aio import db
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_TOO_MANY_SOCKETS, "too_many_sockets", message)
             return
         self.leased = True
+        orweb_metrics.ACTIVE_SOCKETS.inc()
         try:
             await self._join()
         except BaseException:
@@ -192,6 +194,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.waiting.clear()
         if self.leased:
             self.leased = False
+            orweb_metrics.ACTIVE_SOCKETS.dec()
             await socket_limits.release_socket(self.user.pk, self.channel_name)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)

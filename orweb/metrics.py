@@ -117,6 +117,12 @@ ACTIVE_STREAMS = Gauge(
     multiprocess_mode="livesum",
     registry=REGISTRY,
 )
+ACTIVE_SOCKETS = Gauge(
+    "orweb_active_sockets",
+    "Chat websockets open now (signed in, within the per-person limit).",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
 
 
 def observe_call(source: str, result: Any) -> None:

@@ -16,10 +16,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import websockets
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import Hold, LedgerEntry
+from chat.models import Conversation
 from orweb import metrics
 from orweb.devstack import ROOT
 from tests.api.conftest import key_of, sdk
@@ -212,3 +215,20 @@ def test_several_processes_add_up_in_the_multiprocess_directory(tmp_path: Path):
     assert value(samples, "orweb_settled_usd_total", source="batch", model="m/x") == pytest.approx(0.002)
     names = sorted(path.name for path in tmp_path.glob("counter_*.db"))
     assert len(names) == 2 and all(name.startswith(f"counter_{socket.gethostname()}-") for name in names)
+
+
+async def test_an_open_chat_socket_counts_until_it_closes(live_app, token, owner, owner_client, settings):
+    conversation = await sync_to_async(Conversation.objects.create)(user=owner, title="watched", model=MODEL)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={owner_client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    read = sync_to_async(lambda: value(scrape(live_app), "orweb_active_sockets"))
+    baseline = await read()
+    url = f"{live_app.ws_url}/ws/chat/{conversation.pk}/"
+    async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": live_app.url}):
+        deadline = time.monotonic() + 10
+        while await read() != baseline + 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await read() == baseline + 1
+    deadline = time.monotonic() + 10
+    while await read() != baseline and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await read() == baseline

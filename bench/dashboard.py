@@ -4,8 +4,8 @@
 The data: 500 people in 20 groups (a fifth in two), 60 models, one API key each, calls over 90 days with a
 realistic skew (a few people and models make most of the calls; the busiest person makes ~40× the median's),
 2% errors. The ledger is filled by PostgreSQL itself (`INSERT ... SELECT` over `generate_series`: faster than
-COPY from Python, as no row crosses the wire), then the daily rollup is built from it the way `settle`
-would have built it, one row per day, person, served model and source.
+COPY from Python, as no row crosses the wire), then the rollups are built from it the way `settle` would have
+built them: one row per day, person, served model and source; per day, model and source; per day and person.
 
 Each page is requested through Django's test client in this process (URL routing, middleware, the view, the
 queries and the template: all but the socket), `--runs` times after one warm-up; the table shows p50 and p95
@@ -35,11 +35,11 @@ PEOPLE, GROUPS, MODELS, DAYS = 500, 20, 60, 90
 FILL = """
 INSERT INTO billing_ledgerentry (
     call_id, generation_id, user_id, source, api_key_id, requested_model, served_model, provider,
-    prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_source, status, error,
-    ttft_ms, latency_ms, created, hold_id)
+    prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, cost_details,
+    cost_source, status, error, ttft_ms, latency_ms, created, hold_id)
 SELECT gen_random_uuid(), 'gen-' || %(offset)s + i, %(first_user)s + u, src,
        CASE WHEN src = 'api' THEN %(first_key)s + u END,
-       m, m, 'bench', pt, ct, 0, 0, round((pt * 0.000001 + ct * 0.000004) * (1 + mi %% 7), 10),
+       m, m, 'bench', pt, ct, 0, 0, 0, round((pt * 0.000001 + ct * 0.000004) * (1 + mi %% 7), 10), '{}',
        'reported', st, '', 150 + (random() * 900)::int, 1000 + (random() * 9000)::int,
        %(end)s::timestamptz - (random() * %(days)s) * interval '1 day', NULL
 FROM (
@@ -56,14 +56,6 @@ FROM (
 CROSS JOIN LATERAL (SELECT 'vendor' || (r.mi %% 8) || '/model-' || r.mi AS m) named
 """
 
-# The indexes proposed to billing (`--proposed-indexes` times the pages with them).
-PROPOSED_INDEXES = """
-CREATE INDEX IF NOT EXISTS bench_ledger_key_created ON billing_ledgerentry (api_key_id, created);
-CREATE INDEX IF NOT EXISTS bench_usage_user_day ON billing_dailyusage (user_id, day);
-ANALYZE billing_ledgerentry;
-ANALYZE billing_dailyusage;
-"""
-
 ROLLUP = """
 TRUNCATE billing_dailyusage;
 INSERT INTO billing_dailyusage (day, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
@@ -71,8 +63,17 @@ SELECT (created AT TIME ZONE 'UTC')::date, user_id, coalesce(nullif(served_model
        count(*), count(*) FILTER (WHERE status IN ('error', 'incomplete')), sum(prompt_tokens),
        sum(completion_tokens), sum(cost)
 FROM billing_ledgerentry GROUP BY 1, 2, 3, 4;
+TRUNCATE billing_dailymodelusage;
+INSERT INTO billing_dailymodelusage (day, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT day, model, source, sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), sum(cost)
+FROM billing_dailyusage GROUP BY 1, 2, 3;
+TRUNCATE billing_dailypersonusage;
+INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, cost)
+SELECT day, user_id, sum(requests), sum(errors), sum(cost) FROM billing_dailyusage GROUP BY 1, 2;
 ANALYZE billing_ledgerentry;
 ANALYZE billing_dailyusage;
+ANALYZE billing_dailymodelusage;
+ANALYZE billing_dailypersonusage;
 """
 
 
@@ -121,7 +122,7 @@ def people() -> dict:
     return {"first_user": made[0].pk, "first_key": keys[0].pk, "staff": made[0], "busy": made[1], "key": keys[1]}
 
 
-def fill(rows: int, offset: int, ids: dict, indexes: bool) -> float:
+def fill(rows: int, offset: int, ids: dict) -> float:
     from django.db import connection
     from django.utils import timezone
 
@@ -139,8 +140,6 @@ def fill(rows: int, offset: int, ids: dict, indexes: bool) -> float:
         }
         cursor.execute(FILL, params)
         cursor.execute(ROLLUP)
-        if indexes:
-            cursor.execute(PROPOSED_INDEXES)
     return time.perf_counter() - started
 
 
@@ -156,10 +155,20 @@ def pages(ids: dict) -> dict[str, str]:
         "explorer 30 d, one group": f"{explorer}?group=group03",
         "explorer 30 d, one model": f"{explorer}?model=vendor1/model-1",
         "explorer 30 d, one key (ledger)": f"{explorer}?key={key}",
+        "explorer 30 d, one source": f"{explorer}?source=api&stack=source",
+        "explorer 90 d, group + model": (
+            f"{explorer}?preset=custom&start={{d90}}&end={{today}}&group=group03&model=vendor1/model-1"
+        ),
         "explorer CSV 30 d": reverse("console:explorer_csv"),
         "person page (busiest)": reverse("console:person", args=[busy]),
         "models page": reverse("console:models"),
+        "people page": reverse("console:people"),
+        "groups page": reverse("console:groups"),
+        "budgets page": reverse("console:budgets"),
+        "audit log": reverse("console:audit"),
         "team page (billing)": reverse("account:team"),
+        "team CSV (billing)": reverse("account:team_csv"),
+        "usage page (own, top spender)": reverse("account:usage"),
     }
 
 
@@ -218,7 +227,6 @@ def main() -> int:
         help="ledger sizes to time, comma-separated (devstack passes one value per option)",
     )
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--proposed-indexes", action="store_true", help="add the indexes proposed to billing")
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orweb")
     env = {**os.environ, "DATABASE_URL": with_database(database, DB_NAME), "DEBUG": "0", "LOG_LEVEL": "WARNING"}
@@ -240,12 +248,14 @@ def main() -> int:
     memory = {}
     loaded = 0
     for size in sorted(args.sizes):
-        seconds = fill(size - loaded, loaded, ids, args.proposed_indexes)
+        seconds = fill(size - loaded, loaded, ids)
         loaded = size
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM billing_dailyusage")
-            rollup_rows = cursor.fetchone()[0]
-        print(f"{size:,} ledger rows ({rollup_rows:,} rollup rows) loaded in {seconds:.0f} s", flush=True)
+            counts = []
+            for rollup in ("dailyusage", "dailymodelusage", "dailypersonusage"):
+                cursor.execute(f"SELECT count(*) FROM billing_{rollup}")
+                counts.append(f"{cursor.fetchone()[0]:,} {rollup}")
+        print(f"{size:,} ledger rows ({', '.join(counts)} rows) loaded in {seconds:.0f} s", flush=True)
         table[size] = time_pages(client, urls, args.runs)
         memory[size] = csv_memory(client)
     sizes = sorted(table)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import Budget, BudgetPeriod, DailyUsage, Hold, LedgerEntry, RateLimit
@@ -42,7 +43,12 @@ class BudgetAdmin(admin.ModelAdmin):
     list_filter = ("period",)
     search_fields = ("user__username", "group__name")
     autocomplete_fields = ("user", "group")
+    exclude = ("person",)
     inlines = [BudgetPeriodInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Budget]:
+        """The admins' budgets: a cap a person set on themselves is theirs to change (the console lists it)."""
+        return super().get_queryset(request).filter(person=None)
 
 
 @admin.register(RateLimit)

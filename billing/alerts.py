@@ -32,11 +32,15 @@ def staff_addresses() -> list[str]:
 
 def recipients(budget: Budget) -> list[str]:
     """Who hears of it: the person whose budget it is (or the group's members), and every active staff
-    member; only addresses that are set, each once."""
+    member; only addresses that are set, each once. A cap a person set on themselves is theirs alone: only
+    they hear of it."""
     users = get_user_model().objects.filter(is_active=True)
-    concerned = users.filter(pk=budget.user_id) if budget.user_id else users.filter(groups=budget.group_id)
+    if budget.group_id:
+        concerned = users.filter(groups=budget.group_id)
+    else:
+        concerned = users.filter(pk=budget.user_id or budget.person_id)
     addresses = [address for address in concerned.values_list("email", flat=True) if address]
-    return sorted({*addresses, *staff_addresses()})
+    return sorted({*addresses, *([] if budget.is_own_cap else staff_addresses())})
 
 
 def _message(budget: Budget, period: BudgetPeriod) -> tuple[str, str]:
@@ -60,7 +64,7 @@ def send_budget_alerts() -> int:
     due = (
         BudgetPeriod.objects.filter(alerted=False, budget__limit_usd__gt=0)
         .filter(spent__gte=F("budget__limit_usd") * F("budget__alert_percent") / 100)
-        .select_related("budget__user", "budget__group")
+        .select_related("budget__user", "budget__group", "budget__person")
     )
     sent = 0
     for period in due:

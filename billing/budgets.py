@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing.models import Budget, BudgetPeriod, LedgerEntry, Period
+from billing.models import Budget, BudgetPeriod, DailyPersonUsage, Period
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class BudgetStatus:
     period_start: dt.date
     period_end: dt.date
     alert: bool
+    own: bool = False  # the person's own cap (billing.caps), which they change on their usage page
 
 
 def period_start(period: str, day: dt.date) -> dt.date:
@@ -55,8 +56,10 @@ def today() -> dt.date:
 
 
 def applicable_budgets(user: Any) -> list[Budget]:
-    """The user's own budget and the budgets of each of their groups, ordered by id."""
-    return list(Budget.objects.filter(Q(user=user) | Q(group__user=user)).distinct().order_by("pk"))
+    """The user's own budget, the budgets of each of their groups and the cap they set themselves, ordered
+    by id (the order holds lock their periods in)."""
+    owners = Q(user=user) | Q(group__user=user) | Q(person=user)
+    return list(Budget.objects.filter(owners).distinct().order_by("pk"))
 
 
 def current_period(budget: Budget, day: dt.date | None = None) -> BudgetPeriod:
@@ -76,11 +79,15 @@ def current_period(budget: Budget, day: dt.date | None = None) -> BudgetPeriod:
 
 
 def spent_since(budget: Budget, start: dt.date) -> Decimal:
-    """What the budget's owner (the user, or the group's members) has spent from `start` (UTC) on."""
-    owners = [budget.user_id] if budget.user_id else list(budget.group.user_set.values_list("pk", flat=True))
-    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    total = LedgerEntry.objects.filter(user_id__in=owners, created__gte=since).aggregate(total=Sum("cost"))["total"]
-    return total or Decimal(0)
+    """What the budget's owner (the user, or the group's members) has spent from `start` (UTC) on: from the
+    rollup per day and person, which settling writes with each ledger row, so a group's month costs a few
+    hundred rows to sum, not its members' every call."""
+    if budget.group_id:
+        owners = list(budget.group.user_set.values_list("pk", flat=True))
+    else:
+        owners = [budget.user_id or budget.person_id]
+    rows = DailyPersonUsage.objects.filter(user_id__in=owners, day__gte=start)
+    return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
 def _status(budget: Budget, period: BudgetPeriod) -> BudgetStatus:
@@ -97,6 +104,7 @@ def _status(budget: Budget, period: BudgetPeriod) -> BudgetStatus:
         period_start=period.start,
         period_end=period_end(budget.period, period.start),
         alert=limit > 0 and period.spent * 100 >= limit * budget.alert_percent,
+        own=budget.is_own_cap,
     )
 
 

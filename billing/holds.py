@@ -22,10 +22,11 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.budgets import applicable_budgets, current_period, period_start, today
-from billing.models import Budget, BudgetPeriod, Hold, Period
+from billing.models import ADJECTIVE, Budget, BudgetPeriod, Hold, Period
 from orweb import sql
 from orweb.errors import BudgetExceeded
 from orweb.money import format_usd
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOLD_TTL = dt.timedelta(minutes=15)
 
-# `budgets`: every budget of the user and of their groups, with the start of its current period.
+# `budgets`: every budget of the user, of their groups and their own cap, with the start of its current period.
 # `locked`: those budgets' current period rows, locked in id order (a missing row shows as found < wanted).
 # `verdict`: whether every budget has its row and room for the amount; only then do `held` and the hold
 # rows change. The final SELECT always returns at least one row (the verdict, with each locked period).
@@ -46,6 +47,7 @@ WITH budgets AS MATERIALIZED (
                          ELSE %(month)s::date END AS start
     FROM billing_budget b
     WHERE b.user_id = %(user)s
+       OR b.person_id = %(user)s
        OR b.group_id IN (SELECT g.group_id FROM auth_user_groups g WHERE g.user_id = %(user)s)
 ),
 locked AS MATERIALIZED (
@@ -135,7 +137,15 @@ def _refuse(amount: Decimal, periods: list[tuple[int, Decimal, Decimal, Decimal]
         for budget_id, spent, held, limit in periods
         if amount > limit - spent - held
     )
-    budget = Budget.objects.select_related("user", "group").get(pk=budget_id)
+    budget = Budget.objects.select_related("user", "group", "person").get(pk=budget_id)
+    if budget.is_own_cap:
+        raise BudgetExceeded(
+            f"Your own {ADJECTIVE[budget.period]} cap of {format_usd(budget.limit_usd)} can't cover this request: "
+            f"it needs up to {format_usd(amount)} and {format_usd(remaining)} remains. You set this cap yourself; "
+            f"raise or remove it on your usage page ({reverse('account:usage')}).",
+            budget=f"{ADJECTIVE[budget.period]} cap you set yourself (change it on your usage page)",
+            remaining=remaining,
+        )
     raise BudgetExceeded(
         f"The {budget.label} can't cover this request: it needs up to {format_usd(amount)} and "
         f"{format_usd(remaining)} remains.",

@@ -1,4 +1,4 @@
-"""Settling a call: one ledger row per upstream generation, the daily rollup, the budgets, the hold.
+"""Settling a call: one ledger row per upstream generation, the daily rollups, the budgets, the hold.
 
 All in one transaction, so the spend pages, the budgets and the ledger can never disagree. The ledger
 row is unique on the generation id: a redelivered or duplicated settle of the same generation finds
@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.budgets import applicable_budgets, current_period
-from billing.models import BudgetPeriod, DailyUsage, Hold, LedgerEntry
+from billing.models import BudgetPeriod, DailyModelUsage, DailyPersonUsage, DailyUsage, Hold, LedgerEntry
 from orweb import sql
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class Outcome:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_details: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     ttft_ms: int | None = None
     latency_ms: int = 0
@@ -71,6 +73,8 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
         completion_tokens=outcome.completion_tokens,
         cached_tokens=outcome.cached_tokens,
         reasoning_tokens=outcome.reasoning_tokens,
+        cache_write_tokens=outcome.cache_write_tokens,
+        cost_details=outcome.cost_details,
         cost=outcome.cost,
         cost_source=outcome.cost_source,
         status=outcome.status,
@@ -112,6 +116,8 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
 # `charged`: held minus the hold's amount if released now, spent plus the cost if the entry is new.
 # `rollup`: the day's row of this user, model and source, created or added to, after `charged` (it reads
 # charged's count, so PostgreSQL can't run it first and lock the rollup row before the periods).
+# `model_rollup`, `person_rollup`: the team's row of the day, model and source, then the person's row of the
+# day, each after the one before (the same chaining): the rollup tables are always locked in this order.
 _SETTLE = """
 WITH entry AS (
     INSERT INTO billing_ledgerentry ({columns}) VALUES ({values})
@@ -150,6 +156,31 @@ rollup AS (
         prompt_tokens = billing_dailyusage.prompt_tokens + excluded.prompt_tokens,
         completion_tokens = billing_dailyusage.completion_tokens + excluded.completion_tokens,
         cost = billing_dailyusage.cost + excluded.cost
+    RETURNING 1
+),
+model_rollup AS (
+    INSERT INTO billing_dailymodelusage
+        (day, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
+    SELECT %(day)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
+    FROM entry e
+    WHERE (SELECT count(*) FROM rollup) >= 0
+    ON CONFLICT (day, model, source) DO UPDATE SET
+        requests = billing_dailymodelusage.requests + excluded.requests,
+        errors = billing_dailymodelusage.errors + excluded.errors,
+        prompt_tokens = billing_dailymodelusage.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = billing_dailymodelusage.completion_tokens + excluded.completion_tokens,
+        cost = billing_dailymodelusage.cost + excluded.cost
+    RETURNING 1
+),
+person_rollup AS (
+    INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, cost)
+    SELECT %(day)s, %(user)s, 1, %(errors)s, e.cost
+    FROM entry e
+    WHERE (SELECT count(*) FROM model_rollup) >= 0
+    ON CONFLICT (day, user_id) DO UPDATE SET
+        requests = billing_dailypersonusage.requests + excluded.requests,
+        errors = billing_dailypersonusage.errors + excluded.errors,
+        cost = billing_dailypersonusage.cost + excluded.cost
 )
 SELECT e.id, e.cost FROM (SELECT 1) one LEFT JOIN entry e ON true
 """
@@ -211,18 +242,19 @@ def rollup_day(created: dt.datetime) -> dt.date:
 
 
 def _bump_rollup(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> None:
-    """Add a correction to the rollup row of the entry's day, user, model and source: `settle` wrote that
-    row in the same statement as the entry, so it is there."""
-    DailyUsage.objects.filter(
-        day=rollup_day(entry.created),
-        user_id=entry.user_id,
-        model=entry.served_model or entry.requested_model,
-        source=entry.source,
-    ).update(
-        cost=F("cost") + cost,
-        prompt_tokens=F("prompt_tokens") + prompt_tokens,
-        completion_tokens=F("completion_tokens") + completion_tokens,
+    """Add a correction to the entry's rows of the three rollups (person, model and source; team, model and
+    source; person), in the order `settle` locks them: it wrote them in the same statement as the entry, so
+    they are there."""
+    day, model = rollup_day(entry.created), entry.served_model or entry.requested_model
+    tokens = {
+        "prompt_tokens": F("prompt_tokens") + prompt_tokens,
+        "completion_tokens": F("completion_tokens") + completion_tokens,
+    }
+    DailyUsage.objects.filter(day=day, user_id=entry.user_id, model=model, source=entry.source).update(
+        cost=F("cost") + cost, **tokens
     )
+    DailyModelUsage.objects.filter(day=day, model=model, source=entry.source).update(cost=F("cost") + cost, **tokens)
+    DailyPersonUsage.objects.filter(day=day, user_id=entry.user_id).update(cost=F("cost") + cost)
 
 
 def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> Decimal:

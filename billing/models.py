@@ -26,6 +26,14 @@ class Period(models.TextChoices):
 ADJECTIVE = {Period.DAY: "daily", Period.WEEK: "weekly", Period.MONTH: "monthly"}
 
 
+def budget_label(period: str, kind: str, owner: str) -> str:
+    """How pages and messages name a budget: kind "user" or "group" (the admins'), or "own" (a person's own
+    cap)."""
+    if kind == "own":
+        return f"personal {ADJECTIVE[period]} cap of user {owner}"
+    return f"{ADJECTIVE[period]} budget of {kind} {owner}"
+
+
 class Budget(models.Model):
     """A spending cap for one user or one group, renewed every period."""
 
@@ -33,6 +41,11 @@ class Budget(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="budget"
     )
     group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="budget")
+    # A person's own cap, set by themselves below what the admins allow (billing.caps): a budget like the
+    # others at hold time, kept apart from `user` so the admins' pages and forms never mistake it for theirs.
+    person = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="own_cap"
+    )
     limit_usd = models.DecimalField(max_digits=14, decimal_places=4)
     period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
     alert_percent = models.PositiveSmallIntegerField(default=80)
@@ -42,7 +55,11 @@ class Budget(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False)),
+                condition=(
+                    Q(user__isnull=False, group__isnull=True, person__isnull=True)
+                    | Q(user__isnull=True, group__isnull=False, person__isnull=True)
+                    | Q(user__isnull=True, group__isnull=True, person__isnull=False)
+                ),
                 name="budget_has_one_owner",
             ),
             models.CheckConstraint(condition=Q(limit_usd__gte=0), name="budget_limit_not_negative"),
@@ -53,8 +70,15 @@ class Budget(models.Model):
 
     @property
     def label(self) -> str:
-        owner = f"user {self.user}" if self.user_id else f"group {self.group}"
-        return f"{ADJECTIVE[self.period]} budget of {owner}"
+        if self.person_id:
+            return budget_label(self.period, "own", str(self.person))
+        if self.user_id:
+            return budget_label(self.period, "user", str(self.user))
+        return budget_label(self.period, "group", str(self.group))
+
+    @property
+    def is_own_cap(self) -> bool:
+        return self.person_id is not None
 
 
 class BudgetPeriod(models.Model):
@@ -164,7 +188,10 @@ class DailyUsage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "user", "model", "source"], name="one_rollup_row"),
         ]
-        indexes = [models.Index(fields=["user", "day"], name="rollup_user_day")]
+        indexes = [
+            models.Index(fields=["user", "day"], name="rollup_user_day"),
+            models.Index(fields=["model", "day"], name="rollup_model_day"),
+        ]
 
 
 class DailyModelUsage(models.Model):
@@ -195,6 +222,7 @@ class DailyPersonUsage(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "user"], name="one_person_rollup_row")]
+        indexes = [models.Index(fields=["user", "day"], name="person_rollup_user_day")]
 
 
 class RateLimit(models.Model):
@@ -247,3 +275,33 @@ class BooksCheck(models.Model):
     @property
     def over(self) -> bool:
         return self.over_checks > 0
+
+
+class BudgetAlert(models.Model):
+    """A budget period past one of its thresholds (its alert percentage, then 100%): written once per
+    threshold per period, it is the banner each person concerned sees until they dismiss it and the one
+    signed webhook that tells the team's own systems."""
+
+    period = models.ForeignKey(BudgetPeriod, on_delete=models.CASCADE, related_name="threshold_alerts")
+    threshold = models.PositiveSmallIntegerField()
+    spent = models.DecimalField(**USD)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    created = models.DateTimeField(auto_now_add=True)
+    webhook_tries = models.PositiveIntegerField(default=0)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "threshold"], name="one_alert_per_threshold")]
+
+
+class AlertBanner(models.Model):
+    """One person's copy of a budget alert, shown on their pages until they dismiss it."""
+
+    alert = models.ForeignKey(BudgetAlert, on_delete=models.CASCADE, related_name="banners")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_banners")
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "user"], name="one_banner_per_person")]
+        indexes = [models.Index(fields=["user", "dismissed_at"], name="banner_user_open")]

@@ -1,8 +1,10 @@
 """What people have spent and may still spend: the usage page, OpenRouter's `/key` shape for /v1/key,
 and for staff the whole team's spend this month (page and CSV).
 
-All sums come from the budget periods and the daily rollup, never from the ledger row by row, so the
-pages and /v1/key stay cheap however much a user has used. Months, weeks and days are UTC, as budgets'.
+All sums come from the budget periods and the rollups (a person's from the daily rollup by its `(user, day)`
+index, the team's from the rollups per day and person and per day, model and source), never from the ledger
+row by row, so the pages and /v1/key stay cheap however much the team has used. Months, weeks and days
+are UTC, as budgets'.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 
 from billing.budgets import BudgetStatus, period_start, status_for, today
-from billing.models import DailyUsage, Period
+from billing.models import DailyModelUsage, DailyPersonUsage, DailyUsage, Period
 from billing.spend import spend_summaries
 from orweb.money import json_usd, plain_usd
 
@@ -142,21 +145,23 @@ class _Month:
 
 def team_spend() -> list[MemberSpend]:
     """Every user with what they spent this calendar month (UTC) and today, their calls and failures this
-    month and the tightest budget that applies; biggest spenders first. Sums come from the daily rollup
-    (one query); budgets from one statement for everyone."""
+    month and the tightest budget that applies; biggest spenders first. Sums come from the rollup per day
+    and person (one query); budgets from one statement for everyone."""
     now = today()
     rows = (
-        DailyUsage.objects.filter(day__gte=now.replace(day=1))
-        .values("user_id", "day")
-        .annotate(cost=Sum("cost"), requests=Sum("requests"), errors=Sum("errors"))
+        DailyPersonUsage.objects.filter(day__gte=now.replace(day=1))
+        .values("user_id")
+        .annotate(
+            spent=Sum("cost"),
+            spent_today=Coalesce(Sum("cost", filter=Q(day=now)), Decimal(0)),
+            calls=Sum("requests"),
+            failed=Sum("errors"),
+        )
     )
-    month: dict[int, _Month] = {}
-    for row in rows:
-        totals = month.setdefault(row["user_id"], _Month())
-        totals.cost += row["cost"]
-        totals.today += row["cost"] if row["day"] == now else 0
-        totals.requests += row["requests"]
-        totals.errors += row["errors"]
+    month = {
+        row["user_id"]: _Month(cost=row["spent"], today=row["spent_today"], requests=row["calls"], errors=row["failed"])
+        for row in rows
+    }
     peak = max((totals.cost for totals in month.values()), default=Decimal(0))
     people = list(get_user_model().objects.order_by("username"))
     summaries = spend_summaries([user.pk for user in people])
@@ -190,9 +195,10 @@ class ModelSpend:
 
 
 def model_spend(limit: int = 10) -> list[ModelSpend]:
-    """The models that cost the most this calendar month, everyone's calls together (one query)."""
+    """The models that cost the most this calendar month, everyone's calls together (one query of the
+    team's rollup per day, model and source)."""
     rows = list(
-        DailyUsage.objects.filter(day__gte=today().replace(day=1))
+        DailyModelUsage.objects.filter(day__gte=today().replace(day=1))
         .values("model")
         .annotate(cost=Sum("cost"), requests=Sum("requests"))
         .order_by("-cost", "model")[:limit]

@@ -1,5 +1,6 @@
-"""The "spent / left" line of each person: this month's spend and the tightest budget that applies, for
-many people in one statement (the header on every page, the chat after every reply, the team page)."""
+"""The "spent / left" line of each person: this month's spend and the tightest budget that applies (a
+person's own cap included), for many people in one statement (the header on every page, the chat after
+every reply, the team page)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from billing.budgets import period_start, today
-from billing.models import ADJECTIVE, Period
+from billing.models import Period, budget_label
 from orweb import sql
 
 
@@ -28,24 +28,27 @@ class SpendSummary:
 
 @cache
 def _spend_statement() -> str:
-    """For each user asked about: this month's spend and every budget that applies with what its current
-    period has used, in one statement (the header reads it on every page, the chat after every reply, the
+    """For each user asked about: this month's spend (from the rollup per day and person, which settling
+    writes with the ledger row) and every budget that applies with what its current period has used, in
+    one statement (the header reads it on every page, the chat after every reply, the
     team page for everyone at once)."""
     users = get_user_model()
     return f"""
 SELECT
     m.id,
-    (SELECT coalesce(sum(e.cost), 0)::text FROM billing_ledgerentry e
-     WHERE e.user_id = m.id AND e.created >= %(month_start)s),
+    (SELECT coalesce(sum(r.cost), 0)::text FROM billing_dailypersonusage r
+     WHERE r.user_id = m.id AND r.day >= %(month)s::date),
     (SELECT json_agg(json_build_array(
          b.id, b.period, b.limit_usd::text, (coalesce(p.spent, 0) + coalesce(p.held, 0))::text,
-         b.user_id IS NOT NULL, coalesce(u."{users.USERNAME_FIELD}", g.name)))
+         CASE WHEN b.group_id IS NOT NULL THEN 'group' WHEN b.person_id IS NOT NULL THEN 'own' ELSE 'user' END,
+         coalesce(u."{users.USERNAME_FIELD}", g.name)))
      FROM billing_budget b
-     LEFT JOIN {sql.table(users)} u ON u.id = b.user_id
+     LEFT JOIN {sql.table(users)} u ON u.id = coalesce(b.user_id, b.person_id)
      LEFT JOIN auth_group g ON g.id = b.group_id
      LEFT JOIN billing_budgetperiod p ON p.budget_id = b.id AND p.start =
          CASE b.period WHEN 'day' THEN %(day)s::date WHEN 'week' THEN %(week)s::date ELSE %(month)s::date END
      WHERE b.user_id = m.id
+        OR b.person_id = m.id
         OR b.group_id IN (SELECT g2.group_id FROM auth_user_groups g2 WHERE g2.user_id = m.id))
 FROM unnest(%(users)s::bigint[]) AS m(id)
 """
@@ -54,15 +57,15 @@ FROM unnest(%(users)s::bigint[]) AS m(id)
 def _summary(spent: str, budgets: list[list[Any]] | None) -> SpendSummary:
     tightest = min(
         (
-            (max(Decimal(limit) - Decimal(used), Decimal(0)), budget_id, period, is_user, owner, Decimal(limit))
-            for budget_id, period, limit, used, is_user, owner in budgets or []
+            (max(Decimal(limit) - Decimal(used), Decimal(0)), budget_id, period, kind, owner, Decimal(limit))
+            for budget_id, period, limit, used, kind, owner in budgets or []
         ),
         default=None,
     )
     if tightest is None:
         return SpendSummary(spent=Decimal(spent), remaining=None, budget=None)
-    remaining, _, period, is_user, owner, limit = tightest
-    label = f"{ADJECTIVE[period]} budget of {'user' if is_user else 'group'} {owner}"
+    remaining, _, period, kind, owner, limit = tightest
+    label = budget_label(period, kind, owner)
     return SpendSummary(spent=Decimal(spent), remaining=remaining, budget=label, limit=limit)
 
 
@@ -74,7 +77,6 @@ def spend_summaries(user_ids: list[int]) -> dict[int, SpendSummary]:
         _spend_statement(),
         {
             "users": list(user_ids),
-            "month_start": timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0),
             "day": period_start(Period.DAY, day),
             "week": period_start(Period.WEEK, day),
             "month": period_start(Period.MONTH, day),

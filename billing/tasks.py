@@ -1,11 +1,13 @@
 """Celery tasks of billing: thin wrappers; the work is in billing.reconcile, billing.holds,
-billing.alerts and billing.books."""
+billing.alerts, billing.alerts_banners, billing.alerts_webhook and billing.books."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from billing import alerts_webhook
 from billing.alerts import send_budget_alerts
+from billing.alerts_banners import raise_threshold_alerts
 from billing.attempts import recover
 from billing.books import check_books
 from billing.holds import release_expired
@@ -34,7 +36,18 @@ def release_expired_holds() -> int:
 
 @shared_task(expires=55)
 def budget_alerts() -> int:
+    """E-mail the periods past their alert percentage; raise the in-app banners and webhooks of every
+    threshold reached."""
+    raise_threshold_alerts()
     return send_budget_alerts()
+
+
+@shared_task(acks_late=True)
+def deliver_alert_webhook(alert_id: int) -> None:
+    """One try at the alert's webhook; the next try is a task of its own, later, so waits hold no worker."""
+    wait = alerts_webhook.deliver(alert_id)
+    if wait is not None:
+        deliver_alert_webhook.apply_async(args=[alert_id], countdown=wait)
 
 
 @shared_task(expires=10 * 60)

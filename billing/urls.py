@@ -9,7 +9,10 @@ from billing import views
 
 urlpatterns = [
     path("usage/", views.usage, name="usage"),
+    path("usage/cap/", views.set_cap, name="set_cap"),
+    path("usage/cap/remove/", views.remove_cap, name="remove_cap"),
     path("team/", views.team, name="team"),
     path("team.csv", views.team_csv, name="team_csv"),
     path("team/budget/", views.team_budget, name="team_budget"),
+    path("alerts/<int:banner_id>/dismiss/", views.dismiss_alert, name="dismiss_alert"),
 ]

@@ -153,3 +153,8 @@ def events(
     if until is not None:
         rows = rows.filter(at__lt=dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
     return rows
+
+
+def record_budget_change(sender: Any, *, actor: Any, owner: Any, before: Any, after: Any, **kwargs: Any) -> None:
+    """`billing.signals.budget_changed`: a budget set outside the console (the team page) is logged too."""
+    record(actor, "budget.change", "budget", owner, budget_state(before), budget_state(after), label=str(owner))

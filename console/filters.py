@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from billing.budgets import today
-from billing.models import DailyUsage, Source
+from billing.models import DailyModelUsage, Source
 from catalog.models import CatalogModel
 from gateway.models import ApiKey
 
@@ -147,7 +147,7 @@ class SelectionForm(forms.Form):
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"].strip()
-        known = CatalogModel.objects.filter(pk=model).exists() or DailyUsage.objects.filter(model=model).exists()
+        known = CatalogModel.objects.filter(pk=model).exists() or DailyModelUsage.objects.filter(model=model).exists()
         if model and not known:
             raise forms.ValidationError(f"No model “{model}” is in the catalog or has been used.")
         return model

@@ -1,7 +1,8 @@
 """The console's models page: what each model cost the team in the range, one model's price history, the
 price changes of the last 30 days and the models about to retire that people still use.
 
-Costs come from the rollup; prices from the catalog's price history (`PriceChange`, indexed by model).
+Costs come from the team's rollup per day, model and source; the retiring models' users from the daily rollup
+by its `(model, day)` index; prices from the catalog's price history (`PriceChange`, indexed by model).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from billing.budgets import today
-from billing.models import DailyUsage
+from billing.models import DailyModelUsage, DailyUsage
 from catalog.models import MILLION, CatalogModel, PriceChange
 from console.explorer import level
 from console.filters import Selection
@@ -29,7 +30,6 @@ class ModelCost:
     model: str
     cost: Decimal
     requests: int
-    people: int
     level: int
     link: str
 
@@ -47,21 +47,21 @@ def _per_million(price: Decimal | None) -> Decimal | None:
 
 
 def costs(selection: Selection) -> list[ModelCost]:
-    """Every model used in the range with its cost, calls and how many people used it; costliest first."""
-    rows = (
-        DailyUsage.objects.filter(day__range=(selection.start, selection.end))
+    """Every model used in the range with its cost and calls, costliest first, from the team's rollup per
+    day, model and source. Who used each is one click away (the explorer filtered by the model): counting
+    distinct people per model would read the per-person rollup, a hundred times bigger."""
+    rows = list(
+        DailyModelUsage.objects.filter(day__range=(selection.start, selection.end))
         .values("model")
-        .annotate(cost=Sum("cost"), requests=Sum("requests"), people=Count("user", distinct=True))
+        .annotate(cost=Sum("cost"), requests=Sum("requests"))
         .order_by("-cost", "model")
     )
-    rows = list(rows)
     peak = rows[0]["cost"] if rows else Decimal(0)
     return [
         ModelCost(
             model=row["model"],
             cost=row["cost"],
             requests=row["requests"],
-            people=row["people"],
             level=level(row["cost"], peak),
             link=selection.query(model=row["model"]),
         )

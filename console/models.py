@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class AuditEvent(models.Model):
@@ -63,3 +65,31 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     return str(value)
+
+
+class SpendAnomaly(models.Model):
+    """A person's or an API key's day that cost more than N times its trailing 14-day median (console.anomalies),
+    flagged once per subject and day for the admins."""
+
+    class Kind(models.TextChoices):
+        PERSON = "person"
+        KEY = "key", "API key"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    day = models.DateField()
+    cost = models.DecimalField(max_digits=20, decimal_places=10)
+    median = models.DecimalField(max_digits=20, decimal_places=10)
+    factor = models.DecimalField(max_digits=6, decimal_places=2)
+    flagged_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "user", "day"], condition=Q(kind="person"), name="one_person_anomaly"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "api_key_id", "day"], condition=Q(kind="key"), name="one_key_anomaly"
+            ),
+        ]

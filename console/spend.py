@@ -1,10 +1,10 @@
 """Sums of spend for a console selection, grouped by any of day, person, model, source and group.
 
-Everything reads billing's daily rollup (one row per day, user, served model and source) except a
-selection filtered by API key: the rollup does not keep the key, so those sums come from the ledger
-(`api_key_id` is indexed; a composite `(api_key_id, created)` index would keep a busy key's range scan
-short). Groups are today's memberships: a person in two groups counts in both, one in none under
-"(no group)".
+Each query reads the smallest of billing's rollups that answers it (`table_for`): the team's per day, model
+and source; the per day and person; the daily rollup per day, person, model and source (by its `(user,
+day)` and `(model, day)` indexes). Only a selection filtered by API key reads the ledger, which alone keeps
+the key (by its `(api_key_id, created)` index). Groups are today's memberships: a person in two groups
+counts in both, one in none under "(no group)".
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 
 from billing.ledger import ERROR_STATUSES
-from billing.models import DailyUsage, LedgerEntry
+from billing.models import DailyModelUsage, DailyPersonUsage, DailyUsage, LedgerEntry
 from console.filters import Selection
 
 NO_GROUP = "(no group)"
@@ -58,23 +58,55 @@ def _username_field() -> str:
     return f"user__{get_user_model().USERNAME_FIELD}"
 
 
-def _rollup(selection: Selection) -> tuple[QuerySet, dict[str, Any]]:
-    rows = DailyUsage.objects.filter(day__range=(selection.start, selection.end))
-    columns = {
-        "day": F("day"),
-        "person": F(_username_field()),
-        "model": F("model"),
-        "source": F("source"),
-        "group": F("user__groups__name"),
-    }
-    sums = {
-        "cost": Sum("cost"),
-        "requests": Sum("requests"),
-        "errors": Sum("errors"),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-    }
-    return rows.filter(**({"model": selection.model} if selection.model else {})), {"columns": columns, "sums": sums}
+def _sums(*, tokens: bool = True) -> dict[str, Any]:
+    sums: dict[str, Any] = {"cost": Sum("cost"), "requests": Sum("requests"), "errors": Sum("errors")}
+    if tokens:
+        sums.update(prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"))
+    return sums
+
+
+@dataclass(frozen=True)
+class _Table:
+    """One place the sums can be read from: the dimensions it can group and filter by, and whether it
+    keeps token counts."""
+
+    name: str
+    dimensions: frozenset[str]
+    tokens: bool
+
+
+# Smallest first: at 10M ledger rows (500 people, 60 models, 90 days) the team rollup holds ~20k rows, the
+# person rollup ~45k, the daily rollup ~1.5M.
+MODEL_ROLLUP = _Table("model rollup", frozenset({"day", "model", "source"}), tokens=True)
+PERSON_ROLLUP = _Table("person rollup", frozenset({"day", "person", "group"}), tokens=False)
+ROLLUP = _Table("rollup", frozenset({"day", "person", "model", "source", "group"}), tokens=True)
+LEDGER = _Table("ledger", frozenset({"day", "person", "model", "source", "group", "key"}), tokens=True)
+
+
+def table_for(selection: Selection, by: tuple[str, ...] = (), *, tokens: bool = False) -> _Table:
+    """The smallest table that answers the selection's filters grouped `by` those dimensions: team-wide
+    by model or source from the team rollup, by person or group from the person rollup, a person or group
+    by model or source from the daily rollup, and only a filter by API key from the ledger."""
+    needed = set(by) | {name for name in ("person", "group", "model", "source", "key") if getattr(selection, name)}
+    for table in (MODEL_ROLLUP, PERSON_ROLLUP, ROLLUP):
+        if needed <= table.dimensions and (table.tokens or not tokens):
+            return table
+    return LEDGER
+
+
+def _rows(table: _Table, selection: Selection) -> tuple[QuerySet, dict[str, Any]]:
+    if table is LEDGER:
+        return _ledger(selection)
+    model = {MODEL_ROLLUP: DailyModelUsage, PERSON_ROLLUP: DailyPersonUsage, ROLLUP: DailyUsage}[table]
+    rows = model.objects.filter(day__range=(selection.start, selection.end))
+    columns = {"day": F("day")}
+    if "person" in table.dimensions:
+        columns.update(person=F(_username_field()), group=F("user__groups__name"))
+    if "model" in table.dimensions:
+        columns.update(model=F("model"), source=F("source"))
+    if selection.model:
+        rows = rows.filter(model=selection.model)
+    return rows, {"columns": columns, "sums": _sums(tokens=table.tokens)}
 
 
 def _ledger(selection: Selection) -> tuple[QuerySet, dict[str, Any]]:
@@ -102,8 +134,8 @@ def _ledger(selection: Selection) -> tuple[QuerySet, dict[str, Any]]:
     return rows, {"columns": columns, "sums": sums}
 
 
-def _filtered(selection: Selection) -> tuple[QuerySet, dict[str, Any]]:
-    rows, shape = _ledger(selection) if selection.key else _rollup(selection)
+def _filtered(selection: Selection, by: tuple[str, ...] = (), *, tokens: bool = False) -> tuple[QuerySet, dict]:
+    rows, shape = _rows(table_for(selection, by, tokens=tokens), selection)
     if selection.person:
         rows = rows.filter(user=selection.person)
     if selection.group:
@@ -119,8 +151,8 @@ def _figures(row: dict[str, Any]) -> Figures:
         cost=row["cost"] or Decimal(0),
         requests=row["requests"] or 0,
         errors=row["errors"] or 0,
-        prompt_tokens=row["prompt_tokens"] or 0,
-        completion_tokens=row["completion_tokens"] or 0,
+        prompt_tokens=row.get("prompt_tokens") or 0,
+        completion_tokens=row.get("completion_tokens") or 0,
     )
 
 
@@ -132,8 +164,9 @@ def _row(row: dict[str, Any], by: tuple[str, ...]) -> Row:
 
 
 def grouped(selection: Selection, by: tuple[str, ...], *, limit: int | None = None) -> list[Row]:
-    """The selection's sums per distinct value of the `by` dimensions, biggest cost first (then by key)."""
-    rows, shape = _filtered(selection)
+    """The selection's sums per distinct value of the `by` dimensions, biggest cost first (then by key);
+    token counts only where the table read keeps them (`totals` and `stream` always have them)."""
+    rows, shape = _filtered(selection, by)
     names = {f"k_{name}": shape["columns"][name] for name in by}
     query = (
         rows.annotate(**names)
@@ -148,13 +181,13 @@ def grouped(selection: Selection, by: tuple[str, ...], *, limit: int | None = No
 
 def totals(selection: Selection) -> Figures:
     """The selection's sums over everything."""
-    rows, shape = _filtered(selection)
+    rows, shape = _filtered(selection, tokens=True)
     return _figures(rows.aggregate(**shape["sums"]))
 
 
 def stream(selection: Selection, by: tuple[str, ...], chunk: int = 2000) -> Iterator[Row]:
     """`grouped` without a limit, read with a server-side cursor: constant memory however many rows."""
-    rows, shape = _filtered(selection)
+    rows, shape = _filtered(selection, by, tokens=True)
     names = {f"k_{name}": shape["columns"][name] for name in by}
     query = rows.annotate(**names).values(*names).annotate(**shape["sums"]).order_by(*names)
     for row in query.iterator(chunk_size=chunk):

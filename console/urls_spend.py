@@ -12,5 +12,7 @@ urlpatterns = [
     path("spend-rows.csv", views_spend.explorer_rows_csv, name="explorer_rows_csv"),
     path("person/<str:username>/", views_spend.person, name="person"),
     path("person/<str:username>/keys/<int:key_id>/revoke/", views_spend.revoke_key, name="revoke_key"),
+    path("person/<str:username>/transcript/", views_spend.transcript, name="transcript"),
     path("models/", views_spend.models, name="models"),
+    path("anomalies/", views_spend.anomalies, name="anomalies"),
 ]

@@ -51,7 +51,7 @@ def budgets(request: HttpRequest) -> HttpResponse:
 @require_POST
 def budget_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change one budget in place (an empty limit removes it)."""
-    budget = get_object_or_404(Budget.objects.select_related("user", "group"), pk=pk)
+    budget = get_object_or_404(Budget.objects.filter(person=None).select_related("user", "group"), pk=pk)
     form = BudgetForm(request.POST, auto_id=f"b{pk}-%s")
     if not form.is_valid():
         return _budgets_page(request, status=400, failed=(pk, form))

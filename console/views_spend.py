@@ -5,8 +5,10 @@ console.model_costs, the range and filters from console.filters."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -16,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import CatalogModel
+from console.anomalies import recent
 from console.audit import api_key_state, record
 from console.explorer import explore
 from console.exports import csv_lines, detail_rows, explorer_rows
@@ -23,6 +26,8 @@ from console.filters import PRESETS, STACKS, SelectionForm
 from console.model_costs import costs, price_history, recent_changes, retiring_in_use
 from console.permissions import staff_required
 from console.person import TIMING_SAMPLE, person_page
+from console.transcripts import TranscriptForm, open_transcript
+from console.transcripts import choices as transcript_choices
 from gateway.keys import revoke
 from gateway.models import ApiKey
 
@@ -87,8 +92,28 @@ def person(request: HttpRequest, username: str) -> HttpResponse:
     if not form.is_valid():
         return _invalid(request, "console/person.html", form, person=someone)
     page = person_page(someone, form.selection())
-    context = {**_form_context(form), "person": someone, "page": page, "timing_sample": TIMING_SAMPLE}
+    context = {
+        **_form_context(form),
+        "person": someone,
+        "page": page,
+        "timing_sample": TIMING_SAMPLE,
+        "transcript_form": TranscriptForm(someone),
+        "transcript_choices": transcript_choices(someone),
+    }
     return render(request, "console/person.html", context)
+
+
+@staff_required
+@require_POST
+@never_cache
+def transcript(request: HttpRequest, username: str) -> HttpResponse:
+    """Open one of the person's conversations read-only, with a reason, after recording it (audited)."""
+    someone = _person(username)
+    form = TranscriptForm(someone, request.POST)
+    context = {"person": someone, "transcript_form": form, "transcript_choices": transcript_choices(someone)}
+    if not form.is_valid():
+        return render(request, "console/transcript.html", context, status=400)
+    return render(request, "console/transcript.html", {**context, "transcript": open_transcript(request.user, form)})
 
 
 @staff_required
@@ -130,3 +155,14 @@ def models(request: HttpRequest) -> HttpResponse:
         "catalog_ids": CatalogModel.objects.order_by("pk").values_list("pk", flat=True),
     }
     return render(request, "console/models.html", context)
+
+
+@staff_required
+@require_GET
+def anomalies(request: HttpRequest) -> HttpResponse:
+    context = {
+        "anomalies": recent(),
+        "factor": settings.ORWEB_ANOMALY_FACTOR,
+        "floor": Decimal(settings.ORWEB_ANOMALY_FLOOR_USD),
+    }
+    return render(request, "console/anomalies.html", context)

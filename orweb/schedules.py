@@ -42,6 +42,11 @@ BEAT_SCHEDULE = {
         "schedule": crontab(hour=23, minute=58),
         "options": {"expires": 60},
     },
+    "console-flag-spend-anomalies": {
+        "task": "console.tasks.flag_spend_anomalies",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 50 * 60},
+    },
     "chat-sweep-orphaned-replies": {
         "task": "chat.tasks.sweep_orphaned_replies",
         "schedule": 30.0,

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 from freezegun import freeze_time
 
-from billing.models import Budget, DailyUsage
+from billing.models import Budget, DailyPersonUsage, DailyUsage
 from chat.models import Conversation, Preset
 from gateway.keys import authenticate
 from gateway.models import ApiKey
@@ -41,6 +41,7 @@ def owner_spent(owner) -> None:
     DailyUsage.objects.create(
         day=DAY, user=owner, model="openai/gpt-4o-mini", source="chat", requests=1, cost=Decimal("7.77")
     )
+    DailyPersonUsage.objects.create(day=DAY, user=owner, requests=1, cost=Decimal("7.77"))
 
 
 def test_a_conversation_page_shows_only_to_its_owner(side, owned, side_client):

@@ -1,4 +1,5 @@
-"""The header's spend line: this month's ledger total and the tightest budget, read in one statement."""
+"""The header's spend line: this month's spend (from the rollup per day and person that settling writes with
+each ledger row) and the tightest budget, read in one statement."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from freezegun import freeze_time
 
 from billing.budgets import current_period, status_for
+from billing.ledger import Outcome, settle
 from billing.models import Budget, LedgerEntry, Period
 from billing.spend import spend_summary
 
@@ -17,9 +20,17 @@ pytestmark = pytest.mark.django_db
 
 
 def _spent(user, cost, when=None):
-    entry = LedgerEntry.objects.create(user=user, source="chat", requested_model="x/y", status="ok", cost=Decimal(cost))
-    if when is not None:
-        LedgerEntry.objects.filter(pk=entry.pk).update(created=when)
+    with freeze_time(when or timezone.now()):
+        settle(
+            Outcome(
+                user_id=user.pk,
+                source="chat",
+                requested_model="x/y",
+                status="ok",
+                cost=Decimal(cost),
+                cost_source=LedgerEntry.CostSource.REPORTED,
+            )
+        )
 
 
 def test_no_budget_shows_only_this_months_spend(owner):

@@ -16,7 +16,7 @@ from billing import attempts
 from billing.budgets import set_budget
 from billing.holds import place_hold
 from billing.ledger import Outcome, settle
-from billing.models import BudgetPeriod, DailyUsage, LedgerEntry
+from billing.models import BudgetPeriod, DailyModelUsage, DailyPersonUsage, DailyUsage, LedgerEntry
 from billing.reconcile import apply_generation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,6 +81,7 @@ def test_settles_and_reconciliations_racing_on_the_same_rows_lose_nothing(owner,
     assert LedgerEntry.objects.filter(cost_source="reported").count() == count
     assert LedgerEntry.objects.filter(cost_source="reconciled").count() == count
     total = count * Decimal("0.002") + count * Decimal("0.003")
-    assert sum(DailyUsage.objects.values_list("cost", flat=True)) == total
+    for rollup in (DailyUsage, DailyModelUsage, DailyPersonUsage):
+        assert sum(rollup.objects.values_list("cost", flat=True)) == total, rollup.__name__
     for period in BudgetPeriod.objects.all():
         assert (period.spent, period.held) == (total, 0)

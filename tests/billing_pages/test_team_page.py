@@ -8,13 +8,15 @@ import io
 from decimal import Decimal
 
 import pytest
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
 
 from billing.budgets import current_period, set_budget, today
-from billing.models import Budget, DailyUsage
+from billing.models import Budget
+from console.models import AuditEvent
+from tests.billing.rollups import add_usage
 from tests.helpers.personas import signed_in
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +29,10 @@ BUDGET = reverse("account:team_budget")
 
 
 def _used(user, cost, *, days_ago=0, requests=1, errors=0, model="m", source="chat"):
-    DailyUsage.objects.create(
-        day=today() - dt.timedelta(days=days_ago),
-        user=user,
-        model=model,
+    add_usage(
+        today() - dt.timedelta(days=days_ago),
+        user,
+        model,
         source=source,
         requests=requests,
         errors=errors,
@@ -187,12 +189,15 @@ def test_staff_set_change_and_remove_a_persons_budget(staff, owner, staff_client
     response = client.post(BUDGET, {"user": "olivia", "amount": "", "period": "month"}, follow=True)
     assert "olivia has no budget of their own." in response.content.decode()
 
-    history = LogEntry.objects.filter(user=staff).order_by("action_time", "id")
-    assert [(e.action_flag, e.object_repr, e.change_message) for e in history] == [
-        (ADDITION, "weekly budget of user olivia", "Set to $12.50 a week on the team page"),
-        (CHANGE, "monthly budget of user olivia", "Set to $3.00 a month on the team page"),
-        (DELETION, "monthly budget of user olivia", "Removed on the team page"),
+    history = AuditEvent.objects.order_by("at", "id")
+    week = {"owner": "person olivia", "limit_usd": "12.5", "period": "week", "alert_percent": 80}
+    month = {**week, "limit_usd": "3", "period": "month"}
+    assert [(e.actor_name, e.action, e.target_id, e.before, e.after) for e in history] == [
+        ("stella", "budget.change", f"person:{owner.pk}", None, week),
+        ("stella", "budget.change", f"person:{owner.pk}", week, month),
+        ("stella", "budget.change", f"person:{owner.pk}", month, None),
     ]
+    assert not LogEntry.objects.exists()
 
 
 @pytest.mark.parametrize(

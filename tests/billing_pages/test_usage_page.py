@@ -11,8 +11,8 @@ from django.urls import reverse
 from freezegun import freeze_time
 
 from billing.budgets import current_period, set_budget, today
-from billing.models import DailyUsage
 from billing.reports import daily_spend, usage_summary
+from tests.billing.rollups import add_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -33,14 +33,7 @@ def _signed_in(user) -> Client:
 
 
 def _spent(user, cost, *, days_ago=0, model="a", requests=1):
-    DailyUsage.objects.create(
-        day=today() - dt.timedelta(days=days_ago),
-        user=user,
-        model=model,
-        source="api",
-        requests=requests,
-        cost=Decimal(cost),
-    )
+    add_usage(today() - dt.timedelta(days=days_ago), user, model, source="api", requests=requests, cost=Decimal(cost))
 
 
 def test_it_requires_sign_in(owner):

@@ -15,9 +15,12 @@ from playwright.sync_api import expect
 
 from billing.budgets import set_budget
 from billing.ledger import Outcome, settle
-from billing.models import DailyUsage, LedgerEntry
+from billing.models import LedgerEntry
 from catalog.models import CatalogModel, PriceChange
+from chat.models import Conversation, Message
+from console.anomalies import flag_anomalies
 from gateway.keys import create_key
+from tests.billing.rollups import add_usage
 
 DAY = dt.date(2026, 11, 14)
 MODELS = ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4", "google/gemini-2.5-flash", "meta/llama-3.3-70b"]
@@ -33,22 +36,18 @@ def _mid_month():
 def month_of_spend(owner, teammate, outsider, staff):
     """30 days of rollup rows for four people over four models and three sources."""
     rng = random.Random(7)
-    rows = []
     for offset in range(30):
         for user in (owner, teammate, outsider, staff):
             for model in rng.sample(MODELS, 2):
-                rows.append(
-                    DailyUsage(
-                        day=DAY - dt.timedelta(days=offset),
-                        user=user,
-                        model=model,
-                        source=rng.choice(["chat", "api", "batch"]),
-                        requests=rng.randrange(1, 40),
-                        errors=rng.randrange(0, 2),
-                        cost=Decimal(rng.randrange(1, 300)) / 100,
-                    )
+                add_usage(
+                    DAY - dt.timedelta(days=offset),
+                    user,
+                    model,
+                    source=rng.choice(["chat", "api", "batch"]),
+                    requests=rng.randrange(1, 40),
+                    errors=rng.randrange(0, 2),
+                    cost=Decimal(rng.randrange(1, 300)) / 100,
                 )
-    DailyUsage.objects.bulk_create(rows)
 
 
 def test_the_explorer_charts_spend_and_a_bar_opens_its_day(new_tab, live_app, staff, month_of_spend):
@@ -111,6 +110,7 @@ def test_a_persons_page_and_revoking_their_key(new_tab, live_app, staff, owner, 
     expect(tab.page.locator("canvas#person-chart[data-drawn]")).to_be_attached()
     expect(tab.page.get_by_test_id("budgets").locator("tbody tr")).to_have_count(2)
     expect(tab.page.get_by_test_id("models")).to_contain_text("180 ms")
+    expect(tab.page.get_by_test_id("keys").get_by_role("link", name="$0.0369")).to_be_visible()
     tab.screenshot("console-person")
 
     tab.page.get_by_role("button", name="Revoke").click()
@@ -143,3 +143,39 @@ def test_the_models_page_charts_a_price_history(new_tab, live_app, staff, owner,
     expect(tab.page.get_by_test_id("changes")).to_contain_text("$0.20 → $0.15")
     expect(tab.page.get_by_test_id("retiring")).to_contain_text(MODELS[3])
     tab.screenshot("console-models")
+
+
+def test_the_anomalies_page_and_its_banner(new_tab, live_app, staff, owner, month_of_spend):
+    add_usage(DAY, owner, MODELS[1], cost=Decimal("80"))
+    assert flag_anomalies() == 1
+    tab = new_tab(signed_in_as=staff)
+    tab.goto("/console/budgets/")
+    banner = tab.page.get_by_test_id("anomaly-banner")
+    expect(banner).to_contain_text("1 spend anomaly")
+    banner.get_by_role("link", name="Review").click()
+    expect(tab.page.get_by_role("heading", level=1)).to_have_text("Spend anomalies")
+    expect(tab.page.get_by_test_id("anomalies")).to_contain_text("olivia")
+    tab.screenshot("console-anomalies")
+    tab.page.get_by_test_id("anomalies").get_by_role("link", name="$8").first.click()
+    expect(tab.page.locator("canvas#spend-chart[data-drawn]")).to_be_attached()
+    expect(tab.page.get_by_test_id("range")).to_contain_text("person: olivia")
+
+
+def test_opening_a_transcript_asks_a_reason_and_the_person_sees_it(new_tab, live_app, staff, owner):
+    chat = Conversation.objects.create(user=owner, title="private", model=MODELS[0])
+    Message.objects.create(conversation=chat, role="user", content="<b>not bold</b>\nsecond line")
+    tab = new_tab(signed_in_as=staff)
+    tab.goto(f"/console/person/{owner.username}/")
+    form = tab.page.get_by_test_id("transcript-form")
+    form.get_by_role("button", name="Open transcript").click()
+    expect(form.get_by_label("Reason (required)")).to_have_js_property("validity.valid", False)
+    form.get_by_label("Reason (required)").fill("Abuse report 4411")
+    form.get_by_role("button", name="Open transcript").click()
+    expect(tab.page.get_by_test_id("transcript")).to_contain_text("<b>not bold</b>")
+    expect(tab.page.get_by_test_id("transcript-note")).to_contain_text("Reason: Abuse report 4411")
+    tab.screenshot("console-transcript")
+
+    own = new_tab(signed_in_as=owner)
+    own.goto("/account/usage/")
+    expect(own.page.get_by_test_id("transcript-openings")).to_contain_text("stella opened conversation")
+    own.screenshot("usage-transcript-openings")

@@ -1,4 +1,5 @@
-"""The team page in Chromium: staff see everyone's spend with bars; a screenshot for the record."""
+"""The team page in Chromium: staff see everyone's spend with bars; a member's budget alert banner on their
+usage page; screenshots for the record."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pytest
 from freezegun import freeze_time
 from playwright.sync_api import expect
 
+from billing.alerts_banners import raise_threshold_alerts
 from billing.budgets import set_budget
-from billing.models import DailyUsage
+from billing.ledger import Outcome, settle
+from billing.models import LedgerEntry
+from tests.billing.rollups import add_usage
 
 DAY = dt.date(2026, 11, 14)
 
@@ -24,9 +28,7 @@ def _mid_month():
 
 
 def spent(user, cost: str, calls: int) -> None:
-    DailyUsage.objects.create(
-        day=DAY, user=user, model="openai/gpt-4o-mini", source="chat", requests=calls, cost=Decimal(cost)
-    )
+    add_usage(DAY, user, "openai/gpt-4o-mini", requests=calls, cost=Decimal(cost))
 
 
 def test_staff_see_the_team_spend_page(new_tab, live_app, staff, owner, teammate, outsider):
@@ -68,3 +70,28 @@ def test_staff_set_a_budget_from_the_team_page(new_tab, live_app, staff, owner):
     # The refused form comes back as a 400, which Chromium reports on the console; nothing else may.
     assert tab.console_errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
     tab.console_errors.clear()
+
+
+def test_a_member_sees_their_budget_alert_until_they_dismiss_it(new_tab, live_app, owner):
+    set_budget(user=owner, amount=Decimal("4"))
+    settle(
+        Outcome(
+            user_id=owner.pk,
+            source="chat",
+            requested_model="openai/gpt-4o-mini",
+            status="ok",
+            cost=Decimal("3.5"),
+            cost_source=LedgerEntry.CostSource.REPORTED,
+        )
+    )
+    raise_threshold_alerts()
+
+    tab = new_tab(signed_in_as=owner)
+    tab.goto("/account/usage/")
+    banner = tab.page.get_by_test_id("alert-banner")
+    expect(banner).to_contain_text("monthly budget of user olivia has reached 80% of its limit: $3.50 of $4.00")
+    tab.screenshot("usage-budget-alert")
+    banner.get_by_role("button", name="Dismiss").focus()
+    tab.page.keyboard.press("Enter")
+    expect(tab.page.get_by_role("heading", level=1)).to_have_text("Usage")
+    expect(tab.page.get_by_test_id("alert-banner")).to_have_count(0)

@@ -11,9 +11,10 @@ from django.test import Client
 from freezegun import freeze_time
 
 from billing.budgets import set_budget
-from billing.models import Budget, BudgetPeriod, LedgerEntry
+from billing.models import Budget, BudgetPeriod
 from console.budgets import budget_rows, projection
 from console.models import AuditEvent
+from tests.billing.rollups import add_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -39,9 +40,7 @@ def test_rows_read_this_periods_totals_or_the_ledger_without_writing(owner, team
         budget=group_budget, start=dt.date(2026, 11, 1), spent=Decimal("12"), held=Decimal("0.5")
     )
     own = set_budget(user=owner, amount=Decimal("20"), period="week", alert_percent=50)
-    LedgerEntry.objects.create(
-        user=owner, source="chat", requested_model="m", cost=Decimal("3"), cost_source="reported", status="ok"
-    )
+    add_usage(NOW.date(), owner, "m", cost=Decimal("3"))
 
     rows = {row.owner_name: row for row in budget_rows()}
 

@@ -145,6 +145,21 @@ def test_it_lists_keys_linked_to_their_spend_and_revokes_one_with_an_audit_row(o
     assert AuditEvent.objects.filter(action="api_key.revoke").count() == 1
 
 
+def test_each_keys_spend_in_the_range_links_to_the_explorer_filtered_by_it(owner, staff_client):
+    ci, _ = create_key(owner, "ci")
+    laptop, _ = create_key(owner, "laptop")
+    call(owner, "0.25", key=ci)
+    call(owner, "0.5", key=ci, days_ago=3)
+    call(owner, "9", key=ci, days_ago=40)  # before the 30-day range
+    call(owner, "1", key=laptop)
+    call(owner, "7")  # no key
+    response, page = page_of(staff_client, owner)
+    figures = {line.key.name: (line.figures.cost, line.figures.requests) for line in page.keys}
+    assert figures == {"ci": (Decimal("0.75"), 2), "laptop": (Decimal(1), 1)}
+    link = f"{reverse('console:explorer')}?preset=30d&amp;person={owner.username}&amp;key={ci.pk}&amp;stack=model"
+    assert f'<a href="{link}" title="This key\'s spend in the explorer">$0.75</a>' in response.content.decode()
+
+
 def test_it_lists_batch_jobs_and_never_any_content(owner, staff_client):
     conversation = Conversation.objects.create(user=owner, title="SECRET-TITLE")
     Message.objects.create(conversation=conversation, role="user", content="SECRET-MESSAGE")

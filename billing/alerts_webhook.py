@@ -1,44 +1,27 @@
 """The budget alerts' webhook: each threshold a budget period reaches (billing.alerts_banners) is POSTed once
 to ORWEB_ALERT_WEBHOOK_URL, so a team can route it to chat, paging or its own books. The body is JSON,
-signed with HMAC-SHA256 under ORWEB_ALERT_WEBHOOK_SECRET so the receiver can tell it came from orweb:
-
-    X-Orweb-Signature: sha256=<hex HMAC of the raw body>
-    X-Orweb-Delivery: alert-<id>        (the same on every try: a receiver can drop repeats)
-
-A try that doesn't answer 2xx is tried again after 5 s, 10 s, 20 s... (at most 10 minutes), at most
-ORWEB_ALERT_WEBHOOK_TRIES times; each try is claimed by its number with a conditional update, so a
+signed under ORWEB_ALERT_WEBHOOK_SECRET as orweb.webhooks describes (delivery id `alert-<id>`), and tried
+at most ORWEB_ALERT_WEBHOOK_TRIES times; each try is claimed by its number with a conditional update, so a
 redelivered task or two workers never send the same try twice, and a delivered alert is never sent again.
 The URL is the admin's own setting, so unlike a batch's webhook it may point inside the network.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from billing.budgets import period_end
 from billing.models import BudgetAlert
+from orweb import webhooks
 from orweb.money import plain_usd
 
 log = logging.getLogger(__name__)
-SIGNATURE_HEADER = "X-Orweb-Signature"
-DELIVERY_HEADER = "X-Orweb-Delivery"
-TIMEOUT = 10.0
-FIRST_WAIT = 5.0
-MAX_WAIT = 600.0
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The signature header's value for `body`: what a receiver recomputes with the shared secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def body(alert: BudgetAlert) -> bytes:
@@ -84,7 +67,7 @@ def deliver(alert_id: int) -> float | None:
     claimed = BudgetAlert.objects.filter(pk=alert_id, webhook_tries=tries, webhook_delivered_at__isnull=True)
     if not claimed.update(webhook_tries=F("webhook_tries") + 1):
         return None  # another worker took this try
-    error = _post(url, secret, alert)
+    error = webhooks.post(url, body(alert), secret=secret, delivery=f"alert-{alert.pk}")
     if error is None:
         BudgetAlert.objects.filter(pk=alert_id).update(webhook_delivered_at=timezone.now(), webhook_error="")
         return None
@@ -92,21 +75,4 @@ def deliver(alert_id: int) -> float | None:
     log.warning("budget alert %s: webhook try %d failed: %s", alert_id, tries + 1, error)
     if tries + 1 >= settings.ORWEB_ALERT_WEBHOOK_TRIES:
         return None
-    return min(MAX_WAIT, FIRST_WAIT * 2**tries)
-
-
-def _post(url: str, secret: str, alert: BudgetAlert) -> str | None:
-    """POST the alert; None when the receiver answered 2xx, else what went wrong."""
-    content = body(alert)
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(content, secret),
-        DELIVERY_HEADER: f"alert-{alert.pk}",
-    }
-    try:
-        response = httpx.post(url, content=content, headers=headers, timeout=TIMEOUT)
-    except httpx.HTTPError as error:
-        return f"{type(error).__name__}: {error}"
-    if response.is_success:
-        return None
-    return f"The webhook answered {response.status_code}."
+    return webhooks.wait_after(tries + 1)

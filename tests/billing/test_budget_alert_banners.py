@@ -22,6 +22,7 @@ from billing.budgets import set_budget
 from billing.ledger import Outcome, settle
 from billing.models import AlertBanner, BudgetAlert, LedgerEntry
 from billing.tasks import budget_alerts, deliver_alert_webhook
+from orweb import webhooks
 from orweb.celery import app as celery_app
 from tests.helpers.personas import signed_in
 
@@ -156,7 +157,7 @@ def test_the_webhook_is_signed_and_retried_with_growing_waits_until_it_answers(o
     assert alerts_webhook.deliver(alert.pk) is None  # a redelivered task sends nothing again
     assert len(receiver.received) == 3
     assert all(verified(headers, body) for headers, body in receiver.received)
-    assert not verified({"X-Orweb-Signature": alerts_webhook.sign(receiver.received[0][1], "other")}, b"")
+    assert not verified({"X-Orweb-Signature": webhooks.sign(receiver.received[0][1], "other")}, b"")
     headers, body = receiver.received[-1]
     sent = json.loads(body)
     assert headers["X-Orweb-Delivery"] == f"alert-{alert.pk}"

@@ -35,6 +35,8 @@ def set_admin_price(
             request_price=model.request_price,
             image_price=model.image_price,
             cache_read_price=model.cache_read_price,
+            cache_write_price=model.cache_write_price,
+            web_search_price=model.web_search_price,
             source=PriceChange.Source.ADMIN,
             changed_by=user if user is not None and user.pk else None,
         )

@@ -38,6 +38,10 @@ class CatalogModel(models.Model):
     request_price = models.DecimalField(**PRICE, default=Decimal(0))
     image_price = models.DecimalField(**PRICE, default=Decimal(0))
     cache_read_price = models.DecimalField(**PRICE, null=True, blank=True)
+    # `input_cache_write` (NULL: the provider bills no write premium) and `web_search`, USD per search
+    # (NULL: no native search, so OpenRouter's Exa engine and its fee apply).
+    cache_write_price = models.DecimalField(**PRICE, null=True, blank=True)
+    web_search_price = models.DecimalField(**PRICE, null=True, blank=True)
     price_set_by_admin = models.BooleanField(default=False)
     is_available = models.BooleanField(default=True)
     expiration_date = models.DateField(null=True, blank=True)
@@ -93,6 +97,8 @@ class PriceChange(models.Model):
     request_price = models.DecimalField(**PRICE, default=Decimal(0))
     image_price = models.DecimalField(**PRICE, default=Decimal(0))
     cache_read_price = models.DecimalField(**PRICE, null=True, blank=True)
+    cache_write_price = models.DecimalField(**PRICE, null=True, blank=True)
+    web_search_price = models.DecimalField(**PRICE, null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYNC)
     # Set by the writer (not auto_now_add) so a sync's rows all carry the sync's own timestamp.
     effective_from = models.DateTimeField(default=timezone.now)

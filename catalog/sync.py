@@ -29,7 +29,15 @@ from openrouter import OpenRouterClient
 
 logger = logging.getLogger(__name__)
 
-PRICE_FIELDS = ("prompt_price", "completion_price", "request_price", "image_price", "cache_read_price")
+PRICE_FIELDS = (
+    "prompt_price",
+    "completion_price",
+    "request_price",
+    "image_price",
+    "cache_read_price",
+    "cache_write_price",
+    "web_search_price",
+)
 DETAIL_FIELDS = (
     "canonical_slug",
     "name",
@@ -193,6 +201,8 @@ def parse_entry(entry: Any) -> dict[str, Any]:
     prices: dict[str, Decimal | None] = {name: parse_price(pricing.get(key, "0")) for name, key in _PRICE_KEYS.items()}
     # No cache price means no discount: cached tokens cost the prompt price (None), not nothing.
     prices["cache_read_price"] = parse_price(pricing.get("input_cache_read"))
+    prices["cache_write_price"] = parse_price(pricing.get("input_cache_write"))
+    prices["web_search_price"] = parse_price(pricing["web_search"]) if "web_search" in pricing else None
     if prices["request_price"] is None or prices["image_price"] is None:
         # These can't be stored as unknown on their own; a model whose cost can't be computed is
         # "price unknown" as a whole, so the gateway won't call it until an admin sets a price.
@@ -220,14 +230,15 @@ def parse_price(value: Any) -> Decimal | None:
 
 
 async def fetch_models() -> list[dict[str, Any]]:
-    """The `/models` listing from the configured OpenRouter (or the simulator standing in for it)."""
+    """The `/models` listing from the configured OpenRouter (or the simulator standing in for it), embedding
+    models included."""
     async with OpenRouterClient(
         settings.OPENROUTER_API_KEY,
         settings.OPENROUTER_BASE_URL,
         app_url=settings.ORWEB_SITE_URL,
         app_title=settings.ORWEB_APP_TITLE,
     ) as client:
-        return await client.models()
+        return await client.models(output_modalities="all")
 
 
 async def fetch_and_sync() -> SyncReport:

@@ -33,7 +33,14 @@ class GroupPolicyForm(forms.ModelForm):
 
     class Meta:
         model = GroupPolicy
-        fields = ("group", "allowed_models", "allow_by_rule", "max_price_per_million", "required_capabilities")
+        fields = (
+            "group",
+            "allowed_models",
+            "allow_by_rule",
+            "max_price_per_million",
+            "required_capabilities",
+            "allow_web_search",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,7 +52,7 @@ class GroupPolicyForm(forms.ModelForm):
 @admin.register(GroupPolicy)
 class GroupPolicyAdmin(admin.ModelAdmin):
     form = GroupPolicyForm
-    list_display = ("group", "allow_by_rule", "max_price_per_million", "required_capabilities")
+    list_display = ("group", "allow_by_rule", "max_price_per_million", "required_capabilities", "allow_web_search")
     search_fields = ("group__name",)
     autocomplete_fields = ("group",)
 

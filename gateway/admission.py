@@ -8,9 +8,11 @@ runs as plain synchronous code, in one database thread hop; a refusal raises a G
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from billing import attempts, ratelimit
@@ -22,10 +24,10 @@ from catalog.models import CatalogModel
 from gateway import auto, params
 from gateway import context as call_context
 from gateway.context import CallContext
-from gateway.policy import Shape, check_fits, check_model_allowed, max_tokens_for, misfit, shape_of
+from gateway.policy import Shape, check_fits, check_model_allowed, check_web_search, max_tokens_for, misfit, shape_of
 from gateway.types import AUTO_MODELS, ChatRequest
 from orweb import metrics
-from orweb.errors import GatewayError, InvalidApiKey, ServiceUnavailable
+from orweb.errors import GatewayError, InvalidApiKey, InvalidRequest, ServiceUnavailable
 from orweb.upstream import openrouter_user_id
 
 call_log = logging.getLogger("orweb.calls")
@@ -48,6 +50,7 @@ class Admission:
     slot: str | None
     attempt_id: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    endpoint: str = "chat"
 
     def model(self, model_id: str | None) -> CatalogModel:
         """The chain's model that served (the first one when upstream didn't say)."""
@@ -56,32 +59,98 @@ class Admission:
 
 def admit(user: Any, request: ChatRequest, *, source: str, api_key: Any = None, slot: str | None = None) -> Admission:
     """Policy, then rate limit, then budget hold; raises a GatewayError before anything is spent."""
-    context = call_context.for_user(user, _model_ids(request))
+    context = call_context.for_user(user, model_ids(request))
     return _admit_in(context, request, source=source, api_key=api_key, slot=slot)
 
 
 def admit_key(secret: str, request: ChatRequest, *, source: str, slot: str | None = None) -> Admission:
     """`admit` for a call made with a personal API key, read in the same statement as what admission
     checks (InvalidApiKey when the key is unknown or revoked): one thread hop and one round trip."""
-    context = call_context.for_key(secret, _model_ids(request))
+    context = call_context.for_key(secret, model_ids(request))
     if context is None:
         raise InvalidApiKey("Invalid or revoked API key.")
     return _admit_in(context, request, source=source, api_key=context.api_key, slot=slot)
 
 
-def _model_ids(request: ChatRequest) -> list[str]:
-    return [model_id for model_id in (request.model, *request.fallback_models) if isinstance(model_id, str)]
+def model_ids(request: ChatRequest) -> list[str]:
+    ids = [model_id for model_id in (request.model, *request.fallback_models) if isinstance(model_id, str)]
+    return [split_variant(model_id)[0] for model_id in ids]
+
+
+ROUTING_VARIANTS = (":nitro", ":floor")
+MILLION = Decimal(1_000_000)
+
+
+@dataclass
+class Plan:
+    """Where a request would go and what it may cost, decided from what admission reads (no side effects):
+    admission acts on it, and the price shown before Send (`gateway.estimate`) shows it."""
+
+    params: dict[str, Any]
+    shape: Shape
+    model: CatalogModel
+    auto_mode: str | None
+    variant: str
+    max_tokens: int
+    chain: list[CatalogModel]
+    skipped: list[tuple[str, str]]
+
+    def worst_case(self) -> Decimal:
+        """The hold: the worst case of the dearest model in the chain, per-use fees included."""
+        shape = self.shape
+        return max(worst_case(m, shape.prompt_tokens, self.max_tokens, shape.images, shape.fees) for m in self.chain)
+
+    def body(self, user_id: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The upstream request. With routing preferences (`provider`, `:nitro` / `:floor`) it carries a
+        `provider.max_price` at the prices the hold was computed from, so no provider can cost more."""
+        body = {
+            **self.params,
+            "model": self.model.pk + self.variant,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "user": openrouter_user_id(user_id),
+        }
+        if self.variant or params.widens_routing(self.params.get("provider")):
+            body["provider"] = params.capped_provider(self.params.get("provider"), held_prices(self.model))
+        return body
+
+
+def held_prices(model: CatalogModel) -> dict[str, Decimal]:
+    """The model's catalog prices as OpenRouter's `max_price` reads them (per million tokens; per request and
+    per image as they are)."""
+    return {
+        "prompt": model.prompt_price * MILLION,
+        "completion": model.completion_price * MILLION,
+        "request": model.request_price,
+        "image": model.image_price,
+    }
+
+
+def split_variant(model_id: str) -> tuple[str, str]:
+    """("vendor/model", ":nitro") for a routing variant; the id and "" otherwise."""
+    for variant in ROUTING_VARIANTS:
+        if model_id.endswith(variant):
+            return model_id[: -len(variant)], variant
+    return model_id, ""
+
+
+def plan(context: CallContext, request: ChatRequest) -> Plan:
+    """Policy and fit (GatewayError when refused): the model, its fallbacks, max_tokens and the hold."""
+    user = context.user
+    passed = params.check(request.params)
+    shape = shape_of(request.messages, request.max_tokens, passed, embeddings=request.endpoint == "embeddings")
+    check_web_search(user, [request.model, *request.fallback_models], shape, context.policies)
+    model, auto_mode, variant = _pick_model(user, request, shape, context)
+    max_tokens = max_tokens_for(model, shape)
+    fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, context)
+    return Plan(passed, shape, model, auto_mode, variant, max_tokens, [model, *fallbacks], skipped)
 
 
 def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_key: Any, slot: str | None) -> Admission:
     user = context.user
     try:
-        passed = params.check(request.params)
-        shape = shape_of(request.messages, request.max_tokens, passed)
-        model, auto_mode = _pick_model(user, request, shape, context)
-        max_tokens = max_tokens_for(model, shape)
-        fallbacks, skipped = _fallbacks(user, request, shape, max_tokens, model.pk, context)
-        chain = [model, *fallbacks]
+        planned = plan(context, request)
+        shape, max_tokens = planned.shape, planned.max_tokens
         ratelimit.take(user.pk, limits_from(context.rate_limits), shape.prompt_tokens + max_tokens, slot)
         # The attempt is journaled before its hold exists (with the hold's id), so a process killed in
         # between leaves a journal that releases the hold, never a hold that nothing knows of.
@@ -89,8 +158,7 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         attempt_id = None
         try:
             attempt_id = _begin(user.pk, source, api_key, request.model, hold_id, slot)
-            worst = max(worst_case(m, shape.prompt_tokens, max_tokens, shape.images) for m in chain)
-            hold = place_hold(user, worst, hold_id=hold_id)
+            hold = place_hold(user, planned.worst_case(), hold_id=hold_id)
         except BaseException:
             if slot is not None:
                 release_stream_slot(user.pk, slot)
@@ -100,13 +168,8 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
     except GatewayError as error:
         _log_refusal(user.pk, source, request.model, error)
         raise
-    body = {
-        **passed,
-        "model": model.pk,
-        "messages": request.messages,
-        "max_tokens": max_tokens,
-        "user": openrouter_user_id(user.pk),
-    }
+    model, chain, auto_mode = planned.model, planned.chain, planned.auto_mode
+    body = planned.body(user.pk, request.messages)
     return Admission(
         user_id=user.pk,
         source=source,
@@ -120,7 +183,8 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         hold_id=hold.pk if hold else None,
         slot=slot,
         attempt_id=attempt_id,
-        skipped=skipped,
+        skipped=planned.skipped,
+        endpoint=request.endpoint,
     )
 
 
@@ -144,13 +208,19 @@ def _is_auto(model_id: str) -> bool:
     return model_id in AUTO_MODELS or model_id.startswith("orweb/auto:")
 
 
-def _pick_model(user: Any, request: ChatRequest, shape: Shape, context: CallContext) -> tuple[CatalogModel, str | None]:
-    """The model the call goes to, and the `orweb/auto*` mode that chose it (None when the caller named it)."""
+def _pick_model(
+    user: Any, request: ChatRequest, shape: Shape, context: CallContext
+) -> tuple[CatalogModel, str | None, str]:
+    """The model the call goes to, the `orweb/auto*` mode that chose it (None when the caller named it) and
+    the routing variant asked for (`:nitro`, `:floor` or "")."""
     if _is_auto(request.model):
-        return auto.choose(user, request.model, shape, remaining_for(user)), request.model
-    model = check_model_allowed(user, request.model, context.models.get(request.model), context.policies)
+        if request.endpoint != "chat":
+            raise InvalidRequest(f"{request.model!r} chooses chat models; name a model here.", param="model")
+        return auto.choose(user, request.model, shape, remaining_for(user)), request.model, ""
+    model_id, variant = split_variant(request.model)
+    model = check_model_allowed(user, request.model, context.models.get(model_id), context.policies)
     check_fits(model, shape)
-    return model, None
+    return model, None, variant
 
 
 def _fallbacks(
@@ -159,7 +229,7 @@ def _fallbacks(
     """The allowed fallback models that take this request as is; the others with why they were skipped."""
     chain: list[CatalogModel] = []
     skipped: list[tuple[str, str]] = []
-    exact = Shape(shape.prompt_tokens, max_tokens, shape.images, shape.uses_tools)
+    exact = dataclasses.replace(shape, max_tokens=max_tokens)
     for model_id in dict.fromkeys(request.fallback_models):
         if model_id == primary:
             continue

@@ -11,8 +11,8 @@ request is closed and what was generated is settled as cancelled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -22,11 +22,13 @@ from django.views.decorators.csrf import csrf_exempt
 from billing.reports import key_info
 from catalog.models import CatalogModel
 from gateway import fail_closed, metered, policy
-from gateway.api_requests import ApiRequest, parse_body, parse_chat_request
+from gateway.api_requests import parse_body, parse_chat_request
 from gateway.api_responses import completion_json, error_json, error_response_parts, models_json
+from gateway.embeddings import parse_embeddings_request
 from gateway.keys import MISSING_KEY, authenticate, bearer_secret
 from gateway.metered import MeteredStream
 from gateway.models import ApiKey
+from gateway.responses_api import ResponsesWriter, parse_responses_request, settled_response
 from gateway.sse_writer import ChunkWriter
 from openrouter.events import StreamError
 from orweb import aio, body_limits
@@ -80,19 +82,43 @@ async def _authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
 
 
 BIG_BODY = 256 * 1024
-
-
-def _parse_request(raw: bytes) -> ApiRequest | GatewayError:
-    try:
-        return parse_chat_request(parse_body(raw))
-    except GatewayError as error:
-        return error
+T = TypeVar("T")
 
 
 def _method_not_allowed(request: HttpRequest, allowed: str) -> JsonResponse | None:
     if request.method == allowed:
         return None
     return _error(405, f"Use {allowed} for this endpoint.", code="method_not_allowed", headers={"Allow": allowed})
+
+
+async def _read_body(request: HttpRequest, secret: str, parse: Callable[[dict[str, Any]], T]) -> T | JsonResponse:
+    """The request body parsed by `parse` (a 413 or the 400 it raised as a response). A big body costs real
+    CPU to parse (about 0.14 s a megabyte): only for a caller with a valid key, and off the event loop, so one
+    hostile request can't stall everyone's streams."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        # Under `orweb.serve` the server refuses such a body before reading it; this is the same answer
+        # under any other server (and Django's test client), where Django's cap is the first to see it.
+        message = body_limits.too_large_message(body_limits.limit_for(request.path_info))
+        return _error(413, message, code="request_too_large")
+
+    def parsed() -> T | GatewayError:
+        try:
+            return parse(parse_body(raw))
+        except GatewayError as error:
+            return error
+
+    if len(raw) > BIG_BODY:
+        if isinstance(key := await _authenticate(request), JsonResponse):
+            return key
+        result = await asyncio.to_thread(parsed)
+    else:
+        result = parsed()
+    return _gateway_error(result) if isinstance(result, GatewayError) else result
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @csrf_exempt
@@ -102,25 +128,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     secret = _bearer(request)
     if isinstance(secret, JsonResponse):
         return secret
+    api_request = await _read_body(request, secret, parse_chat_request)
+    if isinstance(api_request, JsonResponse):
+        return api_request
     try:
-        raw = request.body
-    except RequestDataTooBig:
-        # Under `orweb.serve` the server refuses such a body before reading it; this is the same answer
-        # under any other server (and Django's test client), where Django's cap is the first to see it.
-        message = body_limits.too_large_message(body_limits.limit_for(request.path_info))
-        return _error(413, message, code="request_too_large")
-    if len(raw) > BIG_BODY:
-        # A big body costs real CPU to parse (about 0.14 s a megabyte): only for a caller with a valid key,
-        # and off the event loop, so one hostile request can't stall everyone's streams.
-        if isinstance(key := await _authenticate(request), JsonResponse):
-            return key
-        parsed = await asyncio.to_thread(_parse_request, raw)
-    else:
-        parsed = _parse_request(raw)
-    try:
-        if isinstance(parsed, GatewayError):
-            raise parsed
-        api_request = parsed
         if not api_request.stream:
             completion = await metered.complete_with_key(secret, api_request.chat, source="api")
             return JsonResponse(completion_json(completion))
@@ -130,12 +141,51 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         await anext(body)
     except GatewayError as error:
         return _gateway_error(error)
-    return StreamingHttpResponse(
-        body, content_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return StreamingHttpResponse(body, content_type="text/event-stream", headers=_SSE_HEADERS)
 
 
-async def _stream_body(call: MeteredStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
+@csrf_exempt
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    """OpenAI's `/v1/embeddings` through the metered path; OpenRouter's answer with the settled cost."""
+    if refused := _method_not_allowed(request, "POST"):
+        return refused
+    secret = _bearer(request)
+    if isinstance(secret, JsonResponse):
+        return secret
+    chat = await _read_body(request, secret, parse_embeddings_request)
+    if isinstance(chat, JsonResponse):
+        return chat
+    try:
+        completion = await metered.complete_with_key(secret, chat, source="api")
+    except GatewayError as error:
+        return _gateway_error(error)
+    return JsonResponse(settled_response(completion.raw, completion.result))
+
+
+@csrf_exempt
+async def responses(request: HttpRequest) -> HttpResponse:
+    """OpenRouter's stateless `/v1/responses` (beta) through the metered path, streamed or not."""
+    if refused := _method_not_allowed(request, "POST"):
+        return refused
+    secret = _bearer(request)
+    if isinstance(secret, JsonResponse):
+        return secret
+    api_request = await _read_body(request, secret, parse_responses_request)
+    if isinstance(api_request, JsonResponse):
+        return api_request
+    try:
+        if not api_request.stream:
+            completion = await metered.complete_with_key(secret, api_request.chat, source="api")
+            return JsonResponse(settled_response(completion.raw, completion.result))
+        call = metered.stream_with_key(secret, api_request.chat, source="api")
+        body = _stream_body(call, ResponsesWriter(api_request.chat.model))
+        await anext(body)
+    except GatewayError as error:
+        return _gateway_error(error)
+    return StreamingHttpResponse(body, content_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def _stream_body(call: MeteredStream, writer: ChunkWriter | ResponsesWriter) -> AsyncIterator[bytes]:
     """The SSE body. Its first step (run by the view) enters the gateway's stream, so a refusal is still
     an HTTP error. From then on the whole call lives in this generator: however it ends (finished,
     upstream error, the client leaving, or the response dropped unsent, when Python closes the generator)

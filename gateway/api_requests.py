@@ -16,6 +16,7 @@ from typing import Any
 from gateway import params
 from gateway.params import invalid, is_int
 from gateway.types import ChatRequest
+from openrouter.fees import data_url, is_pdf
 from orweb.errors import InvalidRequest
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -78,15 +79,39 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _check_file(file: Any, at: str) -> None:
+    """A `file` part: a base64 data URL whose content is a PDF or UTF-8 text, whatever its name or media type
+    claims. A URL is refused: the hold could not know how many pages it has to parse."""
+    if not isinstance(file, dict) or not isinstance(file.get("file_data"), str):
+        raise invalid(f"{at}.file.file_data", "expected a base64 data: URL")
+    if "filename" in file and not isinstance(file["filename"], str):
+        raise invalid(f"{at}.file.filename", "expected a string")
+    decoded = data_url(file["file_data"])
+    if decoded is None:
+        raise invalid(f"{at}.file.file_data", "expected a base64 data: URL (links to files are not accepted)")
+    data = decoded[1]
+    if is_pdf(data):
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid(f"{at}.file.file_data", "expected a PDF or a text file (checked from its content)") from None
+
+
 def _check_parts(parts: list[Any], where: str, *, images: bool) -> None:
-    allowed = ("text", "image_url") if images else ("text",)
+    allowed = ("text", "image_url", "file") if images else ("text",)
     for i, part in enumerate(parts):
         at = f"{where}[{i}]"
         if not isinstance(part, dict) or part.get("type") not in allowed:
             raise invalid(f"{at}.type", f"expected one of {', '.join(allowed)}")
+        if "cache_control" in part:
+            params.check_cache_control(f"{at}.cache_control", part["cache_control"])
         if part["type"] == "text":
             if not isinstance(part.get("text"), str):
                 raise invalid(f"{at}.text", "expected a string")
+            continue
+        if part["type"] == "file":
+            _check_file(part.get("file"), at)
             continue
         image = part.get("image_url")
         url = image.get("url") if isinstance(image, dict) else None

@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from catalog.models import CatalogModel
-from gateway.params import is_int
 from gateway.types import AUTO_MODELS, CallResult, Completion
 from openrouter.errors import RequestTimeout
+from openrouter.events import Usage
 from orweb.errors import GatewayError, RateLimitExceeded, UpstreamFailed
 from orweb.money import json_usd, plain_usd
 
@@ -30,33 +30,50 @@ ERROR_TYPES = {
 }
 
 
-def usage_json(result: CallResult, *, cached_tokens: int = 0, reasoning_tokens: int = 0) -> dict[str, Any]:
-    """OpenAI's `usage`, with the cost the ledger charged."""
-    return {
+def usage_json(result: CallResult, usage: Usage | None = None) -> dict[str, Any]:
+    """OpenAI's `usage` with OpenRouter's details as upstream reported them (cached and cache-write tokens,
+    reasoning tokens, `cost_details`, `server_tool_use_details`), and the cost the ledger charged."""
+    body: dict[str, Any] = {
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
         "total_tokens": result.prompt_tokens + result.completion_tokens,
         "cost": json_usd(result.cost),
-        "prompt_tokens_details": {"cached_tokens": cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens if usage else 0,
+            "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        },
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens if usage else 0},
     }
+    if usage is not None and usage.cost_details:
+        body["cost_details"] = {
+            name: None if value is None else json_usd(Decimal(value)) for name, value in usage.cost_details.items()
+        }
+    if usage is not None and usage.server_tool_use:
+        body["server_tool_use_details"] = dict(usage.server_tool_use)
+    return body
 
 
-def _raw_usage_detail(raw: dict[str, Any], group: str, name: str) -> int:
-    details = (raw.get("usage") or {}).get(group) or {}
-    value = details.get(name) if isinstance(details, dict) else None
-    return value if is_int(value) else 0
+def image_parts(urls: list[str]) -> list[dict[str, Any]]:
+    """Generated images as OpenRouter sends them (`message.images` / `delta.images`)."""
+    return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
 
 
 def completion_json(completion: Completion) -> dict[str, Any]:
-    """A `chat.completion` object for a finished non-streaming call."""
+    """A `chat.completion` object for a finished non-streaming call; reasoning, its `reasoning_details`,
+    `annotations` and `images` relayed as they came."""
     result = completion.result
     message: dict[str, Any] = {"role": "assistant", "content": completion.content}
     if completion.reasoning:
         message["reasoning"] = completion.reasoning
+    if completion.reasoning_details:
+        message["reasoning_details"] = completion.reasoning_details
     if completion.tool_calls:
         message["tool_calls"] = completion.tool_calls
         message["content"] = completion.content or None
+    if completion.annotations:
+        message["annotations"] = completion.annotations
+    if completion.images:
+        message["images"] = image_parts(completion.images)
     raw = completion.raw or {}
     return {
         "id": result.generation_id or f"orweb-{result.ledger_id}",
@@ -65,11 +82,7 @@ def completion_json(completion: Completion) -> dict[str, Any]:
         "model": result.served_model,
         "provider": result.provider,
         "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason, "logprobs": None}],
-        "usage": usage_json(
-            result,
-            cached_tokens=_raw_usage_detail(raw, "prompt_tokens_details", "cached_tokens"),
-            reasoning_tokens=_raw_usage_detail(raw, "completion_tokens_details", "reasoning_tokens"),
-        ),
+        "usage": usage_json(result, completion.usage),
     }
 
 
@@ -109,6 +122,7 @@ def models_json(models: list[CatalogModel]) -> dict[str, Any]:
                 "context_length": model.context_length,
                 "max_completion_tokens": model.max_completion_tokens,
                 "input_modalities": model.input_modalities,
+                "output_modalities": model.output_modalities,
                 "supported_parameters": model.supported_parameters,
             }
         )

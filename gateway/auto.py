@@ -11,7 +11,8 @@ The rule, in order:
      7 days (at least 3 successful calls with a time to first token); unmeasured models come after,
      cheapest first.
    - `orweb/auto:quality` and plain `orweb/auto`: the admins' QualityRank order (lowest rank first);
-     unranked models come after, cheapest first.
+     unranked models come after in the catalog's default order (catalog.quality: price tier, tools,
+     context, recency), so a team with no ranks set still gets a capable model, not the cheapest.
 The call reports the chosen model (`chosen_model`, `CallResult.served_model`, /v1's `model`).
 """
 
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from billing.pricing import worst_case
+from catalog import quality
 from catalog.models import CatalogModel, QualityRank
 from gateway.policy import Shape, allowed_models, max_tokens_for, misfit
 from orweb.errors import InvalidRequest, ModelUnavailable
@@ -58,7 +60,7 @@ def candidates(user: Any, shape: Shape, remaining: Decimal | None) -> list[tuple
     for model in models:
         if misfit(model, shape) is not None:
             continue
-        cost = worst_case(model, shape.prompt_tokens, max_tokens_for(model, shape), shape.images)
+        cost = worst_case(model, shape.prompt_tokens, max_tokens_for(model, shape), shape.images, shape.fees)
         if cost <= cap:
             found.append((model, cost))
     return found
@@ -95,7 +97,8 @@ def choose(user: Any, model_id: str, shape: Shape, remaining: Decimal | None) ->
         found.sort(key=lambda c: (c[0].pk not in speeds, -speeds.get(c[0].pk, 0.0), c[1], c[0].pk))
     elif mode == "quality":
         ranks = dict(QualityRank.objects.filter(model__in=[m for m, _ in found]).values_list("model_id", "rank"))
-        found.sort(key=lambda c: (c[0].pk not in ranks, ranks.get(c[0].pk, 0), c[1], c[0].pk))
+        # Unranked models follow the catalog's default order (price tier, tools, context, recency).
+        found.sort(key=lambda c: (c[0].pk not in ranks, ranks.get(c[0].pk, 0), quality.default_key(c[0])))
     else:
         found.sort(key=lambda c: (c[1], c[0].pk))
     return found[0][0]

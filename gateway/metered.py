@@ -21,7 +21,7 @@ from typing import Any
 
 from billing import attempts
 from billing.ledger import Outcome
-from gateway import fail_closed, settlement
+from gateway import fail_closed, settlement, upstream_calls
 from gateway.admission import Admission, admit, admit_key
 from gateway.types import CallResult, ChatRequest, Completion
 from gateway.upstream_errors import upstream_failed
@@ -58,9 +58,13 @@ def _abandon_if_admitted(task: asyncio.Future) -> None:
     abandoning.add_done_callback(_abandoning.discard)
 
 
-async def complete(user: Any, request: ChatRequest, *, source: str, api_key: Any = None) -> Completion:
-    """One non-streaming call through the metered path."""
-    return await _complete(await _admitted(_admit(user, request, source=source, api_key=api_key)))
+async def complete(
+    user: Any, request: ChatRequest, *, source: str, api_key: Any = None, wait_on_rate_limit: bool = True
+) -> Completion:
+    """One non-streaming call through the metered path. `wait_on_rate_limit=False` raises an upstream 429
+    at once instead of sleeping out its Retry-After in the call (a batch run requeues the line)."""
+    admission = await _admitted(_admit(user, request, source=source, api_key=api_key))
+    return await _complete(admission, wait_on_rate_limit=wait_on_rate_limit)
 
 
 async def complete_with_key(secret: str, request: ChatRequest, *, source: str = "api") -> Completion:
@@ -68,11 +72,11 @@ async def complete_with_key(secret: str, request: ChatRequest, *, source: str = 
     return await _complete(await _admitted(_admit_key(secret, request, source=source)))
 
 
-async def _complete(admission: Admission) -> Completion:
+async def _complete(admission: Admission, *, wait_on_rate_limit: bool = True) -> Completion:
     started = time.monotonic()
     try:
-        answer = await get_client().chat(
-            admission.body, fallback_models=[m.pk for m in admission.chain[1:]], observe=_observer(admission)
+        answer = await upstream_calls.call(
+            get_client(wait_on_rate_limit=wait_on_rate_limit), admission, _observer(admission)
         )
     except OpenRouterError as error:
         await _finish(admission, settlement.failed(admission, error, started))
@@ -81,15 +85,9 @@ async def _complete(admission: Admission) -> Completion:
         await asyncio.shield(_finish(admission, settlement.cancelled_before_answer(admission, started)))
         raise
     result = await asyncio.shield(_finish(admission, settlement.answered(admission, answer, started)))
-    result.finish_reason = answer.finish_reason
-    return Completion(
-        content=answer.content,
-        reasoning=answer.reasoning,
-        tool_calls=answer.tool_calls,
-        finish_reason=answer.finish_reason or "stop",
-        result=result,
-        raw=answer.raw,
-    )
+    reply = upstream_calls.reply_of(answer)
+    result.finish_reason = reply["finish_reason"]
+    return Completion(**reply, result=result, raw=answer.raw, usage=answer.usage)
 
 
 def _observer(admission: Admission) -> Callable[[str, str], None]:
@@ -156,9 +154,7 @@ class MeteredStream:
         admission = self._admission = await self._admit()
         self.chosen_model = admission.chosen_model
         self._started = time.monotonic()
-        self._context = get_client().stream(
-            admission.body, fallback_models=[m.pk for m in admission.chain[1:]], observe=_observer(admission)
-        )
+        self._context = upstream_calls.open_stream(get_client(), admission, _observer(admission))
         try:
             self._events = await self._context.__aenter__()
         except OpenRouterError as error:

@@ -36,6 +36,7 @@ class GroupPolicy(models.Model):
 
     A model is allowed when it is in `allowed_models`, or, when `allow_by_rule` is set, when it passes
     every rule given (price cap per million tokens, required capabilities such as "tools" or "image").
+    `allow_web_search` lets members search the web (a fee per search); a user may when any group allows it.
     """
 
     group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="model_policy")
@@ -43,6 +44,9 @@ class GroupPolicy(models.Model):
     allow_by_rule = models.BooleanField(default=False)
     max_price_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     required_capabilities = models.JSONField(default=list, blank=True)
+    allow_web_search = models.BooleanField(
+        default=True, help_text="Members may use web search (OpenRouter's server tool, billed per search)."
+    )
 
     class Meta:
         verbose_name_plural = "group policies"

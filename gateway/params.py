@@ -7,15 +7,21 @@ field is one of:
 * passed upstream after validation (`PASS_THROUGH`): `temperature` (0–2), `top_p` (0–1),
   `frequency_penalty` / `presence_penalty` (-2–2), `repetition_penalty` (0–2), `min_p` / `top_a` (0–1),
   `seed` (an integer), `stop` (a string or up to 4), `tools`, `tool_choice`, `response_format`,
-  `reasoning` (an object), and unchecked: `parallel_tool_calls`, `top_k`, `logit_bias`, `logprobs`,
-  `top_logprobs`, `verbosity`.
-* `provider`: only preferences that *narrow* routing pass (`PROVIDER_KEYS`: `allow_fallbacks`,
-  `require_parameters`, `data_collection`, `zdr`, `quantizations`, `ignore`, `max_price`, `sort: "price"`).
-  `order`, `only`, any other key and any other `sort` are refused (400): they pick a provider that may
-  cost more than the catalog price the budget hold was computed from.
+  `reasoning` (an object), `modalities` (`text`, `image`), `cache_control` (`{"type": "ephemeral", "ttl"?}`),
+  `session_id` / `prompt_cache_key` (strings), `image_config` (an object), `dimensions` (embeddings: an
+  integer), and unchecked: `encoding_format`,
+  `parallel_tool_calls`, `top_k`, `logit_bias`, `logprobs`, `top_logprobs`, `verbosity`.
+* `provider`: routing preferences pass (`PROVIDER_KEYS`, `sort` one of `PROVIDER_SORTS`), `order` and `only`
+  included: when they (or a `:nitro` / `:floor` variant) may pick a dearer provider (`widens_routing`),
+  admission sends `provider.max_price` no higher than the prices the budget hold was computed from
+  (`capped_provider`), so no provider OpenRouter picks can cost more than was held.
+* `plugins`: `file-parser` (with `pdf.engine` one of `openrouter.fees.PDF_ENGINES`) and `web`, whose
+  per-use fees the hold covers (`gateway.fees`); any other plugin is refused (400). Who may search the
+  web at all (the `web` plugin or the `openrouter:web_search` tool) is policy's to say
+  (`gateway.policy.check_web_search`).
 * refused (400, `REFUSED`), because honouring them would change where the request goes or who pays, and
   dropping them silently would hide that: `api_key`, `base_url`, `api_base`, `baseURL`, `url`, `endpoint`,
-  `plugins` (web search and file parsing are billed per use, outside the hold), `n` other than 1.
+  `n` other than 1.
 * part of the request itself, read by whoever builds the `ChatRequest` and never passed
   on as a parameter: `model`, `models` (the fallback list, checked against policy like `model`),
   `messages`, `max_tokens` / `max_completion_tokens`, `stream`, `stream_options`, `n`.
@@ -29,8 +35,10 @@ field is one of:
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from openrouter.fees import PDF_ENGINES, WEB_SEARCH_TOOL
 from orweb.errors import InvalidRequest
 
 Check = Callable[[str, Any], None]
@@ -47,7 +55,6 @@ REFUSED: dict[str, str] = {
     "baseURL": _ELSEWHERE,
     "url": _ELSEWHERE,
     "endpoint": _ELSEWHERE,
-    "plugins": "not accepted: plugins (web search, file parsing) are billed per use, outside the budget hold",
 }
 STRIPPED: dict[str, str] = {
     "user": "the gateway sends its own stable id for the caller",
@@ -64,8 +71,16 @@ PROVIDER_KEYS = (
     "ignore",
     "max_price",
     "sort",
+    "order",
+    "only",
+    "preferred_max_latency",
+    "preferred_min_throughput",
 )
-PROVIDER_SORTS = ("price",)
+PROVIDER_SORTS = ("price", "throughput", "latency")
+MAX_PRICE_KEYS = ("prompt", "completion", "request", "image")
+PLUGINS = ("file-parser", "web")
+MODALITIES = ("text", "image")
+CACHE_TTLS = ("5m", "1h")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -111,14 +126,64 @@ def _tools(name: str, tools: Any) -> None:
     if not isinstance(tools, list):
         raise invalid(name, "expected a list")
     for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") == WEB_SEARCH_TOOL:
+            _web_search(f"{name}[{i}]", tool)
+            continue
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise invalid(f"{name}[{i}].type", "expected 'function'")
+            raise invalid(f"{name}[{i}].type", f"expected 'function' or '{WEB_SEARCH_TOOL}'")
         tool_name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(tool_name, str) or not tool_name:
             raise invalid(f"{name}[{i}].function.name", "expected a non-empty string")
         if "parameters" in function and not isinstance(function["parameters"], dict):
             raise invalid(f"{name}[{i}].function.parameters", "expected a JSON Schema object")
+
+
+def _web_search(name: str, options: dict[str, Any]) -> None:
+    """The web search server tool (or the `web` plugin): `max_results` a small count, a known engine."""
+    results = options.get("max_results")
+    if results is not None and not (is_int(results) and 1 <= results <= MAX_SEARCH_RESULTS):
+        raise invalid(f"{name}.max_results", f"expected an integer from 1 to {MAX_SEARCH_RESULTS}")
+    if options.get("engine") not in (None, "native", "exa"):
+        raise invalid(f"{name}.engine", "expected 'native' or 'exa'")
+
+
+MAX_SEARCH_RESULTS = 25
+
+
+def _plugins(name: str, plugins: Any) -> None:
+    if not isinstance(plugins, list):
+        raise invalid(name, "expected a list")
+    for i, plugin in enumerate(plugins):
+        plugin_id = plugin.get("id") if isinstance(plugin, dict) else None
+        if plugin_id not in PLUGINS:
+            raise invalid(
+                f"{name}[{i}].id", f"expected one of {', '.join(PLUGINS)} (others are billed outside the hold)"
+            )
+        if plugin_id == "web":
+            _web_search(f"{name}[{i}]", plugin)
+            continue
+        pdf = plugin.get("pdf", {})
+        if not isinstance(pdf, dict) or pdf.get("engine", PDF_ENGINES[0]) not in PDF_ENGINES:
+            raise invalid(f"{name}[{i}].pdf.engine", f"expected one of {', '.join(PDF_ENGINES)}")
+
+
+def _modalities(name: str, value: Any) -> None:
+    if not (isinstance(value, list) and value and all(m in MODALITIES for m in value)):
+        raise invalid(name, f"expected a list of {', '.join(MODALITIES)}")
+
+
+def check_cache_control(name: str, value: Any) -> None:
+    """`{"type": "ephemeral", "ttl"?: "5m" | "1h"}`, top level or on a content part."""
+    if not isinstance(value, dict) or value.get("type") != "ephemeral":
+        raise invalid(f"{name}.type", "expected 'ephemeral'")
+    if value.get("ttl", CACHE_TTLS[0]) not in CACHE_TTLS:
+        raise invalid(f"{name}.ttl", f"expected one of {', '.join(CACHE_TTLS)}")
+
+
+def _string(name: str, value: Any) -> None:
+    if not isinstance(value, str) or len(value) > 256:
+        raise invalid(name, "expected a string of at most 256 characters")
 
 
 def _tool_choice(name: str, choice: Any) -> None:
@@ -158,6 +223,14 @@ PASS_THROUGH: dict[str, Check] = {
     "logprobs": _unchecked,
     "top_logprobs": _unchecked,
     "verbosity": _unchecked,
+    "plugins": _plugins,
+    "modalities": _modalities,
+    "cache_control": check_cache_control,
+    "session_id": _string,
+    "prompt_cache_key": _string,
+    "image_config": _object,
+    "dimensions": _integer,
+    "encoding_format": _unchecked,
 }
 
 
@@ -168,8 +241,48 @@ def _provider(value: Any) -> dict[str, Any]:
         if name not in PROVIDER_KEYS:
             raise invalid(f"provider.{name}", _ROUTING)
     if value.get("sort", PROVIDER_SORTS[0]) not in PROVIDER_SORTS:
-        raise invalid("provider.sort", "only 'price' is allowed")
+        raise invalid("provider.sort", f"expected one of {', '.join(PROVIDER_SORTS)}")
+    for name in ("order", "only", "ignore"):
+        names = value.get(name, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise invalid(f"provider.{name}", "expected a list of provider names")
+    max_price = value.get("max_price", {})
+    if not isinstance(max_price, dict) or any(k not in MAX_PRICE_KEYS for k in max_price):
+        raise invalid("provider.max_price", f"expected an object with {', '.join(MAX_PRICE_KEYS)}")
+    for name, price in max_price.items():
+        if _usd(price) is None:
+            raise invalid(f"provider.max_price.{name}", "expected a non-negative number of USD per million tokens")
     return value
+
+
+def _usd(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and amount >= 0 else None
+
+
+def widens_routing(provider: dict[str, Any] | None) -> bool:
+    """Whether routing preferences may pick a provider dearer than the default, cheapest-first choice."""
+    if not provider:
+        return False
+    widening = ("order", "only", "preferred_max_latency", "preferred_min_throughput")
+    return any(name in provider for name in widening) or provider.get("sort", "price") != "price"
+
+
+def capped_provider(provider: dict[str, Any] | None, held: dict[str, Decimal]) -> dict[str, Any]:
+    """`provider` with `max_price` lowered to `held` (USD per million tokens, per request, per image) where it
+    is higher or unset: OpenRouter refuses every provider above it, so none can cost more than the hold."""
+    provider = dict(provider or {})
+    asked = {name: _usd(price) for name, price in (provider.get("max_price") or {}).items()}
+    provider["max_price"] = {
+        name: min(limit, asked_price) if (asked_price := asked.get(name)) is not None else limit
+        for name, limit in held.items()
+    }
+    return provider
 
 
 def check(fields: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,10 @@
   entry ("tools", "image" or another input modality, or any supported parameter name).
 - A user in no group with a policy may call everything callable when `ORWEB_DEFAULT_ALLOW_ALL` is true
   (the default: a small team starts open and adds policies to restrict), and nothing otherwise.
+- Web search (the `openrouter:web_search` tool or the `web` plugin) is for users with at least one group
+  whose policy allows it (`allow_web_search`), for admins, and for users in no group with a policy; and for
+  nobody when `ORWEB_ALLOW_WEB_SEARCH` is false. The deprecated `:online` variant is refused for everyone:
+  its search would not be seen by the hold, so callers are pointed at the tool.
 
 "Callable" means available upstream and with a known price: a model priced as unknown can't be held
 against a budget, so nobody may call it until an admin sets a price.
@@ -20,7 +24,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from billing.pricing import NO_FEES, Fees
 from catalog.models import CatalogModel
+from gateway.fees import request_fees
 from gateway.models import GroupPolicy
 from gateway.tokens import count_prompt_tokens, count_tools_tokens
 from orweb.errors import InvalidRequest, ModelNotAllowed, ModelUnavailable
@@ -30,19 +36,21 @@ MODALITIES = ("image", "file", "audio", "video", "text")
 
 @dataclass(frozen=True)
 class Shape:
-    """What a request needs from a model: prompt size, output size, images, tools."""
+    """What a request needs from a model: prompt size, output size, images, tools, per-use fees."""
 
     prompt_tokens: int
     max_tokens: int | None
     images: int
     uses_tools: bool
+    fees: Fees = NO_FEES
+    embeddings: bool = False
 
     @property
     def has_images(self) -> bool:
         return self.images > 0
 
 
-def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any]) -> Shape:
+def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any], *, embeddings: bool = False) -> Shape:
     """Validate the parts of a request the gateway relies on, and measure it."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("`messages` must be a non-empty list of messages.", param="messages")
@@ -51,7 +59,7 @@ def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any]) -> Shape:
             raise InvalidRequest("Every message needs a `role`.", param="messages")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0):
         raise InvalidRequest("`max_tokens` must be a positive integer.", param="max_tokens")
-    tools = params.get("tools")
+    tools = [tool for tool in params.get("tools") or () if not _server_tool(tool)]
     images = sum(
         1
         for message in messages
@@ -59,12 +67,20 @@ def shape_of(messages: Any, max_tokens: Any, params: dict[str, Any]) -> Shape:
         for part in message["content"]
         if isinstance(part, dict) and part.get("type") in ("image_url", "input_image")
     )
+    prompt_tokens = count_prompt_tokens(messages) + count_tools_tokens(tools)
     return Shape(
-        prompt_tokens=count_prompt_tokens(messages) + count_tools_tokens(tools),
+        prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         images=images,
         uses_tools=bool(tools),
+        fees=request_fees(messages, params, prompt_tokens),
+        embeddings=embeddings,
     )
+
+
+def _server_tool(tool: Any) -> bool:
+    """OpenRouter's own tools (`openrouter:web_search`) run upstream: the model needs no tool support."""
+    return isinstance(tool, dict) and str(tool.get("type", "")).startswith("openrouter:")
 
 
 def is_unrestricted(user: Any) -> bool:
@@ -153,8 +169,44 @@ def check_model_allowed(
     return model
 
 
+def web_search_allowed(user: Any, policies: list[GroupPolicy] | None = None) -> bool:
+    """Whether this user may search the web (the chat page hides its switch when not). `policies`: the
+    user's `policies_of`, when already read."""
+    if not getattr(settings, "ORWEB_ALLOW_WEB_SEARCH", True):
+        return False
+    if is_unrestricted(user):
+        return True
+    if policies is None:
+        policies = policies_of(user)
+    if not policies:
+        return bool(getattr(settings, "ORWEB_DEFAULT_ALLOW_ALL", True))
+    return any(policy.allow_web_search for policy in policies)
+
+
+def check_web_search(user: Any, model_ids: list[str], shape: Shape, policies: list[GroupPolicy] | None = None) -> None:
+    """Refuse, before anything is held or sent, a request that searches the web when this user may not
+    (ModelNotAllowed, 403), and any `:online` model id (InvalidRequest, 400: use the tool instead)."""
+    for model_id in model_ids:
+        if model_id.endswith(":online"):
+            raise InvalidRequest(
+                f"The ':online' variant ({model_id!r}) is not accepted: ask for web search with "
+                'tools: [{"type": "openrouter:web_search"}] instead.',
+                param="model",
+            )
+    if not shape.fees.web_searches or web_search_allowed(user, policies):
+        return
+    if not getattr(settings, "ORWEB_ALLOW_WEB_SEARCH", True):
+        raise ModelNotAllowed("Web search is turned off for this workspace.")
+    raise ModelNotAllowed("Web search is turned off for you: none of your groups' policies allows it.")
+
+
 def misfit(model: CatalogModel, shape: Shape) -> InvalidRequest | None:
-    """Why this request can't go to this model (images, tools, context), or None if it fits."""
+    """Why this request can't go to this model (embeddings or not, images, tools, context), or None if it fits."""
+    makes_embeddings = "embeddings" in (model.output_modalities or [])
+    if makes_embeddings and not shape.embeddings:
+        return InvalidRequest(f"The model {model.id!r} makes embeddings: use /v1/embeddings.", param="model")
+    if shape.embeddings and not makes_embeddings:
+        return InvalidRequest(f"The model {model.id!r} is not an embedding model.", param="model")
     if shape.has_images and not model.supports_images:
         return InvalidRequest(f"The model {model.id!r} does not accept images.", param="messages")
     if shape.uses_tools and not model.supports_tools:
@@ -170,8 +222,11 @@ def max_tokens_for(model: CatalogModel, shape: Shape) -> int:
     """The `max_tokens` to send: the caller's value (or the default) capped by the model's output limit.
 
     Without an explicit value the default also shrinks to fit the context window; an explicit value
-    that doesn't fit is an error naming `max_tokens`.
+    that doesn't fit is an error naming `max_tokens`. Embeddings have no output (and each input is checked
+    against the context upstream, where a refusal costs nothing).
     """
+    if shape.embeddings:
+        return 1
     wanted = shape.max_tokens or settings.OPENROUTER_DEFAULT_MAX_TOKENS
     if model.max_completion_tokens:
         wanted = min(wanted, model.max_completion_tokens)

@@ -21,6 +21,7 @@ from gateway.admission import Admission
 from gateway.tokens import count_text_tokens
 from gateway.types import CallResult
 from openrouter import ChatResult, EventStream, IdleTimeout, IncompleteStream, OpenRouterError
+from openrouter.client import BilledResult
 from openrouter.events import Usage
 from orweb import metrics
 
@@ -138,9 +139,22 @@ def _usage(admission: Admission, served: str, usage: Usage | None, text: str) ->
         "completion_tokens": completion,
         "cached_tokens": usage.cached_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        "cost_details": cost_details(usage),
         "cost": cost,
         "cost_source": source,
     }
+
+
+def cost_details(usage: Usage | None) -> dict[str, Any]:
+    """What the ledger keeps of OpenRouter's breakdown: `cost_details` as reported (decimal strings) and,
+    when a server tool ran, `server_tool_use_details` (such as {"web_search_requests": 1})."""
+    if usage is None:
+        return {}
+    details: dict[str, Any] = dict(usage.cost_details)
+    if usage.server_tool_use:
+        details["server_tool_use_details"] = dict(usage.server_tool_use)
+    return details
 
 
 def failed(admission: Admission, error: OpenRouterError, started: float) -> Outcome:
@@ -161,10 +175,14 @@ def abandoned(admission: Admission) -> Outcome:
     return _outcome(admission, LedgerEntry.Status.CANCELLED, error="cancelled before the call", latency_ms=0)
 
 
-def answered(admission: Admission, answer: ChatResult, started: float) -> Outcome:
-    """A finished non-streaming call."""
+def answered(admission: Admission, answer: ChatResult | BilledResult, started: float) -> Outcome:
+    """A finished non-streaming call (a chat completion, embeddings or a response)."""
     note_attempts(admission, answer.attempts)
-    tool_text = "".join(str((c.get("function") or {}).get("arguments") or "") for c in answer.tool_calls)
+    text = ""
+    if isinstance(answer, ChatResult):
+        calls = answer.tool_calls
+        text = answer.content + (answer.reasoning or "")
+        text += "".join(str((c.get("function") or {}).get("arguments") or "") for c in calls)
     return _outcome(
         admission,
         LedgerEntry.Status.OK,
@@ -172,7 +190,7 @@ def answered(admission: Admission, answer: ChatResult, started: float) -> Outcom
         provider=answer.provider or "",
         generation_id=answer.generation_id or None,
         latency_ms=elapsed_ms(started),
-        **_usage(admission, answer.model, answer.usage, answer.content + (answer.reasoning or "") + tool_text),
+        **_usage(admission, answer.model, answer.usage, text),
     )
 
 

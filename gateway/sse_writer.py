@@ -6,9 +6,19 @@ import json
 import time
 from typing import Any
 
-from gateway.api_responses import error_json, usage_json
+from gateway.api_responses import error_json, image_parts, usage_json
 from gateway.types import CallResult
-from openrouter.events import Event, Finish, ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage
+from openrouter.events import (
+    Annotations,
+    Event,
+    Finish,
+    ImageOut,
+    ReasoningDelta,
+    Started,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -20,7 +30,8 @@ def sse(data: dict[str, Any]) -> bytes:
 
 class ChunkWriter:
     """Turns the gateway's stream events into `chat.completion.chunk` SSE frames, in OpenAI's order:
-    the role first, then content / reasoning / tool-call deltas, then one finish chunk, then (with
+    the role first, then content / reasoning (with its `reasoning_details`) / tool-call / annotation / image
+    deltas, then one finish chunk, then (with
     `stream_options.include_usage`) a usage chunk with `choices: []`, then `[DONE]`.
 
     Usage is sent once the call is settled, so `usage.cost` is what the ledger charged (reported, or
@@ -35,8 +46,7 @@ class ChunkWriter:
         self.provider: str | None = None
         self.created = int(time.time())
         self.finish_reason: str | None = None
-        self.cached_tokens = 0
-        self.reasoning_tokens = 0
+        self.usage: Usage | None = None
         self.started = False
         self._frames: dict[str, tuple[bytes, bytes]] = {}
 
@@ -82,7 +92,13 @@ class ChunkWriter:
         if isinstance(event, TextDelta):
             return self._text("content", event.text)
         if isinstance(event, ReasoningDelta):
+            if event.details:
+                return self._delta({"reasoning": event.text, "reasoning_details": list(event.details)})
             return self._text("reasoning", event.text)
+        if isinstance(event, Annotations):
+            return self._delta({"annotations": list(event.items)})
+        if isinstance(event, ImageOut):
+            return self._delta({"images": image_parts([event.url])})
         if isinstance(event, ToolCallDelta):
             call: dict[str, Any] = {"index": event.index, "function": {"arguments": event.arguments}}
             if event.id:
@@ -91,7 +107,7 @@ class ChunkWriter:
                 call["function"]["name"] = event.name
             return self._delta({"tool_calls": [call]})
         if isinstance(event, Usage):
-            self.cached_tokens, self.reasoning_tokens = event.cached_tokens, event.reasoning_tokens
+            self.usage = event
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
         return b""
@@ -106,7 +122,7 @@ class ChunkWriter:
 
     def end(self, result: CallResult) -> bytes:
         """Finish chunk, usage (with the settled cost) and `[DONE]`."""
-        usage = usage_json(result, cached_tokens=self.cached_tokens, reasoning_tokens=self.reasoning_tokens)
+        usage = usage_json(result, self.usage)
         finish = self._chunk({}, self.finish_reason or result.finish_reason or "stop")
         if not self.include_usage:
             finish["usage"] = usage

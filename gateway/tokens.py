@@ -13,8 +13,13 @@ from typing import Any
 
 import bpe_openai
 
+from openrouter.fees import data_url, is_pdf, pdf_pages
+
 PER_MESSAGE_OVERHEAD = 4
 IMAGE_ALLOWANCE = 1000
+# A parsed PDF page as prompt text: a dense page of text is 600-900 tokens; OCR of a scan or a page read
+# natively as images may be more.
+PDF_PAGE_ALLOWANCE = 1500
 
 
 @cache
@@ -49,11 +54,26 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
                     total += count_text_tokens(str(part.get("text") or ""))
                 elif part.get("type") in ("image_url", "input_image"):
                     total += IMAGE_ALLOWANCE
+                elif part.get("type") == "file":
+                    total += count_file_tokens(part)
                 else:
                     total += count_text_tokens(json.dumps(part, default=str))
         for call in message.get("tool_calls") or []:
             total += count_text_tokens(json.dumps(call.get("function", {}) if isinstance(call, dict) else call))
     return total
+
+
+def count_file_tokens(part: dict[str, Any]) -> int:
+    """A `file` part as the model reads it: a PDF by its pages, a text file by its text, else its JSON."""
+    file = part.get("file")
+    decoded = data_url(file.get("file_data")) if isinstance(file, dict) else None
+    if decoded is not None:
+        media_type, data = decoded
+        if is_pdf(data):
+            return pdf_pages(data) * PDF_PAGE_ALLOWANCE
+        if media_type.startswith("text/") or media_type in ("application/json", "application/csv"):
+            return count_text_tokens(data.decode("utf-8", errors="replace"))
+    return count_text_tokens(json.dumps(part, default=str))
 
 
 def count_tools_tokens(tools: Any) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from openrouter.events import Usage
+
 AUTO_MODELS = ("orweb/auto", "orweb/auto:cost", "orweb/auto:speed", "orweb/auto:quality")
 
 
@@ -13,8 +15,10 @@ AUTO_MODELS = ("orweb/auto", "orweb/auto:cost", "orweb/auto:speed", "orweb/auto:
 class ChatRequest:
     """An OpenAI-style chat request, as the gateway accepts it from every source.
 
-    `params` carries the pass-through fields (temperature, top_p, stop, seed, tools, tool_choice,
-    response_format, reasoning, ...), checked at admission against the one table in `gateway.params`:
+    `endpoint` says which OpenRouter call it becomes: a chat completion, embeddings of the messages' texts,
+    or a Responses API call (the same conversation in the Responses shape). `params` carries the
+    pass-through fields (temperature, top_p, stop, seed, tools, tool_choice, response_format, reasoning,
+    ...), checked at admission against the one table in `gateway.params`:
     a field that would change who pays or where the request goes is refused, an unknown one dropped.
     """
 
@@ -23,6 +27,7 @@ class ChatRequest:
     max_tokens: int | None = None
     fallback_models: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    endpoint: str = "chat"  # or "embeddings" (each message's content is one input) or "responses"
 
 
 @dataclass
@@ -56,3 +61,7 @@ class Completion:
     finish_reason: str
     result: CallResult
     raw: dict[str, Any] = field(default_factory=dict)
+    reasoning_details: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    usage: Usage | None = None

@@ -20,8 +20,10 @@ from openrouter.errors import (
     error_from_response,
 )
 from openrouter.events import (
+    Annotations,
     Event,
     Finish,
+    ImageOut,
     ReasoningDelta,
     Started,
     StreamError,
@@ -32,6 +34,7 @@ from openrouter.events import (
 from openrouter.retry import RetryPolicy
 
 __all__ = [
+    "Annotations",
     "AuthenticationError",
     "BadRequest",
     "ChatResult",
@@ -40,6 +43,7 @@ __all__ = [
     "EventStream",
     "Finish",
     "IdleTimeout",
+    "ImageOut",
     "IncompleteStream",
     "InsufficientCredits",
     "InvalidResponse",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ import httpx
 
 from openrouter.errors import (
     ConnectionFailed,
-    IdleTimeout,
     IncompleteStream,
     InvalidResponse,
     NotFound,
@@ -35,17 +33,16 @@ from openrouter.errors import (
     error_from_payload,
     error_from_response,
 )
-from openrouter.events import Event, StreamError, Usage, usage_from_json
+from openrouter.event_stream import GENERATION_HEADER, Attempts, EventStream
+from openrouter.events import Usage, usage_from_json
 from openrouter.network import AsyncioTransport
+from openrouter.responses_stream import ResponsesDecoder, responses_usage
 from openrouter.retry import RetryPolicy
-from openrouter.sse import ChunkDecoder, EventSplitter, json_decoder
+from openrouter.sse import ChunkDecoder, image_urls, json_decoder
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-Attempts = list[tuple[str, OpenRouterError]]
-"""Every failed try of a call, in order, as (model, error); the model is "" for calls without one."""
 
 Observer = Callable[[str, str], None]
 """Told (generation id, model) the moment a try's response headers name its generation, before any content:
@@ -70,129 +67,9 @@ class ChatResult:
     usage: Usage | None
     raw: dict[str, Any]
     attempts: Attempts = field(default_factory=list)
-
-
-class EventStream:
-    """The events of one streamed completion, read lazily from the open response.
-
-    Each read waits at most `idle_timeout` for the next SSE event that carries data: comments are
-    consumed inside that wait, so keep-alives cannot keep a stalled stream alive. One watchdog timer per
-    stream enforces it, moved only when it fires early, instead of a timeout scope around every read;
-    it cancels the task reading, so iterate the events from one task (the first read may be another's).
-    """
-
-    def __init__(
-        self, response: httpx.Response, model: str, idle_timeout: float, api_key: str, attempts: Attempts
-    ) -> None:
-        self.attempts = attempts
-        self._response = response
-        encoded = "content-encoding" in response.headers
-        self._pieces = response.aiter_bytes() if encoded else response.aiter_raw()
-        self._splitter = EventSplitter()
-        self._decoder = ChunkDecoder(model, response.headers.get(_GEN))
-        self._idle_timeout = idle_timeout
-        self._api_key = api_key
-        self._pending: deque[Event] = deque()
-        self._loop = asyncio.get_running_loop()
-        self._deadline = 0.0
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
-        self._reading = False
-        self._expired = False
-
-    @property
-    def model(self) -> str:
-        """The model that answers (from the first chunk; the requested one until then)."""
-        return self._decoder.model
-
-    @property
-    def provider(self) -> str | None:
-        return self._decoder.provider
-
-    @property
-    def generation_id(self) -> str | None:
-        return self._decoder.generation_id
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        pending = self._pending
-        while not pending:
-            if self._decoder.over:
-                raise StopAsyncIteration
-            if self._task is None:
-                self._task = asyncio.current_task()
-            pending.extend(await self._read())
-        return pending.popleft()
-
-    async def aclose(self) -> None:
-        """Close the connection: how a stopped stream stops the provider generating (and billing)."""
-        self._disarm()
-        await self._pieces.aclose()
-        await self._response.aclose()
-
-    async def _read_first(self) -> None:
-        """Read until the first events; a failure before any chunk is raised, so it can be retried."""
-        self._task = asyncio.current_task()
-        while not self._pending and not self._decoder.over:
-            self._pending.extend(await self._read())
-        self._task = None
-        last = self._pending[-1] if self._pending else None
-        if isinstance(last, StreamError) and not self._decoder.started:
-            raise last.error
-
-    async def _read(self) -> list[Event]:
-        """The events of the next network reads that complete at least one data event."""
-        decoder = self._decoder
-        self._deadline = self._loop.time() + self._idle_timeout
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
-        self._reading = True
-        try:
-            datas: list[bytes] = []
-            while not datas:
-                datas = self._splitter.feed(await anext(self._pieces))
-        except StopAsyncIteration:
-            events = decoder.end()
-        except asyncio.CancelledError:
-            if not self._expired or self._task is None or self._task.uncancel():
-                raise
-            self._expired = False
-            events = decoder.end(IdleTimeout(f"No content for {self._idle_timeout:g} seconds"))
-        except httpx.TimeoutException:
-            events = decoder.end(IdleTimeout("The stream timed out"))
-        except httpx.TransportError as exc:
-            events = decoder.end(IncompleteStream(f"The stream broke off: {exc}"))
-        else:
-            events = []
-            for data in datas:
-                events += decoder.feed(data)
-                if decoder.over:
-                    break
-        finally:
-            self._reading = False
-        if decoder.over:
-            self._disarm()
-            if events and isinstance(events[-1], StreamError):
-                events[-1].error.redact(self._api_key)
-        return events
-
-    def _on_watchdog(self) -> None:
-        """Cancel the read in progress if it has waited `idle_timeout`; else come back when it would have."""
-        self._watchdog = None
-        if not self._reading or self._task is None:
-            return  # not reading: the next read sets the deadline and the watchdog again
-        if self._loop.time() < self._deadline:
-            self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
-            return
-        self._expired = True
-        self._task.cancel()
-
-    def _disarm(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+    reasoning_details: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
 
 
 class OpenRouterClient:
@@ -280,9 +157,43 @@ class OpenRouterClient:
         finally:
             await events.aclose()
 
-    async def models(self) -> list[dict[str, Any]]:
-        """The whole model catalog (`data` of GET /models)."""
-        return _data(await self._retrying(lambda: self._get("models"), "", []), list)
+    async def embeddings(self, body: dict[str, Any], *, observe: Observer | None = None) -> BilledResult:
+        """`POST /embeddings`, retried; the vectors stay in `raw`."""
+        attempts: Attempts = []
+        model = body["model"]
+        payload, headers = await self._retrying(lambda: self._post_once("embeddings", body, observe), model, attempts)
+        return _billed_result(payload, headers, model, attempts, usage_from_json)
+
+    async def responses(self, body: dict[str, Any], *, observe: Observer | None = None) -> BilledResult:
+        """`POST /responses` (stateless, not streamed), retried; the response object stays in `raw`."""
+        attempts: Attempts = []
+        model = body["model"]
+        body = {**body, "stream": False}
+        payload, headers = await self._retrying(lambda: self._post_once("responses", body, observe), model, attempts)
+        if isinstance(payload, dict) and payload.get("status") == "failed":
+            raise error_from_payload(payload.get("error") or "The response failed")
+        return _billed_result(payload, headers, model, attempts, responses_usage)
+
+    @asynccontextmanager
+    async def stream_responses(
+        self, body: dict[str, Any], *, observe: Observer | None = None
+    ) -> AsyncIterator[EventStream]:
+        """`POST /responses` streamed, as the same events as a chat stream (`ResponsesDecoder`); like `stream`,
+        failures before the first event are retried and raised, later ones are the last event."""
+        attempts: Attempts = []
+        model = body["model"]
+        opening = partial(self._open_stream, {**body, "stream": True}, attempts, observe, "responses", ResponsesDecoder)
+        events = await self._retrying(opening, model, attempts)
+        try:
+            yield events
+        finally:
+            await events.aclose()
+
+    async def models(self, *, output_modalities: str | None = None) -> list[dict[str, Any]]:
+        """The model catalog (`data` of GET /models): text-output models, or with `output_modalities="all"`
+        every model, embedding models included."""
+        query = {"output_modalities": output_modalities} if output_modalities else None
+        return _data(await self._retrying(lambda: self._get("models", query), "", []), list)
 
     async def generation(self, generation_id: str) -> dict[str, Any]:
         """The billed record of one generation; NotFound for a while after it ends, so retry later."""
@@ -329,10 +240,18 @@ class OpenRouterClient:
         raise AssertionError("stamina either returns or raises")
 
     async def _chat_once(self, body: dict[str, Any], observe: Observer | None) -> ChatResult:
-        """One try. The headers are read first (OpenRouter sends them at once, then whitespace while the
-        model works), so the generation is known even when the body never comes. The whitespace keeps
-        every read alive, so the whole answer has a deadline of its own (`answer_timeout`)."""
-        request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_JSON_HEADERS)
+        """One try of a chat completion (see `_post_once`)."""
+        payload, headers = await self._post_once("chat/completions", body, observe)
+        try:
+            return _chat_result(payload, headers, body["model"])
+        except (AttributeError, TypeError, IndexError) as exc:
+            raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
+
+    async def _post_once(self, path: str, body: dict[str, Any], observe: Observer | None) -> tuple[Any, httpx.Headers]:
+        """One try of a billed JSON call. The headers are read first (OpenRouter sends them at once, then
+        whitespace while the model works), so the generation is known even when the body never comes. The
+        whitespace keeps every read alive, so the whole answer has a deadline of its own (`answer_timeout`)."""
+        request = self._http.build_request("POST", path, content=_encode(body), headers=_JSON_HEADERS)
         response = await self._headers(request, observe, body["model"])
         try:
             try:
@@ -344,14 +263,17 @@ class OpenRouterClient:
             await response.aclose()
         if response.status_code >= 400:
             raise error_from_response(response.status_code, content, response.headers)
-        payload = _parse(content, response.headers)
-        try:
-            return _chat_result(payload, response.headers, body["model"])
-        except (AttributeError, TypeError, IndexError) as exc:
-            raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
+        return _parse(content, response.headers), response.headers
 
-    async def _open_stream(self, body: dict[str, Any], attempts: Attempts, observe: Observer | None) -> EventStream:
-        request = self._http.build_request("POST", "chat/completions", content=_encode(body), headers=_STREAM_HEADERS)
+    async def _open_stream(
+        self,
+        body: dict[str, Any],
+        attempts: Attempts,
+        observe: Observer | None,
+        path: str = "chat/completions",
+        decoder: type[ChunkDecoder] | type[ResponsesDecoder] = ChunkDecoder,
+    ) -> EventStream:
+        request = self._http.build_request("POST", path, content=_encode(body), headers=_STREAM_HEADERS)
         response = await self._headers(request, observe, body["model"])
         try:
             if response.status_code >= 400:
@@ -362,7 +284,7 @@ class OpenRouterClient:
         except BaseException:
             await response.aclose()
             raise
-        events = EventStream(response, body["model"], self._idle_timeout, self._api_key, attempts)
+        events = EventStream(response, body["model"], self._idle_timeout, self._api_key, attempts, decoder)
         try:
             await events._read_first()
         except BaseException:
@@ -415,7 +337,7 @@ class OpenRouterClient:
             raise ConnectionFailed(f"Could not reach OpenRouter: {exc or type(exc).__name__}") from exc
 
 
-_GEN = "x-generation-id"
+_GEN = GENERATION_HEADER
 HEADER_GRACE = 5.0
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
@@ -474,4 +396,39 @@ def _chat_result(payload: Any, headers: httpx.Headers, model: str) -> ChatResult
         native_finish_reason=choice.get("native_finish_reason"),
         usage=usage_from_json(payload["usage"]) if payload.get("usage") else None,
         raw=payload,
+        reasoning_details=_dicts(message.get("reasoning_details")),
+        annotations=_dicts(message.get("annotations")),
+        images=image_urls(message.get("images")),
     )
+
+
+@dataclass(slots=True)
+class BilledResult:
+    """A finished billed call other than a chat completion (embeddings, a response): who served, the usage,
+    and the body as it came."""
+
+    generation_id: str
+    model: str
+    provider: str | None
+    usage: Usage | None
+    raw: dict[str, Any]
+    attempts: Attempts = field(default_factory=list)
+
+
+def _billed_result(
+    payload: Any, headers: httpx.Headers, model: str, attempts: Attempts, usage: Callable[[dict[str, Any]], Usage]
+) -> BilledResult:
+    if not isinstance(payload, dict):
+        raise InvalidResponse("Expected a JSON object")
+    return BilledResult(
+        generation_id=headers.get(_GEN) or payload.get("id") or "",
+        model=payload.get("model") or model,
+        provider=payload.get("provider"),
+        usage=usage(payload["usage"]) if isinstance(payload.get("usage"), dict) else None,
+        raw=payload,
+        attempts=attempts,
+    )
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []

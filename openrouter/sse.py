@@ -26,8 +26,10 @@ from openrouter.errors import (
     error_from_payload,
 )
 from openrouter.events import (
+    Annotations,
     Event,
     Finish,
+    ImageOut,
     ReasoningDelta,
     Started,
     StreamError,
@@ -172,10 +174,7 @@ class ChunkDecoder:
         if choices := chunk.get("choices"):
             choice = choices[0]
             delta = choice.get("delta") or choice.get("message") or {}
-            if (text := delta.get("reasoning")) and isinstance(text, str):
-                events.append(ReasoningDelta(text))
-            if (text := delta.get("content")) and isinstance(text, str):
-                events.append(TextDelta(text))
+            events.extend(message_events(delta))
             if calls := delta.get("tool_calls"):
                 events.extend(_tool_call_deltas(calls))
             if reason := choice.get("finish_reason"):
@@ -191,6 +190,36 @@ class ChunkDecoder:
         self.model = chunk.get("model") or self.model
         self.provider = chunk.get("provider")
         return Started(self.generation_id, self.model, self.provider)
+
+
+def message_events(delta: dict[str, Any]) -> list[Event]:
+    """Reasoning (text and `reasoning_details`), content, annotations and images of one delta or message,
+    in that order; tool calls are left to the caller."""
+    events: list[Event] = []
+    text = delta.get("reasoning")
+    details = delta.get("reasoning_details")
+    details = tuple(d for d in details if isinstance(d, dict)) if isinstance(details, list) else ()
+    if (text and isinstance(text, str)) or details:
+        events.append(ReasoningDelta(text if isinstance(text, str) else "", details))
+    if (text := delta.get("content")) and isinstance(text, str):
+        events.append(TextDelta(text))
+    annotations = delta.get("annotations")
+    if isinstance(annotations, list) and (items := tuple(a for a in annotations if isinstance(a, dict))):
+        events.append(Annotations(items))
+    for url in image_urls(delta.get("images")):
+        events.append(ImageOut(url))
+    return events
+
+
+def image_urls(images: Any) -> list[str]:
+    """The URLs of `images` items (`{"type": "image_url", "image_url": {"url": ...}}`), in order."""
+    urls = []
+    for image in images if isinstance(images, list) else ():
+        inner = image.get("image_url") if isinstance(image, dict) else None
+        url = inner.get("url") if isinstance(inner, dict) else inner
+        if isinstance(url, str) and url:
+            urls.append(url)
+    return urls
 
 
 def _excerpt(data: bytes | str) -> str:

@@ -84,6 +84,13 @@ ORWEB_BATCH_MAX_CONCURRENCY = env.int("ORWEB_BATCH_MAX_CONCURRENCY", default=64)
 ORWEB_BATCH_USER_CONCURRENCY = env.int("ORWEB_BATCH_USER_CONCURRENCY", default=16)
 ORWEB_BATCH_CLAIM_SECONDS = env.int("ORWEB_BATCH_CLAIM_SECONDS", default=180)
 ORWEB_BATCH_MAX_TRIES = env.int("ORWEB_BATCH_MAX_TRIES", default=3)
+# A job's end is POSTed to its webhook URL, if it has one, signed with HMAC-SHA256 under
+# ORWEB_BATCH_WEBHOOK_SECRET (webhooks can't be set while it is empty), tried at most
+# ORWEB_BATCH_WEBHOOK_TRIES times with growing waits. Addresses on this machine or a private network are
+# refused unless ORWEB_BATCH_WEBHOOK_ALLOW_PRIVATE is on (a user could otherwise make orweb call them).
+ORWEB_BATCH_WEBHOOK_SECRET = env.str("ORWEB_BATCH_WEBHOOK_SECRET", default="")
+ORWEB_BATCH_WEBHOOK_TRIES = env.int("ORWEB_BATCH_WEBHOOK_TRIES", default=6)
+ORWEB_BATCH_WEBHOOK_ALLOW_PRIVATE = env.bool("ORWEB_BATCH_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Batch lines run on a queue of their own, so a big job never delays chat's and billing's tasks.
 CELERY_TASK_ROUTES = {"batches.tasks.run_job": {"queue": "batches"}}
 
@@ -105,9 +112,14 @@ ORWEB_AUTO_MAX_REQUEST_USD = env.str("ORWEB_AUTO_MAX_REQUEST_USD", default="0.50
 ORWEB_DEFAULT_RPM = env.int("ORWEB_DEFAULT_RPM", default=60)
 ORWEB_DEFAULT_TPM = env.int("ORWEB_DEFAULT_TPM", default=200_000)
 ORWEB_DEFAULT_CONCURRENT = env.int("ORWEB_DEFAULT_CONCURRENT", default=4)
+# Web search for the whole workspace (gateway.policy.web_search_allowed); group policies can turn it off
+# for their members (GroupPolicy.allow_web_search).
+ORWEB_ALLOW_WEB_SEARCH = env.bool("ORWEB_ALLOW_WEB_SEARCH", default=True)
 # Chat's caps (chat.conversations, chat.history): a message's length, a conversation's stored size, and the
 # context assumed for a model whose context is unknown (orweb/auto*) when fitting the history to it.
 ORWEB_CHAT_MAX_MESSAGE_CHARS = env.int("ORWEB_CHAT_MAX_MESSAGE_CHARS", default=60_000)
+# The model that titles conversations (chat.titles); empty: the cheapest priced non-reasoning model allowed.
+ORWEB_TITLE_MODEL = env.str("ORWEB_TITLE_MODEL", default="")
 ORWEB_CHAT_MAX_CONVERSATION_BYTES = env.int("ORWEB_CHAT_MAX_CONVERSATION_BYTES", default=10 * 1024 * 1024)
 ORWEB_CHAT_MAX_CONVERSATION_MESSAGES = env.int("ORWEB_CHAT_MAX_CONVERSATION_MESSAGES", default=4_000)
 ORWEB_CHAT_UNKNOWN_CONTEXT = env.int("ORWEB_CHAT_UNKNOWN_CONTEXT", default=32_000)
@@ -309,3 +321,15 @@ if ORWEB_OIDC_ISSUER and not OIDC_RP_CLIENT_ID:
     raise environ.ImproperlyConfigured("ORWEB_OIDC_ISSUER is set: set ORWEB_OIDC_CLIENT_ID too.")
 if ORWEB_SSO_ONLY and not ORWEB_OIDC_ISSUER:
     raise environ.ImproperlyConfigured("ORWEB_SSO_ONLY needs single sign-on: set ORWEB_OIDC_ISSUER.")
+
+# Budget alerts (billing.alerts_webhook): when ORWEB_ALERT_WEBHOOK_URL is set, each budget period crossing a
+# threshold (its alert percentage, then 100%) is POSTed there once, signed with HMAC-SHA256 under
+# ORWEB_ALERT_WEBHOOK_SECRET (required with the URL), tried up to ORWEB_ALERT_WEBHOOK_TRIES times.
+ORWEB_ALERT_WEBHOOK_URL = env.str("ORWEB_ALERT_WEBHOOK_URL", default="")
+ORWEB_ALERT_WEBHOOK_SECRET = env.str("ORWEB_ALERT_WEBHOOK_SECRET", default="")
+ORWEB_ALERT_WEBHOOK_TRIES = env.int("ORWEB_ALERT_WEBHOOK_TRIES", default=6)
+
+# Spend anomalies (console.anomalies): a person's or API key's day above ORWEB_ANOMALY_FACTOR times its
+# trailing 14-day median is flagged for the admins, unless it cost less than ORWEB_ANOMALY_FLOOR_USD.
+ORWEB_ANOMALY_FACTOR = env.float("ORWEB_ANOMALY_FACTOR", default=3.0)
+ORWEB_ANOMALY_FLOOR_USD = env.str("ORWEB_ANOMALY_FLOOR_USD", default="1.00")

@@ -17,11 +17,22 @@ What a model answers is a function of the request (model + messages), so tests c
 * with ``tools`` offered, a last user message naming a tool, or holding ``call:name({"a": 1})``,
   answers with tool calls; after a ``role: "tool"`` message the answer is "The result is <content>.";
 * models marked ``always_reasons`` in ``models.json`` (DeepSeek R1, QwQ) stream ``reasoning`` first;
-  other reasoning-capable models do when the request asks for ``reasoning``.
+  other reasoning-capable models do when the request asks for ``reasoning`` (``replies``: effort,
+  max_tokens, exclude, ``reasoning_details`` in the provider's format, signatures checked when sent back).
+
+The rest of OpenRouter's surface, each billed as OpenRouter bills it (``charges``): prompt caching
+(``caching``), ``file`` parts and the ``file-parser`` plugin (``files``), the web search server tool
+(``search``), image output (``images``), provider routing with ``max_price`` and ``:nitro`` / ``:floor``
+over each model's ``endpoints`` (``routing``), ``/embeddings`` (``embeddings``), the stateless
+``/responses`` API (``responses_api``) and response caching with ``X-OpenRouter-Cache: true``
+(``response_cache``: an identical request that succeeded is replayed at no cost).
 
 Like OpenRouter, a non-streamed reply answers 200 with its headers (``X-Generation-Id``) at once, then
 whitespace while it is generated, then the JSON. Every generation is billed once when it ends: a stream
-the client closes for what was sent (``cancelled``), a non-streamed one in full even if its client left.
+the client closes for what was sent (``cancelled``; in full on providers that can't be stopped: Bedrock,
+Google, Groq, Mistral), a non-streamed one in full even if its client left,
+and one that ends in an error or with no completion token and no finish reason not at all (bar its search
+and OCR fees).
 ``GET /_sim/billed`` lists what was billed, with exact costs, for tests to compare their ledger with.
 
 Faults (errors, drops, stalls, malformed chunks, slow starts): see ``openrouter.simulator.faults``.

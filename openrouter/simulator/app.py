@@ -1,8 +1,11 @@
 """The ASGI app: OpenRouter's routes under ``/api/v1`` and test controls under ``/_sim``.
 
+OpenRouter's routes: ``GET /models`` (``?output_modalities=``), ``GET /embeddings/models``,
+``POST /chat/completions``, ``POST /embeddings``, ``POST /responses``, ``GET /generation``, ``GET /key``.
 Control endpoints answer plain JSON (no ``data`` envelope, except ``billed``): ``PUT/POST /_sim/models``,
 ``DELETE /_sim/models/{id}``, ``GET/PATCH /_sim/config``, ``POST/DELETE /_sim/faults``,
-``GET /_sim/stats``, ``GET /_sim/requests`` (the last 200 chat requests as received), ``POST /_sim/reset``,
+``GET /_sim/stats``, ``GET /_sim/requests`` (the last 200 chat, embeddings and responses requests as
+received), ``POST /_sim/reset``,
 ``GET /_sim/billed`` (every generation billed so far, at once: ``{"data": [...], "in_flight": n}``, what a
 test compares its ledger with) and ``POST /_sim/usage {"amount": "0.5", "day"?: "YYYY-MM-DD"}`` (usage of
 the key that no generation accounts for, as when another app shares the key: drift for the books check).
@@ -24,12 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from openrouter.simulator import batch_api
 from openrouter.simulator.chat import choose_model, parse_request
-from openrouter.simulator.delivery import Completion
+from openrouter.simulator.embeddings import embed
 from openrouter.simulator.errors import SimError
 from openrouter.simulator.faults import FaultSpecError
-from openrouter.simulator.replies import plan_reply
+from openrouter.simulator.response_cache import response_key
 from openrouter.simulator.responses import EventStream, KeptAliveReply
+from openrouter.simulator.responses_api import chat_body, respond, stream_events
+from openrouter.simulator.serving import start_completion
 from openrouter.simulator.state import SimState, SimulatorConfig
 
 
@@ -37,9 +43,13 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     """A fresh simulator; without a config, defaults plus ``SIM_API_KEYS`` from the environment."""
     routes = [
         Route("/api/v1/models", list_models, methods=["GET"]),
+        Route("/api/v1/embeddings/models", list_embedding_models, methods=["GET"]),
         Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/api/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/api/v1/responses", responses, methods=["POST"]),
         Route("/api/v1/generation", get_generation, methods=["GET"]),
         Route("/api/v1/key", get_key, methods=["GET"]),
+        *batch_api.routes(_authenticate),
         Route("/_sim/models", replace_models, methods=["PUT"]),
         Route("/_sim/models", upsert_model, methods=["POST"]),
         Route("/_sim/models/{model_id:path}", delete_model, methods=["DELETE"]),
@@ -94,29 +104,69 @@ async def _sleep(seconds: float | None) -> None:
 
 
 async def list_models(request: Request) -> Response:
-    return JSONResponse({"data": [m.info for m in _state(request).models.values()]})
+    """Text-output models; ``?output_modalities=all`` (or a comma list such as ``image,embeddings``) widens it."""
+    wanted = request.query_params.get("output_modalities", "text")
+    kinds = None if wanted == "all" else set(wanted.split(","))
+    models = _state(request).models.values()
+    return JSONResponse({"data": [m.info for m in models if kinds is None or kinds & set(m.output_modalities)]})
+
+
+async def list_embedding_models(request: Request) -> Response:
+    return JSONResponse({"data": [m.info for m in _state(request).models.values() if m.is_embedding]})
+
+
+async def _received(request: Request) -> Any:
+    """The request's JSON body, recorded (without the key) for ``/_sim/requests``."""
+    state = _state(request)
+    _authenticate(request)
+    body = await _json(request)
+    headers = {k: v for k, v in request.headers.items() if k != "authorization"}
+    state.received.append({"path": request.url.path, "headers": headers, "body": body})
+    return body
 
 
 async def chat_completions(request: Request) -> Response | EventStream | KeptAliveReply:
     """Errors found before generating answer their own status; after that the answer is a 200 whose
     ``X-Generation-Id`` names what will be billed. A client gone before then is never generated for."""
     state = _state(request)
-    _authenticate(request)
-    body = await _json(request)
-    headers = {k: v for k, v in request.headers.items() if k != "authorization"}
-    state.received.append({"path": request.url.path, "headers": headers, "body": body})
+    body = await _received(request)
     state.chat_requests += 1
     chat = parse_request(body, request.headers.get("x-sim-fault"))
     await _sleep(chat.spec.first_byte_delay)
-    model, spec = choose_model(state, chat)
+    chosen = choose_model(state, chat)
     if chat.spec.first_byte_delay is None:
-        await _sleep(spec.first_byte_delay)
+        await _sleep(chosen.spec.first_byte_delay)
     if await request.is_disconnected():
         return Response(status_code=499)
-    completion = Completion(state, chat, model, spec, plan_reply(state, chat, model, spec))
+    completion = start_completion(state, chat, chosen, response_key(request, _authenticate(request), body))
     if chat.stream:
         return EventStream(completion.events(), completion.headers, completion.cancel)
     generation = asyncio.ensure_future(completion.generate())
+    state.detach(generation)
+    return KeptAliveReply(generation, completion.headers, state.config.keepalive_interval)
+
+
+async def embeddings(request: Request) -> Response:
+    state = _state(request)
+    body = await _received(request)
+    state.chat_requests += 1
+    body, generation_id = embed(state, body)
+    return JSONResponse(body, headers={"X-Generation-Id": generation_id})
+
+
+async def responses(request: Request) -> Response | EventStream | KeptAliveReply:
+    """The Responses API over the same generations as chat completions (see ``responses_api``)."""
+    state = _state(request)
+    body = await _received(request)
+    state.chat_requests += 1
+    chat = parse_request(chat_body(body), request.headers.get("x-sim-fault"))
+    chosen = choose_model(state, chat)
+    if await request.is_disconnected():
+        return Response(status_code=499)
+    completion = start_completion(state, chat, chosen, response_key(request, _authenticate(request), body))
+    if chat.stream:
+        return EventStream(stream_events(completion, body), completion.headers, completion.cancel)
+    generation = asyncio.ensure_future(respond(completion, body))
     state.detach(generation)
     return KeptAliveReply(generation, completion.headers, state.config.keepalive_interval)
 

@@ -1,7 +1,8 @@
 """``POST /chat/completions`` requests: validation the way OpenRouter does it, and model choice.
 
 Choosing walks the ``model`` + ``models`` fallback list: invalid ids, per-model faults, missing
-capabilities (tools, images), context length and credit each fail one candidate, not the request.
+capabilities (tools, images, image output, native files), provider preferences no endpoint meets (``only``,
+``max_price``), context length (files included) and credit each fail one candidate, not the request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from openrouter.fees import WEB_SEARCH_TOOL
 from openrouter.simulator.errors import SimError
 from openrouter.simulator.faults import (
     FaultSpec,
@@ -21,10 +23,15 @@ from openrouter.simulator.faults import (
     credits_message,
     fault_error,
 )
-from openrouter.simulator.state import SimModel, SimState
-from openrouter.simulator.textgen import content_text, count_prompt_tokens, strip_directives
+from openrouter.simulator.files import ParsedFiles, file_parts, parse_files, pdf_engine
+from openrouter.simulator.images import wants_images
+from openrouter.simulator.routing import check_provider, choose_endpoint
+from openrouter.simulator.search import search_options
+from openrouter.simulator.state import Endpoint, SimModel, SimState
+from openrouter.simulator.textgen import content_text, count_prompt_tokens, reasoning_signature, strip_directives
 
 ROUTING_SUFFIXES = (":nitro", ":floor", ":online")
+PLUGINS = ("web", "file-parser", "response-healing", "context-compression")
 ROUTER_TARGETS = ("openai/gpt-4o-mini", "anthropic/claude-3.5-haiku", "google/gemini-2.5-flash")
 TOOLS_UNSUPPORTED = (
     "No endpoints found that support tool use. To learn more about provider routing, visit: "
@@ -47,10 +54,13 @@ class ChatRequest:
     spec: FaultSpec
     prompt_tokens: int
     has_images: bool
+    provider: dict[str, Any]
+    search: dict[str, Any] | None
 
     @property
     def tools(self) -> list[dict[str, Any]]:
-        return self.body.get("tools") or []
+        """The function tools (OpenRouter's own server tools run on its side, not the model's)."""
+        return [t for t in self.body.get("tools") or [] if isinstance(t, dict) and t.get("type") != WEB_SEARCH_TOOL]
 
     @property
     def prompt_text(self) -> str:
@@ -77,6 +87,10 @@ def parse_request(body: Any, header_spec: str | None) -> ChatRequest:
     if not isinstance(body.get("stream", False), bool):
         raise SimError(400, "stream: expected a boolean")
     _check_tools(body.get("tools"))
+    _check_plugins(body.get("plugins"))
+    file_parts(messages)
+    pdf_engine(body)
+    provider = check_provider(body.get("provider"))
     candidates = _candidates(body)
     messages, directive_specs = _strip_sim_directives(messages)
     try:
@@ -94,7 +108,23 @@ def parse_request(body: Any, header_spec: str | None) -> ChatRequest:
         spec=spec,
         prompt_tokens=count_prompt_tokens(messages),
         has_images=_check_images(messages),
+        provider=provider,
+        search=search_options(body, _variant(candidates[0])),
     )
+
+
+def _variant(model_id: str) -> str:
+    return next((suffix for suffix in ROUTING_SUFFIXES if model_id.endswith(suffix)), "")
+
+
+def _check_plugins(plugins: Any) -> None:
+    if plugins is None:
+        return
+    if not isinstance(plugins, list) or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in plugins):
+        raise SimError(400, "plugins: expected an array of objects with an id")
+    for plugin in plugins:
+        if plugin["id"] not in PLUGINS:
+            raise SimError(400, f"plugins: unknown plugin {plugin['id']!r}")
 
 
 def _check_number(body: dict[str, Any], name: str, low: float, high: float) -> None:
@@ -111,6 +141,8 @@ def _check_tools(tools: Any) -> None:
     if not isinstance(tools, list):
         raise SimError(400, "tools: expected an array")
     for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") == WEB_SEARCH_TOOL:
+            continue
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise SimError(400, f"tools[{i}].function.name: required")
@@ -187,7 +219,19 @@ def _valid_image_url(url: Any) -> bool:
         return False
 
 
-def choose_model(state: SimState, request: ChatRequest) -> tuple[SimModel, FaultSpec]:
+@dataclass
+class Candidate:
+    """The model that will serve, with its faults, its provider endpoint, its files read, and whether the
+    reply carries an image."""
+
+    model: SimModel
+    spec: FaultSpec
+    endpoint: Endpoint
+    files: ParsedFiles
+    images: bool
+
+
+def choose_model(state: SimState, request: ChatRequest) -> Candidate:
     """The first candidate that can serve the request, and the faults that apply to it.
 
     Request faults with a ``status`` fail the whole request; a candidate's own failure (invalid id,
@@ -209,10 +253,12 @@ def choose_model(state: SimState, request: ChatRequest) -> tuple[SimModel, Fault
     raise error
 
 
-def _check_candidate(state: SimState, request: ChatRequest, model_id: str) -> tuple[SimModel, FaultSpec]:
+def _check_candidate(state: SimState, request: ChatRequest, model_id: str) -> Candidate:
     model = _resolve(state, model_id)
     if model.is_router:
         model = _route(state, request)
+    if model.is_embedding:
+        raise SimError(400, f"{model.id} is an embedding model: use /embeddings")
     model_spec = state.faults.get(model.id, FaultSpec())
     status = _fault_status(state, model_spec)
     if status is not None:
@@ -221,14 +267,32 @@ def _check_candidate(state: SimState, request: ChatRequest, model_id: str) -> tu
         raise SimError(404, TOOLS_UNSUPPORTED)
     if request.has_images and not model.accepts_images:
         raise SimError(404, IMAGES_UNSUPPORTED)
-    if request.prompt_tokens + (request.max_tokens or 0) > model.context_length:
+    images = wants_images(request.body, model)
+    endpoint = choose_endpoint(model, request.provider, _variant(model_id))
+    files = parse_files(request.messages, request.body, model)
+    prompt_tokens = request.prompt_tokens + files.tokens
+    if prompt_tokens + (request.max_tokens or 0) > model.context_length:
         raise SimError(
             400,
-            context_length_message(model.context_length, request.prompt_tokens, request.max_tokens or 0),
+            context_length_message(model.context_length, prompt_tokens, request.max_tokens or 0),
             {"error_type": "context_length_exceeded"},
         )
-    _check_credit(state, request, model)
-    return model, request.spec.over(model_spec)
+    if model.id.startswith("anthropic/"):
+        _check_signatures(request.messages)
+    _check_credit(state, request, model, endpoint, prompt_tokens)
+    return Candidate(model, request.spec.over(model_spec), endpoint, files, images)
+
+
+def _check_signatures(messages: list[dict[str, Any]]) -> None:
+    """Anthropic refuses thinking sent back changed: each signed ``reasoning.text`` must match its text."""
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        for detail in message.get("reasoning_details") or ():
+            if not isinstance(detail, dict) or detail.get("type") != "reasoning.text" or "signature" not in detail:
+                continue
+            if detail["signature"] != reasoning_signature(str(detail.get("text") or "")):
+                raise SimError(400, "messages: Invalid `signature` in `thinking` block")
 
 
 def _resolve(state: SimState, model_id: str) -> SimModel:
@@ -281,13 +345,15 @@ def requested_tokens(request: ChatRequest, model: SimModel) -> int:
     return model.max_completion_tokens or max(model.context_length - request.prompt_tokens, 0)
 
 
-def _check_credit(state: SimState, request: ChatRequest, model: SimModel) -> None:
+def _check_credit(
+    state: SimState, request: ChatRequest, model: SimModel, endpoint: Endpoint, prompt_tokens: int
+) -> None:
     remaining = state.remaining_credit()
     if remaining is None:
         return
     wanted = requested_tokens(request, model)
-    prompt_cost = request.prompt_tokens * model.price("prompt") + model.price("request")
-    per_token = model.price("completion")
+    prompt_cost = prompt_tokens * endpoint.price("prompt") + endpoint.price("request")
+    per_token = endpoint.price("completion")
     if prompt_cost + wanted * per_token <= remaining:
         return
     affordable = int(max(remaining - prompt_cost, Decimal(0)) / per_token) if per_token else 0

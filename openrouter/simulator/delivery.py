@@ -1,10 +1,12 @@
 """Delivering a planned reply: one JSON body, or a paced SSE stream with keep-alives and faults.
 
 Every generation is recorded once when it ends (finished, failed mid-stream, dropped or cancelled),
-billing the tokens produced so far, as OpenRouter does. A stream the client closes stops there and is
-billed for what was sent (the prompt, if no token was), marked ``cancelled``. A non-streamed generation
-cannot be cancelled: it runs to its end whether or not its client waits, and is billed in full, not
-marked cancelled (OpenRouter's cancellation is a streaming feature).
+billing the tokens produced so far, as OpenRouter does, except that one ending in an error, or with no
+completion token and no finish reason, is not charged (search and OCR fees still are; ``Charges.billed``).
+A stream the client closes stops there and is billed for what was sent, marked ``cancelled``, except on
+providers that can't be stopped (Bedrock, Google, Groq, Mistral), where it is billed in full. A
+non-streamed generation cannot be cancelled: it runs to its end whether or not its client waits, and is
+billed in full, not marked cancelled (OpenRouter's cancellation is a streaming feature).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from openrouter.simulator.charges import Charges
 from openrouter.simulator.chat import ChatRequest
 from openrouter.simulator.faults import FaultSpec, error_type
 from openrouter.simulator.replies import Reply
@@ -27,6 +31,8 @@ from openrouter.simulator.textgen import seed_of
 
 KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
+# Providers whose generation goes on (and is billed in full) when the client closes the stream.
+FULL_ON_CANCEL = frozenset({"Amazon Bedrock", "Google", "Google AI Studio", "Google Vertex", "Groq", "Mistral"})
 _NATIVE_FINISH = {
     "anthropic": {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"},
     "google": {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"},
@@ -61,13 +67,17 @@ class Completion:
     model: SimModel
     spec: FaultSpec
     reply: Reply
+    charges: Charges
     id: str = field(default_factory=new_generation_id)
     created: int = field(default_factory=lambda: int(time.time()))
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     emitted: int = 0
     emitted_reasoning: int = 0
+    images_sent: int = 0
     finished: bool = False
+    response_key: str | None = None
+    cache_hit: bool = False
 
     def __post_init__(self) -> None:
         self.state.begin(self.id, streamed=self.request.stream)
@@ -84,53 +94,62 @@ class Completion:
     def headers(self) -> dict[str, str]:
         return {"X-Generation-Id": self.id}
 
+    @property
+    def provider(self) -> str:
+        return self.charges.endpoint.provider
+
     def usage(self, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
-        prompt_tokens = self.request.prompt_tokens
-        usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "cost": float(self.model.cost(prompt_tokens, completion_tokens)),
-            "is_byok": False,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "cost_details": {"upstream_inference_cost": None},
-            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
-        }
-        if self.spec.no_cost:
-            del usage["cost"]
-        return usage
+        if self.cache_hit:  # answered from the response cache: every billable counter is 0
+            return Charges(self.charges.endpoint, 0).usage(0, 0, 0, with_cost=True)
+        return self.charges.usage(
+            completion_tokens, reasoning_tokens, self.images_sent, with_cost=not self.spec.no_cost
+        )
+
+    @property
+    def annotations(self) -> list[dict[str, Any]]:
+        """Citations of the search, then the parsed files (sending those back skips parsing them again)."""
+        return self.charges.search.citations + self.charges.files.annotations
 
     def finish(self, finish_reason: str | None, *, cancelled: bool = False) -> None:
-        """Record the generation once, billing the tokens produced so far."""
+        """Record the generation once, billing the tokens produced so far (or only its fees, see ``Charges.billed``)."""
         if self.finished:
             return
         self.finished = True
         now = time.monotonic()
         first = self.first_token_at or now
+        charges = self.charges
+        hit = self.cache_hit
+        succeeded = finish_reason not in (None, "error") and self.spec.malformed_after is None
+        if self.response_key is not None and succeeded and not hit:
+            self.state.response_cache.add(self.response_key)
         self.state.record(
             Generation(
                 id=self.id,
                 model=self.model.id,
-                provider=self.model.provider,
+                provider=self.provider,
                 streamed=self.request.stream,
                 created=time.time(),
                 latency=first - self.started,
                 generation_time=now - first,
-                tokens_prompt=self.request.prompt_tokens,
-                tokens_completion=self.emitted,
-                tokens_reasoning=self.emitted_reasoning,
-                cost=self.model.cost(self.request.prompt_tokens, self.emitted),
+                tokens_prompt=charges.prompt_tokens,
+                tokens_completion=0 if hit else self.emitted,
+                tokens_reasoning=0 if hit else self.emitted_reasoning,
+                cost=Decimal(0) if hit else charges.billed(self.emitted, self.images_sent, finish_reason),
                 finish_reason=finish_reason,
                 native_finish_reason=native_finish(self.model, finish_reason),
                 cancelled=cancelled,
                 ready_at=now + self.state.config.generation_delay,
+                tokens_cached=charges.cache.cached_tokens,
+                cache_discount=charges.cache_discount(),
+                search_results=None if hit else charges.search.results or None,
+                media_completion=self.images_sent or None,
             )
         )
 
     def _base(self, kind: str) -> dict[str, Any]:
         return {
             "id": self.id,
-            "provider": self.model.provider,
+            "provider": self.provider,
             "model": self.model.id,
             "object": kind,
             "created": self.created,
@@ -138,19 +157,29 @@ class Completion:
 
     # Non-streaming ------------------------------------------------------------------------------
 
+    def _to_the_end(self) -> tuple[int, str | None]:
+        """How far the whole reply gets (its tokens, or where ``error_after``/``drop_after`` stops it) and
+        which failure stops it, if any."""
+        spec, total = self.spec, self.reply.completion_tokens
+        points = [(spec.error_after, "error"), (spec.drop_after, "drop")]
+        failures = [(at, kind) for at, kind in points if at is not None and at <= total]
+        return min(failures, key=lambda f: f[0], default=(total, None))
+
+    def _produce(self, tokens: int, failure: str | None) -> None:
+        self.emitted = tokens
+        self.emitted_reasoning = min(tokens, len(self.reply.reasoning))
+        if failure is None:
+            self.images_sent = len(self.reply.images)
+
     async def generate(self) -> bytes | None:
         """Generate the whole reply in the time a stream would take, bill it, and give the body to send:
         the completion, or OpenRouter's error body when the provider failed after ``error_after`` tokens
         (``None`` after ``drop_after``: the connection is to be dropped). Run apart from the request."""
         reply, spec = self.reply, self.spec
-        total = reply.completion_tokens
-        points = [(spec.error_after, "error"), (spec.drop_after, "drop")]
-        failures = [(at, kind) for at, kind in points if at is not None and at <= total]
-        tokens, failure = min(failures, key=lambda f: f[0], default=(total, None))
+        tokens, failure = self._to_the_end()
         await asyncio.sleep(self._time_to(tokens))
         self.first_token_at = self.started + self.ttft
-        self.emitted = tokens
-        self.emitted_reasoning = min(tokens, len(reply.reasoning))
+        self._produce(tokens, failure)
         if failure == "error":
             self.finish("error")
             return json.dumps({"error": self._error()}).encode()
@@ -168,12 +197,19 @@ class Completion:
 
     def _completion(self) -> dict[str, Any]:
         reply = self.reply
+        shown = reply.reasoning_shown and bool(reply.reasoning)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(reply.content),
             "refusal": None,
-            "reasoning": "".join(reply.reasoning) or None,
+            "reasoning": "".join(reply.reasoning) if shown else None,
         }
+        if shown:
+            message["reasoning_details"] = reply.reasoning_details()
+        if self.annotations:
+            message["annotations"] = self.annotations
+        if reply.images:
+            message["images"] = [{"type": "image_url", "image_url": {"url": url}} for url in reply.images]
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -249,7 +285,8 @@ class Completion:
             self.first_token_at = self.first_token_at or time.monotonic()
             self.emitted += tokens
             self.emitted_reasoning += reasoning
-            yield chunk
+            if chunk:
+                yield chunk
         usage = [] if spec.no_usage else [self._usage_chunk()]
         finish = [self._finish_chunk()]
         self.finish(self.reply.finish_reason)
@@ -258,8 +295,15 @@ class Completion:
         yield DONE
 
     def cancel(self) -> None:
-        """The client went away: bill what was produced, mark it cancelled."""
-        self.finish(None, cancelled=True)
+        """The client went away, marked ``cancelled``. Most providers stop there and what was produced is
+        billed; those that can't be stopped (``FULL_ON_CANCEL``) generate the whole reply, billed in full."""
+        if self.provider not in FULL_ON_CANCEL or self.finished:
+            self.finish(None, cancelled=True)
+            return
+        tokens, failure = self._to_the_end()
+        self._produce(tokens, failure)
+        ending = {"error": "error", "drop": None}.get(failure or "", self.reply.finish_reason)
+        self.finish(ending, cancelled=True)
 
     async def _wait_until(self, deadline: float) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -272,17 +316,38 @@ class Completion:
             yield KEEPALIVE
 
     def _units(self) -> list[tuple[str, int, str]]:
-        """The reply as (kind, tool index, piece); kind "call" opens a tool call and is not a token."""
-        units = [("reasoning", 0, p) for p in self.reply.reasoning]
-        units += [("content", 0, p) for p in self.reply.content]
-        for index, call in enumerate(self.reply.tool_calls):
+        """The reply as (kind, index, piece). Tokens: "reasoning" (sent), "hidden" (reasoning with
+        ``exclude``: generated and billed, not sent), "content", "arguments". Not tokens: "sealed" (the
+        reasoning's closing details: signature or encrypted data), "call" (opens a tool call), "image",
+        "annotations"."""
+        reply = self.reply
+        shown = reply.reasoning_shown
+        units = [("reasoning" if shown else "hidden", 0, p) for p in reply.reasoning]
+        if shown and reply.reasoning and reply.reasoning_format.startswith(("anthropic", "openai")):
+            units.append(("sealed", 0, ""))
+        units += [("content", 0, p) for p in reply.content]
+        for index, call in enumerate(reply.tool_calls):
             units.append(("call", index, ""))
             units += [("arguments", index, p) for p in call.arguments]
+        units += [("image", index, "") for index in range(len(reply.images))]
+        if self.annotations:
+            units.append(("annotations", 0, ""))
         return units
 
     def _next_chunk(self, units: list[tuple[str, int, str]], position: int, limit: int) -> tuple[bytes, int, int, int]:
         """Up to ``limit`` tokens of one kind as a chunk, with the next position and the tokens counted."""
         kind, index, _ = units[position]
+        if kind == "sealed":
+            sealed = [d for d in self.reply.reasoning_details() if d["type"] == "reasoning.encrypted"]
+            if not sealed:
+                sealed = [{**self.reply.reasoning_details()[0], "text": ""}]
+            return self._delta_chunk({"content": "", "reasoning": "", "reasoning_details": sealed}), position + 1, 0, 0
+        if kind == "image":
+            self.images_sent += 1
+            image = {"type": "image_url", "image_url": {"url": self.reply.images[index]}}
+            return self._delta_chunk({"content": "", "images": [image]}), position + 1, 0, 0
+        if kind == "annotations":
+            return self._delta_chunk({"content": "", "annotations": self.annotations}), position + 1, 0, 0
         if kind == "call":
             call = self.reply.tool_calls[index]
             opening = {
@@ -297,8 +362,16 @@ class Completion:
             end += 1
         text = "".join(u[2] for u in units[position:end])
         count = end - position
+        if kind == "hidden":
+            return b"", end, count, count
         if kind == "reasoning":
-            return self._delta_chunk({"content": "", "reasoning": text}), end, count, count
+            details = self.reply.reasoning_details(text)
+            return (
+                self._delta_chunk({"content": "", "reasoning": text, "reasoning_details": details}),
+                end,
+                count,
+                count,
+            )
         if kind == "content":
             return self._delta_chunk({"content": text}), end, count, 0
         return (

@@ -1,14 +1,24 @@
-"""The reply a model "gives": deterministic text, echo, tool calls and reasoning, cut at max_tokens."""
+"""The reply a model "gives": deterministic text, echo, tool calls, reasoning, citations and images, cut at
+max_tokens.
+
+Reasoning follows the ``reasoning`` object: ``effort`` sets its length (``none`` or ``enabled: false`` turns
+it off), ``max_tokens`` caps it, ``exclude`` keeps it from the response while it is still generated and
+billed as output. It comes with ``reasoning_details`` in the provider's format: Anthropic's signed
+``reasoning.text``, OpenAI's ``reasoning.summary`` plus ``reasoning.encrypted``, else plain ``reasoning.text``.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openrouter.simulator.chat import ChatRequest
 from openrouter.simulator.faults import FaultSpec
+from openrouter.simulator.images import png_data_url
 from openrouter.simulator.state import SimModel, SimState
 from openrouter.simulator.textgen import (
     content_text,
@@ -16,6 +26,7 @@ from openrouter.simulator.textgen import (
     echo_text,
     generated_pieces,
     reasoning_pieces,
+    reasoning_signature,
     seed_of,
     tokenize,
     word,
@@ -31,30 +42,73 @@ class ToolCall:
     arguments: list[str]
 
 
+EFFORT_ROUNDS = {"minimal": 1, "low": 1, "medium": 2, "high": 4, "xhigh": 6}
+
+
 @dataclass
 class Reply:
-    """What the model "says": reasoning, then content or tool calls, and why it stopped."""
+    """What the model "says": reasoning, then content or tool calls (and images), and why it stopped."""
 
     reasoning: list[str]
     content: list[str]
     tool_calls: list[ToolCall]
     finish_reason: str
+    reasoning_shown: bool = True
+    reasoning_format: str = "unknown"
+    images: list[str] = field(default_factory=list)
 
     @property
     def completion_tokens(self) -> int:
         return len(self.reasoning) + len(self.content) + sum(len(c.arguments) for c in self.tool_calls)
 
+    @property
+    def signature(self) -> str:
+        return reasoning_signature("".join(self.reasoning))
 
-def plan_reply(state: SimState, request: ChatRequest, model: SimModel, spec: FaultSpec) -> Reply:
+    def reasoning_details(self, text: str | None = None) -> list[dict[str, Any]]:
+        """The reasoning as ``reasoning_details`` items (of `text`, a streamed piece, when given)."""
+        whole = text is None
+        text = "".join(self.reasoning) if whole else text
+        fmt = self.reasoning_format
+        if fmt.startswith("openai"):
+            details: list[dict[str, Any]] = [{"type": "reasoning.summary", "summary": text, "format": fmt, "index": 0}]
+            if whole:
+                secret = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+                details.append({"type": "reasoning.encrypted", "data": secret, "format": fmt, "index": 1})
+            return details
+        item: dict[str, Any] = {"type": "reasoning.text", "text": text, "format": fmt, "index": 0}
+        if whole and fmt.startswith("anthropic"):
+            item["signature"] = self.signature
+        return [item]
+
+
+def reasoning_format(model: SimModel) -> str:
+    vendor = model.id.split("/", 1)[0]
+    return {"anthropic": "anthropic-claude-v1", "openai": "openai-responses-v1"}.get(vendor, "unknown")
+
+
+def plan_reply(
+    state: SimState, request: ChatRequest, model: SimModel, spec: FaultSpec, *, images: bool = False
+) -> Reply:
     """The deterministic reply for this request on this model, cut at ``max_tokens``."""
     seed = seed_of(model.id, request.messages)
     last = request.messages[-1]
-    reasoning = reasoning_pieces(seed) if _reasons(model, request.body) else []
+    rounds, shown = _reasoning(model, request.body)
+    reasoning = [p for n in range(rounds) for p in reasoning_pieces(seed + n)]
+    cap = (
+        (request.body.get("reasoning") or {}).get("max_tokens")
+        if isinstance(request.body.get("reasoning"), dict)
+        else None
+    )
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
+        reasoning = reasoning[:cap]
     content: list[str] = []
     calls = _tool_calls(request, seed) if last["role"] == "user" else []
     if not calls:
         content = _content(state, request, spec, seed, last)
-    reply = Reply(reasoning, content, calls, "tool_calls" if calls else "stop")
+    reply = Reply(reasoning, content, calls, "tool_calls" if calls else "stop", shown, reasoning_format(model))
+    if images and not calls:
+        reply.images = [png_data_url(seed)]
     if request.max_tokens is not None and reply.completion_tokens > request.max_tokens:
         _cut(reply, request.max_tokens)
     return reply
@@ -70,13 +124,18 @@ def _content(state: SimState, request: ChatRequest, spec: FaultSpec, seed: int, 
     return generated_pieces(seed, spec.tokens or state.config.reply_tokens or default_length(seed))
 
 
-def _reasons(model: SimModel, body: dict[str, Any]) -> bool:
+def _reasoning(model: SimModel, body: dict[str, Any]) -> tuple[int, bool]:
+    """How many rounds of thought the model generates (0: none), and whether they are shown."""
     options = body.get("reasoning")
     options = options if isinstance(options, dict) else {}
-    if options.get("exclude") or options.get("enabled") is False or body.get("include_reasoning") is False:
-        return False
-    asked = bool(body.get("reasoning")) or body.get("include_reasoning") is True
-    return model.always_reasons or (asked and "reasoning" in model.supported_parameters)
+    shown = not options.get("exclude") and body.get("include_reasoning") is not False
+    effort = options.get("effort")
+    if options.get("enabled") is False or effort == "none":
+        return (1, False) if model.always_reasons else (0, False)
+    asked = bool(options) or body.get("include_reasoning") is True
+    if not (model.always_reasons or (asked and "reasoning" in model.supported_parameters)):
+        return 0, False
+    return EFFORT_ROUNDS.get(effort, 1) if isinstance(effort, str) else 1, shown
 
 
 def _cut(reply: Reply, budget: int) -> None:
@@ -88,6 +147,7 @@ def _cut(reply: Reply, budget: int) -> None:
         call.arguments = call.arguments[: max(budget, 0)]
         budget -= len(call.arguments)
     reply.finish_reason = "length"
+    reply.images = []
 
 
 def _tool_calls(request: ChatRequest, seed: int) -> list[ToolCall]:

@@ -55,6 +55,7 @@ class SimulatorConfig:
     keepalive_interval: float = 1.0
     reply_tokens: int | None = None
     models: list[dict[str, Any]] | None = None
+    batch_delay: float = 1.0  # seconds from a Batch API submission to its results (``batch_api``)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SimulatorConfig:
@@ -76,6 +77,8 @@ class SimulatorConfig:
         new = dataclasses.replace(self, **values)
         if new.ttft < 0 or new.tps < 0 or new.tokens_per_chunk < 1 or new.keepalive_interval <= 0:
             raise ValueError("ttft and tps must be >= 0, tokens_per_chunk >= 1, keepalive_interval > 0")
+        if new.batch_delay < 0:
+            raise ValueError("batch_delay must be >= 0")
         return new
 
     def as_json(self) -> dict[str, Any]:
@@ -87,22 +90,50 @@ class SimulatorConfig:
 
 
 @dataclass
+class Endpoint:
+    """One provider serving a model, at its own prices (``/models`` shows the model's headline price)."""
+
+    provider: str
+    pricing: dict[str, Any]
+    throughput: float
+
+    def price(self, key: str) -> Decimal:
+        """A per-token (per-request, per-image, per-search) price; a missing key means 0."""
+        return Decimal(str(self.pricing.get(key, "0")))
+
+    def has_price(self, key: str) -> bool:
+        return key in self.pricing
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """Tokens at this endpoint's prices plus its per-request price (reasoning is billed as completion)."""
+        return (
+            prompt_tokens * self.price("prompt") + completion_tokens * self.price("completion") + self.price("request")
+        )
+
+
+@dataclass
 class SimModel:
-    """A catalog entry: the real ``/models`` object plus what the simulator needs to serve it."""
+    """A catalog entry: the real ``/models`` object plus what the simulator needs to serve it: its provider
+    endpoints (``endpoints``: provider, pricing, throughput; by default one, at the listed price)."""
 
     info: dict[str, Any]
     provider: str
     always_reasons: bool = False
+    endpoints: list[Endpoint] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SimModel:
-        """Accept ``{"model": {...}, "provider"?, "always_reasons"?}`` or a bare model object."""
+        """Accept ``{"model": {...}, "provider"?, "always_reasons"?, "endpoints"?}`` or a bare model object."""
         info = data.get("model", data)
         if not isinstance(info, dict) or not isinstance(info.get("id"), str) or "pricing" not in info:
             raise ValueError("a model needs at least an id and pricing")
         vendor = info["id"].split("/", 1)[0]
         provider = data.get("provider") or _VENDOR_PROVIDERS.get(vendor, vendor.title())
-        return cls(info=info, provider=provider, always_reasons=bool(data.get("always_reasons")))
+        endpoints = [
+            Endpoint(str(e["provider"]), dict(e.get("pricing") or info["pricing"]), float(e.get("throughput", 50)))
+            for e in data.get("endpoints") or ()
+        ] or [Endpoint(provider, info["pricing"], 50.0)]
+        return cls(info=info, provider=provider, always_reasons=bool(data.get("always_reasons")), endpoints=endpoints)
 
     @property
     def id(self) -> str:
@@ -112,11 +143,21 @@ class SimModel:
         """A per-token (or per-request) price; a missing key means 0."""
         return Decimal(str(self.info["pricing"].get(key, "0")))
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """What a generation costs at this model's own prices (reasoning is billed as completion)."""
-        return (
-            prompt_tokens * self.price("prompt") + completion_tokens * self.price("completion") + self.price("request")
-        )
+    @property
+    def input_modalities(self) -> list[str]:
+        return (self.info.get("architecture") or {}).get("input_modalities") or []
+
+    @property
+    def output_modalities(self) -> list[str]:
+        return (self.info.get("architecture") or {}).get("output_modalities") or ["text"]
+
+    @property
+    def is_embedding(self) -> bool:
+        return "embeddings" in self.output_modalities
+
+    @property
+    def accepts_files(self) -> bool:
+        return "file" in self.input_modalities
 
     @property
     def is_router(self) -> bool:
@@ -158,6 +199,12 @@ class Generation:
     native_finish_reason: str | None
     cancelled: bool
     ready_at: float
+    tokens_cached: int = 0
+    cache_discount: Decimal | None = None
+    search_results: int | None = None
+    media_prompt: int | None = None
+    media_completion: int | None = None
+    api_type: str = "completions"
 
     @property
     def day(self) -> date:
@@ -184,7 +231,7 @@ class Generation:
             "id": self.id,
             "upstream_id": "chatcmpl-" + self.id.rsplit("-", 1)[-1],
             "total_cost": cost,
-            "cache_discount": None,
+            "cache_discount": None if self.cache_discount is None else float(self.cache_discount),
             "upstream_inference_cost": None,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(self.created)),
             "model": self.model,
@@ -202,14 +249,14 @@ class Generation:
             "native_tokens_prompt": self.tokens_prompt,
             "native_tokens_completion": self.tokens_completion,
             "native_tokens_reasoning": self.tokens_reasoning,
-            "native_tokens_cached": 0,
-            "num_media_prompt": None,
-            "num_media_completion": None,
-            "num_search_results": None,
+            "native_tokens_cached": self.tokens_cached,
+            "num_media_prompt": self.media_prompt,
+            "num_media_completion": self.media_completion,
+            "num_search_results": self.search_results,
             "origin": "",
             "usage": cost,
             "is_byok": False,
-            "api_type": "completions",
+            "api_type": self.api_type,
         }
 
 
@@ -238,6 +285,8 @@ class SimState:
     chat_requests: int = field(init=False)
     cancelled_streams: int = field(init=False)
     received: deque[dict[str, Any]] = field(init=False)
+    cache: dict[tuple[str, str], float] = field(init=False)
+    response_cache: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.detached = set()
@@ -261,6 +310,8 @@ class SimState:
         self.chat_requests = 0
         self.cancelled_streams = 0
         self.received = deque(maxlen=200)
+        self.cache = {}
+        self.response_cache = set()
 
     @property
     def open_streams(self) -> int:

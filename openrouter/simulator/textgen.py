@@ -6,6 +6,7 @@ is exactly the original text, so a streamed reply reassembles byte for byte.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -69,6 +70,11 @@ def reasoning_pieces(seed: int) -> list[str]:
     rng = random.Random(seed ^ 0x5EED)
     words = _THOUGHTS[: rng.randint(10, len(_THOUGHTS))]
     return tokenize(" ".join(words).capitalize() + ".")
+
+
+def reasoning_signature(text: str) -> str:
+    """The provider's signature over reasoning text: a changed text no longer matches it."""
+    return base64.b64encode(hashlib.sha256(b"sim-thinking:" + text.encode()).digest()).decode()
 
 
 def default_length(seed: int) -> int:

@@ -68,8 +68,8 @@ def test_malformed_json_is_a_400(live_app, catalog, owner_key):
 
 def test_a_refused_routing_field_is_a_400(api):
     with pytest.raises(openai.BadRequestError) as raised:
-        ask(api, extra_body={"provider": {"order": ["Azure"]}})
-    assert error_of(raised)["param"] == "provider.order"
+        ask(api, extra_body={"provider": {"sort": "exacto"}})
+    assert error_of(raised)["param"] == "provider.sort"
 
 
 def test_an_exhausted_budget_is_402_naming_the_budget_and_what_remains(api, owner):

@@ -83,23 +83,41 @@ def test_it_names_the_invalid_field(fields, param):
     assert param_of(fields) == param
 
 
-@pytest.mark.parametrize("field", ["api_key", "base_url", "api_base", "plugins"])
+@pytest.mark.parametrize("field", ["api_key", "base_url", "api_base"])
 def test_it_refuses_fields_that_change_where_the_request_goes_or_who_pays(field):
     assert param_of(body(**{field: "x"})) == field
 
 
-@pytest.mark.parametrize("key", ["order", "only"])
-def test_it_refuses_provider_routing_that_could_cost_more_than_the_hold(key):
-    assert param_of(body(provider={key: ["OpenAI"]})) == f"provider.{key}"
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        (body(plugins="web"), "plugins"),
+        (body(plugins=[{"id": "response-healing"}]), "plugins[0].id"),
+        (body(plugins=[{"id": "file-parser", "pdf": {"engine": "magic"}}]), "plugins[0].pdf.engine"),
+        (body(tools=[{"type": "openrouter:web_search", "max_results": 0}]), "tools[0].max_results"),
+        (body(provider={"sort": "exacto"}), "provider.sort"),
+        (body(provider={"order": "Groq"}), "provider.order"),
+        (body(provider={"max_price": {"prompt": "cheap"}}), "provider.max_price.prompt"),
+        (body(cache_control={"type": "forever"}), "cache_control.type"),
+        (body(cache_control={"type": "ephemeral", "ttl": "1d"}), "cache_control.ttl"),
+        (body(modalities=["video"]), "modalities"),
+    ],
+)
+def test_it_names_the_invalid_surface_field(fields, param):
+    assert param_of(fields) == param
 
 
-def test_it_refuses_provider_sorting_other_than_by_price():
-    assert param_of(body(provider={"sort": "throughput"})) == "provider.sort"
-
-
-def test_narrowing_provider_preferences_pass():
-    provider = {"data_collection": "deny", "sort": "price", "ignore": ["Azure"]}
-    assert parse_chat_request(body(provider=provider)).chat.params["provider"] == provider
+def test_routing_preferences_and_per_use_tools_pass_for_admission_to_cap():
+    provider = {"data_collection": "deny", "sort": "throughput", "order": ["Groq"], "only": ["Groq", "Together"]}
+    extras = {
+        "plugins": [{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}, {"id": "web"}],
+        "tools": [{"type": "openrouter:web_search", "max_results": 3}],
+        "reasoning": {"effort": "high", "exclude": True},
+        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        "session_id": "conversation-7",
+        "modalities": ["image", "text"],
+    }
+    assert parse_chat_request(body(provider=provider, **extras)).chat.params == {"provider": provider, **extras}
 
 
 def test_it_strips_user_transforms_and_unknown_fields():

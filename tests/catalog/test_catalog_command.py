@@ -23,7 +23,7 @@ def sync(capsys) -> str:
 
 
 def test_the_command_loads_the_simulators_catalog(simulator, capsys):
-    upstream = [m["id"] for m in simulator.control("GET", "../api/v1/models").json()["data"]]
+    upstream = [m["id"] for m in simulator.control("GET", "../api/v1/models?output_modalities=all").json()["data"]]
 
     out = sync(capsys)
 

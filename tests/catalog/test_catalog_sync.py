@@ -79,6 +79,46 @@ def test_a_reprice_writes_the_price_history():
     assert PriceChange.objects.filter(model_id="a/m").count() == 2
 
 
+BASE_PRICING = {"prompt": "0.0000025", "completion": "0.00001"}
+
+
+@pytest.mark.parametrize(
+    ("key", "field", "before", "after"),
+    [
+        ("input_cache_write", "cache_write_price", "0.000003", "0.000004"),
+        ("web_search", "web_search_price", "0.01", "0.02"),
+        ("image", "image_price", "0.001", "0.002"),
+        ("request", "request_price", "0.005", "0.006"),
+        ("input_cache_read", "cache_read_price", "0.00000125", "0.000001"),
+    ],
+)
+def test_a_change_of_any_price_the_sync_reads_writes_the_price_history(key, field, before, after):
+    sync_catalog([model_entry("a/m", pricing={**BASE_PRICING, key: before})], now=T0)
+    assert getattr(PriceChange.objects.get(model_id="a/m"), field) == Decimal(before)
+
+    report = sync_catalog([model_entry("a/m", pricing={**BASE_PRICING, key: after})], now=T1)
+
+    assert report.repriced == ["a/m"]
+    assert getattr(CatalogModel.objects.get(pk="a/m"), field) == Decimal(after)
+    latest = PriceChange.objects.filter(model_id="a/m").latest()
+    assert (getattr(latest, field), latest.effective_from, latest.prompt_price) == (
+        Decimal(after),
+        T1,
+        Decimal("0.0000025"),
+    )
+    assert PriceChange.objects.filter(model_id="a/m").count() == 2
+
+
+def test_an_admin_price_keeps_the_surface_prices_in_its_history():
+    pricing = {**BASE_PRICING, "input_cache_write": "0.000003", "web_search": "0.01"}
+    sync_catalog([model_entry("a/m", pricing=pricing)], now=T0)
+    set_admin_price("a/m", Decimal("1"), Decimal("2"), None)
+
+    latest = PriceChange.objects.filter(model_id="a/m").latest()
+    assert latest.source == PriceChange.Source.ADMIN
+    assert (latest.cache_write_price, latest.web_search_price) == (Decimal("0.000003"), Decimal("0.01"))
+
+
 def test_a_model_gone_upstream_is_marked_unavailable_not_deleted():
     sync_catalog([model_entry("a/stays"), model_entry("a/goes")], now=T0)
 

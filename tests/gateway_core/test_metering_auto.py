@@ -51,11 +51,12 @@ def test_images_and_tools_narrow_the_choice(catalog, limited):
 
 
 @pytest.mark.django_db
-def test_quality_follows_the_admins_ranking_then_cost(catalog, limited):
-    assert chosen(limited, ask(model="orweb/auto")) == "meta-llama/llama-3.1-8b-instruct"
+def test_quality_follows_the_admins_ranking_then_the_default_order(catalog, limited):
+    # No ranks: the catalog's default order puts the higher price tier first, not the cheapest model.
+    assert chosen(limited, ask(model="orweb/auto")) == "openai/gpt-4o"
     QualityRank.objects.create(model_id="anthropic/claude-3-haiku", rank=2)
-    QualityRank.objects.create(model_id="openai/gpt-4o", rank=1)
-    assert chosen(limited, ask(model="orweb/auto:quality")) == "openai/gpt-4o"
+    QualityRank.objects.create(model_id="meta-llama/llama-3.1-8b-instruct", rank=1)
+    assert chosen(limited, ask(model="orweb/auto:quality")) == "meta-llama/llama-3.1-8b-instruct"
 
 
 @pytest.mark.django_db

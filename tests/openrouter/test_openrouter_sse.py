@@ -66,7 +66,7 @@ EXPECTED = [
     ToolCallDelta(0, "call_1", "f", ""),
     ToolCallDelta(0, None, None, '{"a": 1}'),
     Finish("tool_calls", None),
-    Usage(12, 5, 17, Decimal("0.0000123"), 4, 2),
+    Usage(12, 5, 17, Decimal("0.0000123"), 4, 2, cost_details={"upstream_inference_cost": "0.5"}),
 ]
 
 

@@ -130,7 +130,7 @@ def test_a_non_streamed_reply_the_client_abandons_is_billed_in_full(sim_server, 
     ],
     ids=["before-the-first-token", "stalled-before-the-first-token", "mid-stream"],
 )
-def test_a_stream_the_client_closes_pays_for_what_was_sent(sim_server, fault, read_until):
+def test_a_stream_the_client_closes_pays_for_what_was_sent_and_nothing_before_a_token(sim_server, fault, read_until):
     body = chat(f"tell me more [[sim {fault}]]", model="openai/gpt-4o", max_tokens=1000, stream=True)
     with socket_client(sim_server) as client, client.stream("POST", "/chat/completions", json=body) as response:
         generation_id = response.headers["x-generation-id"]
@@ -143,8 +143,9 @@ def test_a_stream_the_client_closes_pays_for_what_was_sent(sim_server, fault, re
     tokens = generation["tokens_completion"]
     assert (tokens == 0) if read_until.startswith(":") else (1 <= tokens < 500)
     prices = pricing(sim_server, "openai/gpt-4o")
-    assert Decimal(generation["cost"]) == generation["tokens_prompt"] * prices["prompt"] + tokens * prices["completion"]
-    assert Decimal(generation["cost"]) > 0
+    # No completion token and a blank finish reason: not charged.
+    expected = generation["tokens_prompt"] * prices["prompt"] + tokens * prices["completion"] if tokens else 0
+    assert Decimal(generation["cost"]) == expected
     assert sim_server.sim.open_streams == 0
 
 
@@ -153,3 +154,24 @@ def test_a_client_gone_before_the_first_byte_is_never_generated_for(sim_server):
         client.post("/chat/completions", json=chat("[[sim first_byte_delay=0.4]] hello?"))
     wait_for(lambda: sim_server.sim.requests["openai/gpt-4o"] == 1)  # past the delay: the model was chosen
     assert httpx.get(f"{sim_server.root}/_sim/billed").json() == {"data": [], "in_flight": 0}
+
+
+@pytest.mark.parametrize("model", ["mistralai/mistral-small-3.2-24b-instruct", "google/gemini-2.5-flash"])
+def test_a_provider_that_cannot_be_stopped_bills_the_whole_reply_when_the_client_closes(sim_server, model):
+    body = chat("tell me more", model=model, max_tokens=1000, stream=True)
+    with socket_client(sim_server) as client:
+        slow = {"X-Sim-Fault": "tokens=500 tps=50"}
+        with client.stream("POST", "/chat/completions", json=body, headers=slow) as response:
+            generation_id = response.headers["x-generation-id"]
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    break
+        wait_for(lambda: generation_id in listed(sim_server))
+        whole = client.post(
+            "/chat/completions", json={**body, "stream": False}, headers={"X-Sim-Fault": "tokens=500"}, timeout=30
+        ).json()["usage"]
+    generation = listed(sim_server)[generation_id]
+    assert (generation["cancelled"], generation["finish_reason"]) == (True, "stop")
+    assert generation["tokens_completion"] == whole["completion_tokens"] >= 500
+    assert Decimal(generation["cost"]) == Decimal(str(whole["cost"]))
+    assert sim_server.sim.open_streams == 0

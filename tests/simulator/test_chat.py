@@ -111,9 +111,13 @@ async def test_usage_cost_is_computed_from_the_models_own_prices(sim_client):
         assert usage["cost"] == expected
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
         assert usage["is_byok"] is False
-        assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
-        assert usage["completion_tokens_details"] == {"reasoning_tokens": 0}
-        assert usage["cost_details"] == {"upstream_inference_cost": None}
+        assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0}
+        assert usage["completion_tokens_details"] == {"reasoning_tokens": 0, "image_tokens": 0}
+        assert usage["cost_details"] == {
+            "upstream_inference_cost": None,
+            "upstream_inference_prompt_cost": usage["prompt_tokens"] * pricing["prompt"],
+            "upstream_inference_completions_cost": usage["completion_tokens"] * pricing["completion"],
+        }
 
 
 async def test_free_models_cost_nothing(sim_client):

@@ -14,6 +14,7 @@ from django import forms
 from django.db.models import F, Q, QuerySet
 
 from catalog.models import MILLION, CatalogModel
+from catalog.viewer import usable_models
 
 PAGE_SIZE = 100
 
@@ -36,12 +37,15 @@ CONTEXT_CHOICES = [
     (200_000, "200K+ tokens"),
     (1_000_000, "1M+ tokens"),
 ]
+INPUT_CHOICES = [("", "Any input"), ("text", "Text"), ("image", "Image"), ("file", "File"), ("audio", "Audio")]
+OUTPUT_CHOICES = [("", "Any output"), ("text", "Text"), ("image", "Image"), ("audio", "Audio")]
 # Columns of the listing; the long text fields are left for the detail views that need them.
 _LIST_FIELDS = (
     "id",
     "name",
     "context_length",
     "input_modalities",
+    "output_modalities",
     "supported_parameters",
     "prompt_price",
     "completion_price",
@@ -55,6 +59,10 @@ class CatalogFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
     image = forms.BooleanField(required=False, label="Image input")
     tools = forms.BooleanField(required=False, label="Tools")
+    reasoning = forms.BooleanField(required=False, label="Reasoning")
+    input = forms.ChoiceField(choices=INPUT_CHOICES, required=False, label="Input")
+    output = forms.ChoiceField(choices=OUTPUT_CHOICES, required=False, label="Output")
+    provider = forms.CharField(required=False, max_length=100, label="Provider")
     free = forms.BooleanField(required=False, label="Free")
     unavailable = forms.BooleanField(required=False, label="Show unavailable")
     min_context = forms.TypedChoiceField(
@@ -78,17 +86,45 @@ class CatalogFilterForm(forms.Form):
         }
 
 
-def browse_models(filters: dict[str, Any]) -> QuerySet[CatalogModel]:
-    """The catalog rows matching `filters` (as from `CatalogFilterForm.filters`), in the asked order."""
-    models = CatalogModel.objects.only(*_LIST_FIELDS)
-    if not filters.get("unavailable"):
-        models = models.filter(is_available=True)
+def visible_models(user: Any) -> QuerySet[CatalogModel]:
+    """What the models pages show `user`: the models they may use (`catalog.viewer`), and to admins, who
+    set prices and policies, every model, priced or not."""
+    if user.is_staff or user.is_superuser:
+        return CatalogModel.objects.all()
+    return usable_models(user)
+
+
+def provider_of(model_id: str) -> str:
+    """The maker a model id names ("anthropic" of "anthropic/claude-sonnet-4")."""
+    return model_id.partition("/")[0] if "/" in model_id else ""
+
+
+def providers(models: QuerySet[CatalogModel]) -> list[str]:
+    """The makers of `models`, for the provider filter."""
+    return sorted({provider_of(pk) for pk in models.values_list("pk", flat=True)} - {""})
+
+
+def browse_models(filters: dict[str, Any], user: Any) -> QuerySet[CatalogModel]:
+    """The rows of the catalog `user` may see matching `filters` (as from `CatalogFilterForm.filters`), in
+    the asked order. Unavailable models (kept for past usage) only when asked for."""
+    models = visible_models(user).filter(is_available=True)
+    if filters.get("unavailable"):
+        models = models | CatalogModel.objects.filter(is_available=False)
+    models = models.only(*_LIST_FIELDS)
     for word in filters.get("q", "").split():
         models = models.filter(Q(id__icontains=word) | Q(name__icontains=word))
     if filters.get("image"):
         models = models.filter(input_modalities__contains=["image"])
     if filters.get("tools"):
         models = models.filter(supported_parameters__contains=["tools"])
+    if filters.get("reasoning"):
+        models = models.filter(supported_parameters__contains=["reasoning"])
+    if filters.get("input"):
+        models = models.filter(input_modalities__contains=[filters["input"]])
+    if filters.get("output"):
+        models = models.filter(output_modalities__contains=[filters["output"]])
+    if filters.get("provider"):
+        models = models.filter(pk__startswith=f"{filters['provider']}/")
     if filters.get("free"):
         models = models.filter(prompt_price=0, completion_price=0, request_price=0)
     if filters.get("min_context"):

@@ -49,6 +49,9 @@ def create_conversation(
     fallback_models: Sequence[str] = (),
     title: str = "",
     compare_group: uuid.UUID | None = None,
+    reasoning: str = "",
+    web_search: bool = False,
+    pdf_engine: str = "pdf-text",
 ) -> Conversation:
     """A new, empty conversation. Unknown tool names are refused (the list is shown to the model)."""
     unknown = [name for name in tools if name not in TOOLS]
@@ -64,6 +67,9 @@ def create_conversation(
         fallback_models=[m for m in dict.fromkeys(fallback_models) if m and m != model],
         title=title[:200],
         compare_group=compare_group,
+        reasoning=reasoning,
+        web_search=web_search,
+        pdf_engine=pdf_engine,
     )
 
 
@@ -110,7 +116,7 @@ def version_info(message: Message) -> dict[str, int | None]:
     return version_position(versions_of(message).values_list("id", flat=True), message.pk)
 
 
-def _latest_leaf_under(message: Message) -> Message:
+def latest_leaf_under(message: Message) -> Message:
     """Follow the newest child down to a leaf, so switching to a version shows where it was last taken."""
     node = message
     while True:
@@ -124,7 +130,7 @@ def switch_version(conversation: Conversation, message: Message) -> Message:
     """Show the branch through `message`; returns the new leaf."""
     if message.conversation_id != conversation.pk:
         raise ChatActionError("not_found", "Message not found.")
-    leaf = _latest_leaf_under(message)
+    leaf = latest_leaf_under(message)
     conversation.current_leaf = leaf
     conversation.save(update_fields=["current_leaf", "updated"])
     return leaf
@@ -178,7 +184,7 @@ def _new_reply(conversation: Conversation, parent: Message, status: str = Messag
     return reply
 
 
-def _owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]) -> list[Attachment]:
+def owned_attachments(conversation: Conversation, attachment_ids: Iterable[int]) -> list[Attachment]:
     ids = list(dict.fromkeys(int(i) for i in attachment_ids))
     if not ids:
         return []
@@ -273,10 +279,10 @@ def send_and_read(
     if live:
         raise ChatActionError("busy", "A reply is still streaming; stop it or wait for it to finish.")
     _check_text(content, count, size)
-    attachments = sorted(_owned_attachments(conversation, attachment_ids), key=lambda a: a.pk)
+    attachments = sorted(owned_attachments(conversation, attachment_ids), key=lambda a: a.pk)
     if not content.strip() and not attachments:
         raise ChatActionError("empty", "Type a message first.")
-    _check_images(conversation, bool(attachments))
+    _check_images(conversation, any(a.mime.startswith("image/") for a in attachments))
     parent_id = conversation.current_leaf_id
     now = timezone.now()
     user_message = Message(
@@ -330,7 +336,7 @@ def edit_and_resend(message: Message, content: str) -> tuple[Message, Message]:
     _require_idle(conversation)
     _check_text(content, *history.stored_size(conversation.pk))
     attachments = list(message.attachments.all())
-    _check_images(conversation, bool(attachments))
+    _check_images(conversation, any(a.mime.startswith("image/") for a in attachments))
     edited = Message(conversation=conversation, parent_id=message.parent_id, role=Message.Role.USER, content=content)
     edited.attachment_ids = [a.pk for a in attachments]
     _check_fits(edited, history.window(conversation.model), conversation)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from chat import tools
+from chat import surface, tools
 
 MAX_FALLBACKS = 3
 
@@ -27,6 +27,9 @@ class SettingsForm(forms.Form):
     )
     max_tokens = forms.IntegerField(required=False, min_value=1, max_value=200_000)
     tools = forms.MultipleChoiceField(required=False)
+    reasoning = forms.ChoiceField(choices=surface.REASONING_CHOICES, required=False)
+    web_search = forms.BooleanField(required=False)
+    pdf_engine = forms.ChoiceField(choices=surface.PDF_ENGINE_CHOICES, required=False)
 
     def __init__(self, *args: Any, allowed: set[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -39,6 +42,9 @@ class SettingsForm(forms.Form):
         if model not in self.allowed:
             raise forms.ValidationError("Pick a model from the list: that one isn't available to you.")
         return model
+
+    def clean_pdf_engine(self) -> str:
+        return self.cleaned_data["pdf_engine"] or surface.PDF_ENGINE_CHOICES[0][0]
 
     def clean_fallback_models(self) -> list[str]:
         chosen = [m for m in self.cleaned_data["fallback_models"] if m != self.data.get("model")]

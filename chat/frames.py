@@ -42,7 +42,7 @@ def _view(
     if versions is None:
         versions = version_info(message)
     if attachments is None:
-        attachments = [] if message.role == Message.Role.ASSISTANT else list(message.attachments.all())
+        attachments = list(message.attachments.all())
     return message_view(message, versions, attachments)
 
 
@@ -54,21 +54,25 @@ def message_frame(
 ) -> dict[str, Any]:
     """A whole message: sent when it is created and when it is asked for (database reads: call in a
     thread). Callers that know its versions or attachments (a message they just created) pass them: no
-    query. Replies never have attachments."""
+    query. A reply's attachments are the images its model made."""
     return {"type": "message", "message": message_data(_view(message, versions, attachments))}
 
 
 def done_frame(
-    message: Message, conversation_cost: Decimal, versions: dict[str, int | None] | None = None
+    message: Message,
+    conversation_cost: Decimal,
+    versions: dict[str, int | None] | None = None,
+    attachments: Sequence[Attachment] | None = None,
 ) -> dict[str, Any]:
-    """A reply has ended: its final markup, and the conversation's new total."""
+    """A reply has ended: its final markup, and the conversation's new total. `attachments`: the images
+    its model made, when the caller has them (else read)."""
     return {
         "type": "done",
         "message_id": message.pk,
         "status": message.status,
         "error": message.error,
         "seq": message.seq,
-        "html": render_message(_view(message, versions, [])),
+        "html": render_message(_view(message, versions, attachments)),
         "conversation_cost": plain_usd(conversation_cost),
         "conversation_cost_shown": format_usd(conversation_cost),
     }

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models import JSONField, Value
 
 USD = {"max_digits": 20, "decimal_places": 10}
 
@@ -25,6 +26,11 @@ class Conversation(models.Model):
     temperature = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     tools = models.JSONField(default=list, blank=True)
+    # "" leaves reasoning to the model's default; "off" turns it off; else an effort (chat.surface).
+    reasoning = models.CharField(max_length=10, blank=True, default="", db_default="")
+    web_search = models.BooleanField(default=False, db_default=False)
+    # How attached PDFs are read: OpenRouter's free text engine unless the user asks for OCR (a fee per page).
+    pdf_engine = models.CharField(max_length=20, default="pdf-text", db_default="pdf-text")
     compare_group = models.UUIDField(null=True, blank=True, db_index=True)
     current_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     total_cost = models.DecimalField(**USD, default=Decimal(0))
@@ -72,6 +78,21 @@ class Message(models.Model):
     tokens_per_second = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     seq = models.PositiveIntegerField(default=0)
     tool_calls = models.JSONField(default=list, blank=True)
+    # The fields below have database defaults too: raw inserts (and rows written before them) name only the
+    # columns they know.
+    # The model's thinking, shown folded above the answer, and OpenRouter's `reasoning_details`, sent back
+    # unmodified with this turn on the next call (OpenRouter requires it for tool loops and multi-turn).
+    reasoning = models.TextField(blank=True, default="", db_default="")
+    reasoning_details = models.JSONField(default=list, blank=True, db_default=Value([], JSONField()))
+    reasoning_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    cached_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    # What reading from the prompt cache saved against the full prompt price (negative: writes cost more).
+    cache_saved = models.DecimalField(**USD, default=Decimal(0), db_default=Decimal(0))
+    # `url_citation`s (web search) and parsed `file` annotations, as OpenRouter sent them.
+    annotations = models.JSONField(default=list, blank=True, db_default=Value([], JSONField()))
+    # Why `orweb/auto*` chose the model that answered.
+    auto_reason = models.CharField(max_length=300, blank=True, default="", db_default="")
     attachments = models.ManyToManyField("Attachment", blank=True, related_name="messages")
     created = models.DateTimeField(auto_now_add=True)
     # When a runner last saved or touched this reply while streaming: with its lease, how chat.sweep tells
@@ -94,7 +115,8 @@ class Message(models.Model):
 
 
 class Attachment(models.Model):
-    """An uploaded image, stored in the database (small, and checked by content: see chat.uploads)."""
+    """An uploaded image, PDF or text file, or an image a model produced, stored in the database (small,
+    and checked by content: see chat.uploads)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_attachments")
     conversation = models.ForeignKey(

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 
 from chat.models import Attachment, Message
 from chat.render import render_markdown
+from chat.surface import citations
 
 
 def message_view(
@@ -38,6 +39,15 @@ def message_view(
         "ttft_ms": message.ttft_ms,
         "tokens_per_second": message.tokens_per_second,
         "tool_calls": message.tool_calls,
+        "reasoning": message.reasoning,
+        "reasoning_tokens": message.reasoning_tokens,
+        "cached_tokens": message.cached_tokens,
+        "cache_write_tokens": message.cache_write_tokens,
+        "cache_saved": message.cache_saved,
+        "citations": citations(message.annotations),
+        "auto_reason": message.auto_reason,
+        "images": [a for a in attachments if a.mime.startswith("image/")],
+        "files": [a for a in attachments if not a.mime.startswith("image/")],
         "attachments": list(attachments),
         "versions": versions,
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import history, tools, uploads
+from chat import history, surface, tools, uploads
 from chat.history import Window
 from chat.models import Attachment, Conversation, Message
 from gateway.tokens import IMAGE_ALLOWANCE, PER_MESSAGE_OVERHEAD, count_prompt_tokens, count_tools_tokens
@@ -26,6 +26,7 @@ class Context:
     user: Any
     history: list[dict[str, Any]]
     has_images: bool
+    features: surface.Features = surface.Features()
     # The first upstream call, admitted (or refused) ahead of time by `chat.runner.admit_first_call`.
     admission: Any = None
     refused: GatewayError | None = None
@@ -36,16 +37,21 @@ def _user_content(message: Message, attachments: dict[int, Attachment] | None) -
     if not message.attachment_ids:
         return message.content
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
-    parts += [
-        {"type": "image_url", "image_url": {"url": uploads.data_url(attachments[i]) if attachments else ""}}
-        for i in message.attachment_ids
-    ]
+    for i in message.attachment_ids:
+        item = attachments[i] if attachments else None
+        if item is not None and not item.mime.startswith("image/"):
+            parts.append(
+                {"type": "file", "file": {"filename": item.name or "file", "file_data": uploads.data_url(item)}}
+            )
+        else:
+            parts.append({"type": "image_url", "image_url": {"url": uploads.data_url(item) if item else ""}})
     return parts
 
 
-def tool_call_turn(calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """The assistant turn that asked for `calls` (each with id, name, arguments), as the API takes it back."""
-    return {
+def tool_call_turn(calls: list[dict[str, Any]], reasoning_details: list[Any] | None = None) -> dict[str, Any]:
+    """The assistant turn that asked for `calls` (each with id, name, arguments), as the API takes it back,
+    with the step's `reasoning_details` unmodified (OpenRouter needs them to carry on a tool loop)."""
+    turn: dict[str, Any] = {
         "role": "assistant",
         "content": None,
         "tool_calls": [
@@ -53,19 +59,33 @@ def tool_call_turn(calls: list[dict[str, Any]]) -> dict[str, Any]:
             for c in calls
         ],
     }
+    if reasoning_details:
+        turn["reasoning_details"] = reasoning_details
+    return turn
 
 
 def _assistant_turns(message: Message) -> list[dict[str, Any]]:
-    """An earlier reply as the model saw it: its tool steps (call + results), then its text."""
+    """An earlier reply as the model saw it: its tool steps (call + results), then its text, each with
+    the `reasoning_details` of its step as they came (`Message.reasoning_details`: [{step, details}])."""
     turns: list[dict[str, Any]] = []
     steps: dict[int, list[dict[str, Any]]] = {}
+    details = {entry["step"]: entry["details"] for entry in message.reasoning_details}
     for call in message.tool_calls:
         steps.setdefault(call["step"], []).append(call)
-    for calls in steps.values():
-        turns.append(tool_call_turn(calls))
+    for step, calls in steps.items():
+        turns.append(tool_call_turn(calls, details.get(step)))
         turns += [{"role": "tool", "tool_call_id": c["id"], "content": c["result"]} for c in calls]
-    if message.content:
-        turns.append({"role": "assistant", "content": message.content})
+    last = details.get(max(steps) + 1 if steps else 0)
+    # The files OpenRouter parsed for this reply: sent back, they spare the next turn parsing (and paying
+    # the OCR fee) again.
+    files = [a for a in message.annotations if isinstance(a, dict) and a.get("type") == "file"]
+    if message.content or last or files:
+        turn: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if last:
+            turn["reasoning_details"] = last
+        if files:
+            turn["annotations"] = files
+        turns.append(turn)
     return turns
 
 
@@ -162,26 +182,30 @@ def context(message: Message, conversation: Conversation, user: Any, turns: list
     for turn in turns:
         if turn.role == Message.Role.USER:
             content = _user_content(turn, attachments)
-            has_images = has_images or isinstance(content, list)
+            has_images = has_images or (
+                isinstance(content, list) and any(part["type"] == "image_url" for part in content)
+            )
             sent.append({"role": "user", "content": content})
         elif turn.role == Message.Role.ASSISTANT:
             sent += _assistant_turns(turn)
     if message.content:
         sent.append({"role": "assistant", "content": message.content})
-    return Context(message, conversation, user, sent, has_images)
+    return Context(message, conversation, user, sent, has_images, surface.features_of(conversation.model))
 
 
 def request(ctx: Context, messages: list[dict[str, Any]]) -> ChatRequest:
     """The upstream request of one step of the reply: `messages` with the conversation's settings."""
     conversation = ctx.conversation
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = surface.params(
+        ctx.features, conversation.reasoning, conversation.web_search, conversation.pdf_engine, messages
+    )
     if conversation.temperature is not None:
         params["temperature"] = float(conversation.temperature)
     if conversation.tools:
-        params["tools"] = tools.schemas(conversation.tools)
+        params["tools"] = tools.schemas(conversation.tools) + params.get("tools", [])
     return ChatRequest(
         model=conversation.model,
-        messages=messages,
+        messages=surface.mark_cacheable(messages, ctx.features),
         max_tokens=conversation.max_tokens,
         fallback_models=list(conversation.fallback_models),
         params=params,

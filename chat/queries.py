@@ -60,7 +60,8 @@ def transcript(conversation: Conversation) -> list[dict[str, Any]]:
 
 
 def model_choices(user: Any) -> list[dict[str, Any]]:
-    """The picker's rows: the `orweb/auto*` choices first, then every model this user may call."""
+    """The picker's rows: the `orweb/auto*` choices first, then every model this user may chat with (not
+    embedding models: they answer only /v1/embeddings)."""
     rows: list[dict[str, Any]] = [
         {
             "id": auto,
@@ -75,7 +76,7 @@ def model_choices(user: Any) -> list[dict[str, Any]]:
         }
         for auto in AUTO_MODELS
     ]
-    for model in allowed_models(user).order_by("id"):
+    for model in allowed_models(user).exclude(output_modalities__contains=["embeddings"]).order_by("id"):
         rows.append(
             {
                 "id": model.id,

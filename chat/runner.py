@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -30,22 +28,31 @@ from django.db.models.functions import Now
 from psycopg.types.json import Jsonb
 
 from billing import spend
-from chat import background, conversations, frames, lease, prompt, stopping, tools
+from chat import background, conversations, frames, lease, prompt, refusals, reply_extras, stopping, tools
 from chat.broadcast import publish_patiently, try_publish
 from chat.checkpoints import checkpoints
 from chat.deltas import DeltaPump
 from chat.models import Conversation, Message
+from chat.outcomes import Outcome, Totals, refusal
 from chat.prompt import Context
 from chat.sweep import ORPHAN_ERROR
+from chat.thinking import ThinkingRelay
 from chat.titles import title_conversation
 from gateway import metered
-from gateway.types import CallResult
 from openrouter.errors import ConnectionFailed, IdleTimeout, IncompleteStream
-from openrouter.events import Started, StreamError, TextDelta, ToolCallDelta
+from openrouter.events import (
+    Annotations,
+    ImageOut,
+    ReasoningDelta,
+    Started,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from orweb import metrics, sql
 from orweb.aio import db
-from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded
-from orweb.money import format_usd
+from orweb.errors import GatewayError
 from orweb.text import pg_json, pg_text
 
 log = logging.getLogger(__name__)
@@ -159,79 +166,31 @@ async def stop(message_id: int) -> None:
         await stopping.ask_everyone(message_id)
 
 
-@dataclass
-class _Totals:
-    """What all steps of one reply add up to."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    ttft_ms: int | None = None
-    generation_ms: int = 0
-    served_model: str = ""
-    provider: str = ""
-    skipped: list[list[str]] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, result: CallResult) -> None:
-        self.prompt_tokens += result.prompt_tokens
-        self.completion_tokens += result.completion_tokens
-        self.cost += result.cost
-        if self.ttft_ms is None:
-            self.ttft_ms = result.ttft_ms
-        self.generation_ms += max(result.latency_ms - (result.ttft_ms or 0), 0)
-        self.served_model = result.served_model or self.served_model
-        self.provider = result.provider or self.provider
-        for model, why in result.skipped:
-            if [model, why] not in self.skipped:
-                self.skipped.append([model, why])
-
-    @property
-    def tokens_per_second(self) -> Decimal | None:
-        if not self.completion_tokens or self.generation_ms <= 0:
-            return None
-        return (Decimal(self.completion_tokens) * 1000 / self.generation_ms).quantize(Decimal("0.01"))
-
-
-@dataclass
-class _Outcome:
-    status: str = Message.Status.COMPLETE
-    error: str = ""
-    error_code: str = ""
-
-
-def _refusal(exc: GatewayError) -> _Outcome:
-    if isinstance(exc, BudgetExceeded):
-        return _Outcome(
-            Message.Status.ERROR,
-            f"Not sent: the {exc.budget} has {format_usd(exc.remaining)} left, not enough for this message.",
-            "budget",
-        )
-    if isinstance(exc, RateLimitExceeded):
-        return _Outcome(
-            Message.Status.ERROR,
-            f"Not sent: too many requests; try again in {max(round(exc.retry_after), 1)} s.",
-            "rate_limited",
-        )
-    return _Outcome(Message.Status.ERROR, exc.message, exc.code)
-
-
 async def _step(
-    ctx: Context, pump: DeltaPump, messages: list[dict[str, Any]], totals: _Totals
-) -> tuple[_Outcome, list[dict[str, Any]]]:
+    ctx: Context, pump: DeltaPump, messages: list[dict[str, Any]], totals: Totals, thinking: ThinkingRelay, step: int
+) -> tuple[Outcome, list[dict[str, Any]]]:
     """One metered upstream call; returns how it ended and the tool calls it asked for."""
     calls: dict[int, dict[str, Any]] = {}
-    outcome = _Outcome()
+    outcome = Outcome()
     call = None
     admission, ctx.admission = ctx.admission, None
     if ctx.refused is not None:
         refused, ctx.refused = ctx.refused, None
-        return _refusal(refused), []
+        return refusal(refused), []
     try:
         async with metered.stream(ctx.user, prompt.request(ctx, messages), source="chat", admission=admission) as call:
             async for event in call:
                 if isinstance(event, TextDelta):
                     pump.feed(pg_text(event.text))
+                elif isinstance(event, ReasoningDelta):
+                    thinking.add_details(step, pg_json(list(event.details)))
+                    await thinking.feed(pg_text(event.text))
+                elif isinstance(event, Annotations):
+                    totals.annotations += [a for a in pg_json(list(event.items)) if a not in totals.annotations]
+                elif isinstance(event, ImageOut):
+                    totals.images.append(event.url)
+                elif isinstance(event, Usage):
+                    totals.add_usage(event)
                 elif isinstance(event, ToolCallDelta):
                     entry = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
                     entry["id"] = pg_text(event.id or entry["id"])
@@ -241,19 +200,20 @@ async def _step(
                     totals.served_model, totals.provider = event.model, event.provider or ""
                 elif isinstance(event, StreamError):
                     incomplete = isinstance(event.error, _INCOMPLETE_ERRORS)
-                    outcome = _Outcome(
+                    outcome = Outcome(
                         Message.Status.INCOMPLETE if incomplete else Message.Status.ERROR,
                         f"The reply broke off: {event.error.message}" if incomplete else event.error.message,
                         "incomplete" if incomplete else "upstream_error",
                     )
     except GatewayError as exc:
-        return _refusal(exc), []
+        return refusal(exc), []
     finally:
+        await thinking.flush()
         result = getattr(call, "result", None)
         if result is not None:
             totals.add(result)
     if outcome.status == Message.Status.COMPLETE and result is not None and result.status != "ok":
-        outcome = _Outcome(
+        outcome = Outcome(
             Message.Status.ERROR if result.status == "error" else Message.Status.INCOMPLETE,
             result.error or "The reply did not finish.",
             result.status,
@@ -262,10 +222,10 @@ async def _step(
 
 
 async def _run_tools(
-    ctx: Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: _Totals
+    ctx: Context, pump: DeltaPump, step: int, calls: list[dict[str, Any]], totals: Totals, thinking: ThinkingRelay
 ) -> list[dict[str, Any]]:
     """Run the calls of one step, show each in the transcript; returns the turns to send next."""
-    turns = [prompt.tool_call_turn(calls)]
+    turns = [prompt.tool_call_turn(calls, thinking.step_details(step))]
     for call in calls:
         result = await db(tools.run_offered)(ctx.conversation.tools, call["name"], call["arguments"])
         shown = {"step": step, **call, "result": result}
@@ -277,16 +237,16 @@ async def _run_tools(
 
 
 @metrics.tracks_stream("chat")
-async def _stream_reply(ctx: Context, pump: DeltaPump, totals: _Totals) -> _Outcome:
+async def _stream_reply(ctx: Context, pump: DeltaPump, totals: Totals, thinking: ThinkingRelay) -> Outcome:
     messages = list(ctx.history)
     for step in range(MAX_STEPS):
-        outcome, calls = await _step(ctx, pump, messages, totals)
+        outcome, calls = await _step(ctx, pump, messages, totals, thinking, step)
         if outcome.status != Message.Status.COMPLETE or not calls:
             return outcome
         if step == MAX_STEPS - 1:
-            return _Outcome(Message.Status.INCOMPLETE, f"Stopped after {MAX_STEPS} tool steps.", "too_many_steps")
-        messages += await _run_tools(ctx, pump, step, calls, totals)
-    return _Outcome()
+            return Outcome(Message.Status.INCOMPLETE, f"Stopped after {MAX_STEPS} tool steps.", "too_many_steps")
+        messages += await _run_tools(ctx, pump, step, calls, totals, thinking)
+    return Outcome()
 
 
 @db
@@ -307,7 +267,13 @@ WITH done AS (
         prompt_tokens = prompt_tokens + %(prompt_tokens)s,
         completion_tokens = completion_tokens + %(completion_tokens)s,
         cost = cost + %(cost)s, ttft_ms = %(ttft_ms)s, tokens_per_second = %(tokens_per_second)s,
-        tool_calls = coalesce(%(tool_calls)s::jsonb, tool_calls)
+        tool_calls = coalesce(%(tool_calls)s::jsonb, tool_calls),
+        reasoning = %(reasoning)s, reasoning_details = %(reasoning_details)s,
+        reasoning_tokens = reasoning_tokens + %(reasoning_tokens)s,
+        cached_tokens = cached_tokens + %(cached_tokens)s,
+        cache_write_tokens = cache_write_tokens + %(cache_write_tokens)s,
+        cache_saved = cache_saved + %(cache_saved)s,
+        annotations = %(annotations)s, auto_reason = %(auto_reason)s
     WHERE id = %(message)s AND (status = 'streaming' OR (status = 'incomplete' AND error = %(swept)s))
     RETURNING *
 ),
@@ -329,12 +295,16 @@ def _finish(
     message_id: int,
     conversation_id: int,
     pump: DeltaPump,
-    totals: _Totals,
-    outcome: _Outcome,
+    totals: Totals,
+    outcome: Outcome,
     user: Any,
+    thinking: ThinkingRelay,
+    requested: str,
 ) -> tuple[dict[str, Any], bool, dict[str, Any] | None] | None:
     """Finalise the row and the conversation's total, in one hop; returns the done frame, whether to title
-    the conversation, and the user's budget frame (None if it couldn't be read)."""
+    the conversation, and the user's budget frame (None if it couldn't be read). Images the model made
+    become the reply's attachments in the same hop."""
+    extras = reply_extras.extras(requested, totals.served_model, user, totals.cached_tokens, totals.cache_write_tokens)
     found = sql.fetch(
         _finish_statement(),
         {
@@ -353,6 +323,14 @@ def _finish(
             "ttft_ms": totals.ttft_ms,
             "tokens_per_second": totals.tokens_per_second,
             "tool_calls": Jsonb(totals.tool_calls) if totals.tool_calls else None,
+            "reasoning": thinking.text,
+            "reasoning_details": Jsonb(thinking.details),
+            "reasoning_tokens": totals.reasoning_tokens,
+            "cached_tokens": totals.cached_tokens,
+            "cache_write_tokens": totals.cache_write_tokens,
+            "cache_saved": extras.cache_saved,
+            "annotations": Jsonb(totals.annotations),
+            "auto_reason": pg_text(extras.auto_reason),
             "swept": ORPHAN_ERROR,
         },
     )
@@ -361,6 +339,7 @@ def _finish(
     [(row, conversation_row, versions)] = found
     message = sql.instance(Message, row)
     message.conversation = conversation = sql.instance(Conversation, conversation_row)
+    images = reply_extras.store_images(message, user, totals.images)
     wants_title = (
         not conversation.title and conversation.compare_group is None and outcome.status == Message.Status.COMPLETE
     )
@@ -369,12 +348,20 @@ def _finish(
     except Exception:
         log.exception("could not read the budget after message %s", message_id)
         budget = None
-    done = frames.done_frame(message, conversation.total_cost, conversations.version_position(versions, message.pk))
+    versions_shown = conversations.version_position(versions, message.pk)
+    done = frames.done_frame(message, conversation.total_cost, versions_shown, attachments=images)
     return done, wants_title, budget
 
 
 async def _write_final(
-    message_id: int, conversation_id: int, pump: DeltaPump, totals: _Totals, outcome: _Outcome, user: Any
+    message_id: int,
+    conversation_id: int,
+    pump: DeltaPump,
+    totals: Totals,
+    outcome: Outcome,
+    user: Any,
+    thinking: ThinkingRelay,
+    requested: str,
 ) -> tuple[dict[str, Any], bool, dict[str, Any] | None] | None:
     """Write the final row once no checkpoint can overwrite it, retrying with growing pauses while the
     database is unreachable: until then the reply's text exists only here. The statement lands once (on a
@@ -386,7 +373,7 @@ async def _write_final(
     delay = FINAL_RETRY_FIRST
     while True:
         try:
-            return await _finish(message_id, conversation_id, pump, totals, outcome, user)
+            return await _finish(message_id, conversation_id, pump, totals, outcome, user, thinking, requested)
         except (OperationalError, InterfaceError) as exc:
             if loop.time() + delay > deadline:
                 log.error("gave up writing the final row of message %s; the sweep finishes it", message_id)
@@ -396,25 +383,39 @@ async def _write_final(
         delay = min(delay * 2, FINAL_RETRY_MAX)
 
 
+async def _take_back(
+    message_id: int, conversation_id: int, pump: DeltaPump, held: asyncio.Task, outcome: Outcome
+) -> None:
+    """A reply refused before any call: no checkpoint may land after it is gone (chat.refusals)."""
+    held.cancel()
+    await pump.close()
+    await checkpoints().settle(message_id)
+    told = await db(refusals.withdraw)(message_id, outcome.error_code, outcome.error)
+    if told:
+        await publish_patiently(conversation_id, told)
+
+
 async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
     message_id, conversation_id = ctx.message.pk, ctx.conversation.pk
     pump = DeltaPump(message_id, conversation_id, ctx.message.content, ctx.message.seq, after)
-    totals = _Totals()
+    thinking = ThinkingRelay(message_id, conversation_id, pump, after)
+    thinking.text, thinking.details = ctx.message.reasoning, list(ctx.message.reasoning_details)
+    totals = Totals()
     held = background.spawn(lease.hold(message_id, pump.checkpoint))
-    outcome = _Outcome()
+    outcome = Outcome()
     try:
         await stopping.listener(_cancel).ready()
-        refusal = await _image_refusal(ctx.conversation.model) if ctx.has_images else None
+        no_images = await _image_refusal(ctx.conversation.model) if ctx.has_images else None
         outcome = (
-            _Outcome(Message.Status.ERROR, refusal, "not_allowed")
-            if refusal
-            else await _stream_reply(ctx, pump, totals)
+            Outcome(Message.Status.ERROR, no_images, "not_allowed", refused=True)
+            if no_images
+            else await _stream_reply(ctx, pump, totals, thinking)
         )
     except asyncio.CancelledError:
-        outcome = _Outcome(Message.Status.STOPPED)
+        outcome = Outcome(Message.Status.STOPPED)
     except Exception:
         log.exception("chat runner for message %s failed", message_id)
-        outcome = _Outcome(
+        outcome = Outcome(
             Message.Status.ERROR, "Something went wrong on our side; the reply was not finished.", "internal"
         )
     finally:
@@ -424,17 +425,20 @@ async def _run(ctx: Context, after: asyncio.Future | None = None) -> None:
             await metered.abandon(admission)
     # The text is final here; its last deltas go out while the row is written.
     pump.seal()
+    produced = totals.tool_calls or totals.cost or pump.text != ctx.message.content
+    if outcome.refused and not produced and thinking.text == ctx.message.reasoning:
+        await _take_back(message_id, conversation_id, pump, held, outcome)
+        return
     try:
-        finished = await _write_final(message_id, conversation_id, pump, totals, outcome, ctx.user)
+        finished = await _write_final(
+            message_id, conversation_id, pump, totals, outcome, ctx.user, thinking, ctx.conversation.model
+        )
     finally:
         held.cancel()
     await pump.close()
     if finished is None:
         return
     done, wants_title, budget = finished
-    last = [done] if budget is None else [done, budget]
-    if outcome.error_code in ("budget", "rate_limited", "not_allowed"):
-        last.insert(0, frames.error_frame(outcome.error_code, outcome.error, message_id=message_id))
-    await publish_patiently(conversation_id, last)
+    await publish_patiently(conversation_id, [done] if budget is None else [done, budget])
     if wants_title:
         background.spawn(title_conversation(conversation_id))

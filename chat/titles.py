@@ -1,12 +1,20 @@
 """Conversation titles: a cheap model summarises the first message (metered as source "system");
 if that fails for any reason, the first words of the first message do. A model's title is made storable
-(`orweb.text`) like any text a model writes."""
+(`orweb.text`) like any text a model writes.
+
+The title model must answer in a few tokens: the cheapest allowed model used to be a free reasoning model
+that spent its 20-token cap thinking and returned empty text, so no title ever came. So it is the setting
+`ORWEB_TITLE_MODEL` when this user may use it, else the cheapest priced (not free: free models are
+rate-limited hard and often think first), non-reasoning, text-out model they may use, with room to answer.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 from typing import Any
+
+from django.conf import settings
 
 from chat.broadcast import publish
 from chat.models import Conversation, Message
@@ -18,6 +26,7 @@ from orweb.text import pg_text
 log = logging.getLogger(__name__)
 
 MAX_WORDS = 8
+MAX_TOKENS = 60
 PROMPT = (
     "Write a short title (at most 6 words) for a chat that starts with the message below. Reply with the title only."
 )
@@ -39,9 +48,19 @@ def clean_title(text: str) -> str:
     return line[:80]
 
 
-def cheapest_model(user: Any) -> str | None:
-    """The cheapest model this user may call with a known price (ties broken by id)."""
-    models = policy.allowed_models(user).filter(prompt_price__isnull=False, completion_price__isnull=False)
+def title_model(user: Any) -> str | None:
+    """The model that titles this user's conversations (see the module docstring), or None."""
+    allowed = policy.allowed_models(user)
+    chosen = getattr(settings, "ORWEB_TITLE_MODEL", "")
+    if chosen and allowed.filter(pk=chosen).exists():
+        return chosen
+    models = (
+        allowed.exclude(supported_parameters__contains=["reasoning"])
+        .filter(output_modalities__contains=["text"])
+        .exclude(prompt_price=0, completion_price=0)
+        .exclude(max_completion_tokens__lt=MAX_TOKENS)
+        .exclude(pk__startswith="openrouter/")
+    )
     best = min(models, key=lambda m: (m.prompt_price + m.completion_price, m.id), default=None)
     return best.id if best else None
 
@@ -53,7 +72,7 @@ def _first_message(conversation_id: int) -> tuple[Any, str, str | None] | None:
         return None
     first = conversation.messages.filter(role=Message.Role.USER).order_by("created", "id").first()
     text = first.content if first else ""
-    return conversation.user, text, cheapest_model(conversation.user)
+    return conversation.user, text, title_model(conversation.user)
 
 
 async def make_title(user: Any, text: str, model: str | None) -> str:
@@ -63,7 +82,7 @@ async def make_title(user: Any, text: str, model: str | None) -> str:
     request = ChatRequest(
         model=model,
         messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": text[:2000]}],
-        max_tokens=20,
+        max_tokens=MAX_TOKENS,
     )
     try:
         completion = await metered.complete(user, request, source="system")

@@ -6,6 +6,7 @@ State changes are POST only (CSRF-checked); streaming itself happens over the we
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -19,10 +20,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from billing.spend import spend_summary
-from chat import conversations, queries, uploads
+from chat import conversations, estimates, history, queries, surface, uploads
 from chat.conversations import ChatActionError
 from chat.forms import CompareForm, PresetForm, RenameForm, SettingsForm, tool_choices
 from chat.models import Conversation, Preset
+from gateway import policy
 from orweb.htmx import HtmxHttpRequest, wants_partial
 from orweb.text import refusal, storable
 
@@ -54,7 +56,9 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 def _settings_initial(request: HttpRequest) -> dict[str, Any]:
     preset_id = request.GET.get("preset", "")
     if not preset_id.isdigit():
-        return {"model": "orweb/auto"}
+        # "Start a chat" on a model's page names the model; one this user may not use is ignored.
+        model = request.GET.get("model", "")
+        return {"model": model if model in queries.model_ids(request.user) else "orweb/auto"}
     preset = queries.owned_preset(request.user, int(preset_id))
     return {
         "model": preset.model,
@@ -88,6 +92,7 @@ def _new_chat_context(request: HttpRequest, form: SettingsForm) -> dict[str, Any
         "presets": Preset.objects.filter(user=request.user),
         "chosen_tools": set(form["tools"].value() or []),
         "chosen_fallbacks": set(form["fallback_models"].value() or []),
+        "web_search_allowed": policy.web_search_allowed(request.user),
     }
 
 
@@ -104,6 +109,10 @@ def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not partial:
         context["models"] = queries.model_choices(request.user)
         context["tool_choices"] = tool_choices()
+        context["features"] = surface.features_of(convo.model)
+        context["reasoning_choices"] = surface.REASONING_CHOICES
+        context["pdf_engines"] = surface.PDF_ENGINE_CHOICES
+        context["web_search_allowed"] = policy.web_search_allowed(request.user)
     return _page(request, template, context)
 
 
@@ -154,21 +163,27 @@ def upload_attachment(request: HttpRequest, pk: int) -> JsonResponse:
     convo = queries.owned_conversation(request.user, pk)
     upload = request.FILES.get("file")
     if upload is None:
-        return JsonResponse({"error": "Choose an image to attach."}, status=400)
+        return JsonResponse({"error": "Choose a file to attach."}, status=400)
     try:
-        attachment = uploads.store_image(request.user, convo, upload.name, upload)
+        attachment = uploads.store_upload(request.user, convo, upload.name, upload)
     except uploads.UploadRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    return JsonResponse({"id": attachment.pk, "name": attachment.name, "size": attachment.size})
+    return JsonResponse(
+        {"id": attachment.pk, "name": attachment.name, "size": attachment.size, "mime": attachment.mime}
+    )
 
 
 @login_required
 @require_GET
 def attachment(request: HttpRequest, pk: int) -> HttpResponse:
-    """An uploaded image, to its owner only; served with its checked type and never sniffed."""
+    """An attachment (an upload, or an image a model made), to its owner only; served with its checked type,
+    never sniffed, and sandboxed: images inline, files as downloads."""
     item = queries.owned_attachment(request.user, pk)
     response = HttpResponse(bytes(item.data), content_type=item.mime)
-    response["Content-Disposition"] = "inline"
+    disposition = "inline" if item.mime.startswith("image/") else "attachment"
+    response["Content-Disposition"] = f'{disposition}; filename="{uploads.download_name(item.name)}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -176,11 +191,15 @@ def attachment(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def export(request: HttpRequest, pk: int) -> HttpResponse:
-    """The shown branch as a Markdown file."""
+    """The shown branch as a Markdown file; the models' thinking only with `?reasoning=1`."""
     convo = queries.owned_conversation(request.user, pk)
+    with_reasoning = request.GET.get("reasoning") == "1"
     lines = [f"# {convo.title or 'Conversation'}", "", f"Model: {convo.model}", ""]
     for message in conversations.branch_path(convo):
-        lines += [f"## {message.role}", "", message.content, ""]
+        lines += [f"## {message.role}", ""]
+        if with_reasoning and message.reasoning:
+            lines += ["### Thinking", "", message.reasoning, "", "### Answer", ""]
+        lines += [message.content, ""]
     response = HttpResponse("\n".join(lines), content_type="text/markdown; charset=utf-8")
     name = slugify(convo.title) or f"conversation-{convo.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}.md"'
@@ -262,3 +281,45 @@ def keep(request: HttpRequest, pk: int) -> HttpResponse:
     convo = queries.owned_conversation(request.user, pk)
     conversations.keep_compare(convo)
     return redirect("chat:conversation", pk=pk)
+
+
+def _draft_of(request: HttpRequest) -> tuple[str, list[int]] | None:
+    """The composer's draft from a JSON body {content, attachments}; None if malformed."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return None
+    content, attachment_ids = body.get("content", ""), body.get("attachments", [])
+    if not isinstance(content, str) or not storable(content) or len(content) > history.limit("MAX_MESSAGE_CHARS"):
+        return None
+    if not isinstance(attachment_ids, list) or not all(type(i) is int and 0 < i < 2**63 for i in attachment_ids):
+        return None
+    return content, attachment_ids
+
+
+@login_required
+@require_POST
+def estimate(request: HttpRequest, pk: int) -> JsonResponse:
+    """The composer's price before Send (chat.estimates); changes nothing, but takes a body: POST + CSRF."""
+    convo = queries.owned_conversation(request.user, pk)
+    draft = _draft_of(request)
+    if draft is None:
+        return JsonResponse({"ok": False, "text": "Send {content, attachments} as JSON."}, status=400)
+    try:
+        shown = estimates.for_draft(convo, request.user, *draft)
+    except ChatActionError as exc:
+        return JsonResponse({"ok": False, "text": exc.message}, status=404 if exc.code == "not_found" else 400)
+    return JsonResponse(shown.as_json())
+
+
+@login_required
+@require_POST
+def compare_estimate(request: HttpRequest) -> JsonResponse:
+    """The compare form's price per chosen model, for its prompt."""
+    allowed = queries.model_ids(request.user)
+    text = request.POST.get("prompt", "")
+    models = [m for m in dict.fromkeys(request.POST.getlist("models")) if m in allowed][:4]
+    if not storable(text) or len(text) > history.limit("MAX_MESSAGE_CHARS"):
+        return JsonResponse({"ok": False, "text": "That prompt can't be sent."}, status=400)
+    found = estimates.for_compare(request.user, text, models)
+    return JsonResponse({"ok": True, "models": {model: shown.as_json() for model, shown in found.items()}})

@@ -62,7 +62,14 @@
       this.closedForGood = false;
       this.queue = [];
       root.addEventListener("click", (ev) => this.onClick(ev));
+      this.scrollToLatest();
       this.connect();
+    }
+
+    /* A conversation opens at its latest message, as a chat app does. */
+    scrollToLatest() {
+      const last = this.transcript.lastElementChild;
+      if (last) last.scrollIntoView({ block: "end" });
     }
 
     url() {
@@ -150,12 +157,16 @@
           return this.onDelta(frame);
         case "tool":
           return this.onTool(frame);
+        case "reasoning":
+          return this.onReasoning(frame);
         case "done":
           return this.onDone(frame);
         case "error":
           if (frame.code === "signed_out" || frame.code === "flooding") this.closeReason = frame.message;
           if (this.onRefused) this.onRefused();
           return this.showAlert(frame.message || "Something went wrong.");
+        case "notice":
+          return this.onNotice(frame);
         case "branch":
           return this.onBranch(frame.messages || []);
         case "title":
@@ -230,6 +241,16 @@
       this.updateStopButton();
     }
 
+    /* The model's thinking, live: text nodes only, into the message's folded Thinking block. */
+    onReasoning(frame) {
+      const article = this.article(frame.message_id);
+      if (!article || !LIVE.has(article.dataset.status)) return;
+      const block = article.querySelector("[data-thinking]");
+      if (!block) return;
+      block.hidden = false;
+      block.querySelector("[data-thinking-text]").append(document.createTextNode(frame.text));
+    }
+
     onTool(frame) {
       const article = this.article(frame.message_id);
       if (!article) return;
@@ -245,6 +266,7 @@
         this.seqs.delete(String(frame.message_id));
         this.resuming.delete(String(frame.message_id));
       }
+      if (this.onSettled) this.onSettled();
       if (frame.conversation_cost_shown !== undefined) {
         const cost = this.root.querySelector("[data-conversation-cost]");
         if (cost) cost.textContent = frame.conversation_cost_shown;
@@ -275,6 +297,18 @@
       const live = this.liveMessage();
       if (live) this.send({ action: "stop", message_id: Number(live.dataset.id) });
       return Boolean(live);
+    }
+
+    /* A reply refused before any call (budget, rate limit, policy): taken back on the server; the reason
+     * stays in the composer until dismissed, and the tab that sent it gets its text back. */
+    onNotice(frame) {
+      const notice = this.root.querySelector("[data-notice]");
+      if (notice) {
+        notice.querySelector("[data-notice-text]").textContent = frame.message || "Not sent.";
+        notice.dataset.code = frame.code || "";
+        notice.hidden = false;
+      }
+      if (frame.restore && this.onRestore) this.onRestore();
     }
 
     showAlert(text) {
@@ -334,6 +368,11 @@
         this.send({ action: "switch", message_id: Number(target.dataset.switch) });
       }
       else if (target.matches("[data-edit]")) this.openEditor(article);
+      else if (target.matches("[data-dismiss-notice]")) {
+        target.closest("[data-notice]").hidden = true;
+        const prompt = this.root.querySelector("[data-prompt]");
+        if (prompt) prompt.focus();
+      }
     }
 
     openEditor(article) {
@@ -388,6 +427,7 @@
     const attached = new Map(); // attachment id -> chip
 
     let draft = null; // what was sent, until the server takes it: a refusal puts it back
+    let accepted = null; // what the server took, until its reply starts: a "notice" may still put it back
 
     const clearFiles = () => {
       attached.clear();
@@ -405,7 +445,16 @@
       clearFiles();
     });
     client.onAccepted = () => {
+      accepted = draft;
       draft = null;
+    };
+    client.onSettled = () => {
+      accepted = null;
+    };
+    client.onRestore = () => {
+      if (accepted && !draft) draft = accepted;
+      accepted = null;
+      client.onRefused();
     };
     client.onRefused = () => {
       if (!draft || prompt.value.trim() || attached.size) return;
@@ -424,6 +473,7 @@
         form.requestSubmit();
       }
     });
+    wireEstimate(form, prompt, () => [...attached.keys()]);
     picker.addEventListener("change", async () => {
       const file = picker.files && picker.files[0];
       picker.value = "";
@@ -442,7 +492,7 @@
         return;
       }
       if (!response.ok) {
-        client.showAlert(answer.error || "That image couldn't be attached.");
+        client.showAlert(answer.error || "That file couldn't be attached.");
         return;
       }
       const chip = el("span", "file-chip", answer.name + " (" + Math.ceil(answer.size / 1024) + " KB)");
@@ -459,8 +509,82 @@
       attached.set(answer.id, chip);
       files.append(chip);
       files.hidden = false;
+      form.dispatchEvent(new Event("orweb:attachments"));
       prompt.focus();
     });
+  }
+
+  /* The price before Send: as the draft changes (debounced), the server prices it as a send would. */
+  function wireEstimate(form, prompt, attachmentIds) {
+    const shown = form.querySelector("[data-estimate]");
+    const url = form.dataset.estimateUrl;
+    if (!shown || !url) return;
+    let timer = null;
+    let asked = 0;
+    const ask = async () => {
+      const content = prompt.value;
+      const attachments = attachmentIds();
+      if (!content.trim() && !attachments.length) {
+        shown.textContent = "";
+        return;
+      }
+      const mine = ++asked;
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          body: JSON.stringify({ content, attachments }),
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+          credentials: "same-origin",
+        });
+        const answer = await response.json();
+        if (mine !== asked) return; // a newer draft was asked about meanwhile
+        shown.textContent = answer.text || "";
+        shown.dataset.ok = answer.ok ? "1" : "0";
+      } catch (_) {
+        if (mine === asked) shown.textContent = "";
+      }
+    };
+    const later = () => {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 400);
+    };
+    prompt.addEventListener("input", later);
+    form.addEventListener("orweb:attachments", later);
+    form.addEventListener("submit", () => {
+      clearTimeout(timer);
+      asked += 1;
+      shown.textContent = "";
+    });
+  }
+
+  /* Compare: the price of the prompt with each chosen model. */
+  function wireCompareEstimate(form) {
+    const url = form.dataset.estimateUrl;
+    if (!url) return;
+    let timer = null;
+    let asked = 0;
+    const ask = async () => {
+      const mine = ++asked;
+      const data = new FormData(form);
+      const response = await fetch(url, {
+        method: "POST",
+        body: data,
+        headers: { "X-CSRFToken": csrfToken() },
+        credentials: "same-origin",
+      }).catch(() => null);
+      if (!response || mine !== asked) return;
+      const answer = await response.json().catch(() => ({}));
+      for (const slot of form.querySelectorAll("[data-model-estimate]")) {
+        const found = (answer.models || {})[slot.dataset.modelEstimate];
+        slot.textContent = found ? found.text : "";
+      }
+    };
+    const later = () => {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 400);
+    };
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
   }
 
   function updateSpend(frame) {
@@ -540,4 +664,5 @@
   });
 
   document.querySelectorAll("[data-picker]").forEach(wirePicker);
+  document.querySelectorAll("form[data-compare-estimate]").forEach(wireCompareEstimate);
 })();

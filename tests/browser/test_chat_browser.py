@@ -289,7 +289,16 @@ def test_a_message_the_budget_cannot_cover_is_refused_with_the_budget_named(tab,
     open_chat(tab, owner, model="openai/gpt-4o")
     requests_before = simulator.stats()
     send(tab, "Write me a long essay")
-    refusal = tab.page.locator("[data-alert]:visible, article.msg-assistant [data-error]:visible").first
-    expect(refusal).to_contain_text(re.compile("budget", re.I))
-    expect(refusal).to_contain_text("olivia")
+    notice = tab.page.locator("[data-composer] [data-notice]")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text(re.compile("budget", re.I))
+    expect(notice).to_contain_text("olivia")
+    # Not a failed turn: no reply with "0 in / 0 out", and the message is back in the composer to send again.
+    expect(tab.page.locator("article.msg")).to_have_count(0)
+    expect(tab.page.locator("#prompt")).to_have_value("Write me a long essay")
+    tab.screenshot("chat-refusal-notice")
+    tab.page.wait_for_timeout(300)
+    expect(notice).to_be_visible()  # it stays until dismissed
+    notice.get_by_role("button", name="Dismiss this notice").click()
+    expect(notice).to_be_hidden()
     assert simulator.stats() == requests_before

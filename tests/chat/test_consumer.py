@@ -306,13 +306,33 @@ async def test_a_send_the_budget_cannot_cover_is_refused_before_any_call(convers
     before = simulator.stats()["requests_total"]
     socket = await Socket(conversation.user, conversation.pk).open()
     await socket.send({"action": "send", "content": "hello"})
-    error, _ = await socket.until("error")
-    assert error["code"] == "budget"
-    assert "monthly budget of user olivia" in error["message"] and "$0 left" in error["message"]
-    done, _ = await socket.until("done")
-    assert done["status"] == "error"
+    notice, seen = await socket.until("notice")
+    assert notice["code"] == "budget" and notice["restore"] is True
+    assert "monthly budget of user olivia" in notice["message"] and "$0 left" in notice["message"]
+    [branch] = [f for f in seen if f["type"] == "branch"]
+    assert branch["messages"] == []
+    assert not [f for f in seen if f["type"] in ("done", "error")]  # not a failed turn
+    assert not await database_sync_to_async(Message.objects.filter(conversation=conversation).exists)()
+    saved = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert saved.current_leaf_id is None
     assert simulator.stats()["requests_total"] == before
     assert await chat_ledger() == []
+    await socket.close()
+
+
+async def test_a_refused_regenerate_keeps_the_earlier_reply_and_shows_it(conversation, simulator):
+    socket = await Socket(conversation.user, conversation.pk).open()
+    await socket.send({"action": "send", "content": "echo: first answer"})
+    done, _ = await socket.until("done")
+    await database_sync_to_async(Budget.objects.create)(user=conversation.user, limit_usd=Decimal(0))
+    await socket.send({"action": "regenerate", "message_id": done["message_id"]})
+    notice, seen = await socket.until("notice")
+    assert notice["code"] == "budget" and notice["restore"] is False
+    [branch] = [f for f in seen if f["type"] == "branch"]
+    assert [m["id"] for m in branch["messages"]][-1] == done["message_id"]
+    saved = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert saved.current_leaf_id == done["message_id"]
+    assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 2
     await socket.close()
 
 

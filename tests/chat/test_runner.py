@@ -116,7 +116,9 @@ asyncio.run(runner.stop(int(sys.argv[1])))
 
 async def test_stop_from_another_process_stops_the_reply_where_it_runs(conversation):
     socket = await Socket(conversation.user, conversation.pk).open()
-    await socket.send({"action": "send", "content": f"echo: {LONG} [[sim tps=20]]"})
+    # One word, then upstream goes quiet until the call is stopped: however slow the other process is to
+    # start, the reply is still running when its stop comes.
+    await socket.send({"action": "send", "content": f"echo: {LONG} [[sim stall=120 stall_after=1]]"})
     first, seen = await socket.until("delta")
 
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]

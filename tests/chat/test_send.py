@@ -12,7 +12,9 @@ from billing.models import Budget, Hold
 from chat import consumers, conversations, frames, prompt, runner
 from chat.conversations import ChatActionError
 from chat.models import Message
+from chat.outcomes import Outcome, Totals
 from orweb.errors import BudgetExceeded
+from tests.helpers.chat import MODEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,14 +46,14 @@ def branched(conversation):
 
 
 def test_the_send_step_takes_a_fixed_number_of_queries(branched, owner, django_assert_max_num_queries):
-    # BEGIN, the locked read, the write of both messages, COMMIT; then the reply's admission: what it
-    # checks, and its hold.
-    with django_assert_max_num_queries(6):
+    # BEGIN, the locked read, the write of both messages, COMMIT; the model's features (chat.surface);
+    # then the reply's admission: what it checks, and its hold.
+    with django_assert_max_num_queries(7):
         send_step(owner, branched.pk, "four", [])
     finish(Message.objects.filter(conversation=branched).latest("id"), "ok")
     for n in range(5):
         finish(send_step(owner, branched.pk, f"more {n}", [])[0].message, "ok")
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         send_step(owner, branched.pk, "five", [])
 
 
@@ -122,11 +124,14 @@ def test_a_send_the_budget_cannot_cover_keeps_the_refusal_for_the_reply(conversa
     assert Message.objects.get(pk=sent.reply.pk).status == Message.Status.STREAMING
 
 
+THINKING = SimpleNamespace(text="", details=[])
+
+
 def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(conversation, owner):
     finish_step = inspect.unwrap(runner._finish)
     _, reply = conversations.send(conversation, "hi", reply_status=Message.Status.STREAMING)
     pump = SimpleNamespace(text="Hello there", seq=3)
-    totals = runner._Totals(
+    totals = Totals(
         prompt_tokens=5,
         completion_tokens=2,
         cost=Decimal("0.0012"),
@@ -138,12 +143,12 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
         tool_calls=[{"step": 0, "id": "c1", "name": "time", "arguments": "{}", "result": "noon"}],
     )
 
-    done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), owner)
-    more = runner._Totals(cost=Decimal("0.0003"))
+    done, wants_title, _ = finish_step(reply.pk, conversation.pk, pump, totals, Outcome(), owner, THINKING, MODEL)
+    more = Totals(cost=Decimal("0.0003"))
     # A write retried after it had landed changes nothing; a continuation (claimed again) adds to it.
-    assert finish_step(reply.pk, conversation.pk, pump, more, runner._Outcome(), owner) is None
+    assert finish_step(reply.pk, conversation.pk, pump, more, Outcome(), owner, THINKING, MODEL) is None
     Message.objects.filter(pk=reply.pk).update(status=Message.Status.STREAMING)
-    finish_step(reply.pk, conversation.pk, pump, more, runner._Outcome(), owner)
+    finish_step(reply.pk, conversation.pk, pump, more, Outcome(), owner, THINKING, MODEL)
 
     stored = Message.objects.get(pk=reply.pk)
     assert (stored.content, stored.seq, stored.status) == ("Hello there", 3, Message.Status.COMPLETE)
@@ -156,5 +161,5 @@ def test_finishing_a_reply_writes_its_row_and_adds_its_cost_to_the_conversation(
     assert "skipped: x/y (not allowed)" in done["html"]
     assert wants_title is False  # the conversation has a title
     Message.objects.filter(pk=reply.pk).delete()
-    assert finish_step(reply.pk, conversation.pk, pump, totals, runner._Outcome(), owner) is None
+    assert finish_step(reply.pk, conversation.pk, pump, totals, Outcome(), owner, THINKING, MODEL) is None
     assert type(conversation).objects.get(pk=conversation.pk).total_cost == Decimal("0.0015")

@@ -65,3 +65,50 @@ def test_it_checks_the_size_before_reading(owner):
 
     with pytest.raises(UploadRejected):
         store_image(owner, None, "big.png", Huge())
+
+
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "mime"),
+    [
+        ("report.pdf", PDF, "application/pdf"),
+        ("scan", PDF, "application/pdf"),  # the content decides, not the name
+        ("notes.md", "# Notes\n\n- café\n".encode(), "text/markdown"),
+        ("table.csv", b"a,b\n1,2\n", "text/csv"),
+        ("readme.txt", b"plain words\n", "text/plain"),
+        ("dot.png", PNG, "image/png"),
+    ],
+)
+@pytest.mark.django_db
+def test_it_stores_pdfs_text_files_and_images_by_their_content(owner, name, data, mime):
+    from chat.uploads import store_upload
+
+    assert store_upload(owner, None, name, SimpleUploadedFile(name, data)).mime == mime
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("report.pdf", b"plain words pretending to be a pdf"),  # the name claims what the content isn't
+        ("notes.md", b"\xff\xfe not utf-8"),
+        ("run.txt", b"\x7fELF\x02\x01\x01\x00binary"),
+        ("page.html", b"<script>alert(1)</script>"),
+        ("empty.txt", b""),
+    ],
+)
+@pytest.mark.django_db
+def test_it_refuses_what_is_not_an_image_a_pdf_or_utf8_text(owner, name, data):
+    from chat.uploads import store_upload
+
+    with pytest.raises(UploadRejected):
+        store_upload(owner, None, name, SimpleUploadedFile(name, data))
+
+
+def test_download_names_keep_only_safe_characters():
+    from chat.uploads import download_name
+
+    assert download_name('re"port\r\n.pdf') == "re-port.pdf"
+    assert download_name("../../etc/passwd") == "etc-passwd"
+    assert download_name("x.tar.gz") == "x-tar.gz"

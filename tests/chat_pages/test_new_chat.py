@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from catalog.models import CatalogModel
 from chat.models import Conversation, Preset
 from gateway.models import GroupPolicy
 
@@ -97,3 +98,14 @@ def test_it_refuses_a_preset_without_a_name(owner_client, three_models):
 def test_it_does_not_apply_another_users_preset(owner_client, outsider, three_models):
     theirs = Preset.objects.create(user=outsider, name="Secret", model="openai/gpt-4o-mini", system_prompt="hidden")
     assert owner_client.get(reverse("chat:new"), {"preset": theirs.pk}).status_code == 404
+
+
+def test_it_leaves_out_embedding_models_which_cannot_chat(owner_client, catalog):
+    embedder = CatalogModel.objects.filter(output_modalities__contains=["embeddings"]).first()
+    assert embedder is not None, "the simulator's catalog has embedding models"
+    body = owner_client.get(reverse("chat:new")).content.decode()
+    assert 'value="openai/gpt-4o-mini"' in body
+    assert f'value="{embedder.id}"' not in body
+    response = owner_client.post(reverse("chat:new"), {"model": embedder.id})
+    assert response.status_code == 400
+    assert not Conversation.objects.exists()

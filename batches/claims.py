@@ -4,12 +4,15 @@ given up by lapsing, and a line's settlement, written only by the run that still
 A claim is `(claim token, claimed_until)` on the line. Taking one is a single statement (`UPDATE ... WHERE id
 IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`), so two runs never take the same line; a run
 that dies leaves claims that lapse, and lines whose claim lapsed are claimable again. Settling is
-conditional on the claim and on the line still running, and counts the line into its job in the same
-transaction: a line is done (or failed) once, and counted once.
+conditional on the claim and on the line still running: a line is done (or failed) once. A run counts
+its settled lines into the job in batches (`add_counts`, one statement every half second rather than one
+per line); since a run that dies takes its unwritten counts with it, the counts are made again from the
+lines (`recount`) when a run takes the job and when the job ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from batches.models import BatchJob, BatchLine
@@ -102,24 +105,32 @@ def drop_lease(job_id: str, token: str) -> None:
     BatchJob.objects.filter(pk=job_id, lease=token).update(lease="", lease_until=None)
 
 
-def _settle(line_id: int, token: str, job_counts: dict[str, Any], **fields: Any) -> bool:
-    with transaction.atomic():
+def _settle(line_id: int, token: str, job_counts: dict[str, Any] | None, **fields: Any) -> bool:
+    with transaction.atomic() if job_counts else contextlib.nullcontext():
         settled = BatchLine.objects.filter(pk=line_id, status=L.RUNNING, claim=token).update(
             claim="", claimed_until=None, finished_at=timezone.now(), **fields
         )
-        if settled == 1:
+        if settled == 1 and job_counts:
             BatchJob.objects.filter(lines__pk=line_id).update(**job_counts)
     return settled == 1
 
 
 def settle_done(
-    line_id: int, token: str, *, response: dict[str, Any], generation_id: str, cost: Decimal, cached: bool = False
+    line_id: int,
+    token: str,
+    *,
+    response: dict[str, Any],
+    generation_id: str,
+    cost: Decimal,
+    cached: bool = False,
+    count: bool = True,
 ) -> bool:
-    """The line answered: its response kept, its cost counted into the job. False if the claim was lost."""
+    """The line answered: its response kept, its cost counted into the job (unless `count=False`: the
+    caller counts it with `add_counts`). False if the claim was lost."""
     return _settle(
         line_id,
         token,
-        {"completed": F("completed") + 1, "cost": F("cost") + cost},
+        {"completed": F("completed") + 1, "cost": F("cost") + cost} if count else None,
         status=L.DONE,
         response=response,
         generation_id=generation_id or "",
@@ -129,10 +140,37 @@ def settle_done(
     )
 
 
-def settle_failed(line_id: int, token: str, *, error: dict[str, Any], generation_id: str = "") -> bool:
+def settle_failed(
+    line_id: int, token: str, *, error: dict[str, Any], generation_id: str = "", count: bool = True
+) -> bool:
     """The line failed for good (a refusal, or a transient error tried too often)."""
-    return _settle(
-        line_id, token, {"failed": F("failed") + 1}, status=L.FAILED, error=error, generation_id=generation_id
+    counts = {"failed": F("failed") + 1} if count else None
+    return _settle(line_id, token, counts, status=L.FAILED, error=error, generation_id=generation_id)
+
+
+def add_counts(job_id: str, *, completed: int, failed: int, cost: Decimal) -> str:
+    """Count lines a run settled with `count=False` into their job, in one statement; the job's status
+    (how a run learns that it was paused or cancelled meanwhile)."""
+    jobs = BatchJob.objects.filter(pk=job_id)
+    if completed or failed:
+        jobs.update(completed=F("completed") + completed, failed=F("failed") + failed, cost=F("cost") + cost)
+    return jobs.values_list("status", flat=True).first() or ""
+
+
+def recount(job_id: str) -> None:
+    """Make the job's counts again from its lines (what a dead run settled but never counted included)."""
+    counts = BatchLine.objects.filter(job_id=job_id).aggregate(
+        completed=Count("id", filter=Q(status=L.DONE)),
+        failed=Count("id", filter=Q(status=L.FAILED)),
+        cost=Sum("cost", filter=Q(status=L.DONE), default=Decimal(0)),
+    )
+    BatchJob.objects.filter(pk=job_id).update(**counts)
+
+
+def release(line_ids: list[int], token: str) -> int:
+    """Give back lines the run claimed but never sent (it is stopping): pending again, the try not counted."""
+    return BatchLine.objects.filter(pk__in=line_ids, status=L.RUNNING, claim=token).update(
+        status=L.PENDING, claim="", claimed_until=None, tries=F("tries") - 1
     )
 
 

@@ -7,7 +7,8 @@ can never both make the same move:
     validating / ready / in_progress / paused -> cancelling -> cancelled
     in_progress / paused -> expired                   (past the completion window)
 
-Work is enqueued by task name (`batches.tasks.run_job`), never by importing the task.
+Work is enqueued by task name (`batches.tasks.run_job`, or `economy_step` for an economy job, whose lines go
+to OpenRouter's Batch API: `batches.economy`), never by importing the task.
 """
 
 from __future__ import annotations
@@ -24,13 +25,20 @@ from django.http import Http404
 from django.utils import timezone
 
 from batches import formats
+from batches.claims import recount
 from batches.lines import Checker
 from batches.models import BatchFile, BatchJob, BatchLine
 from billing.budgets import remaining_for
 
 RUN_TASK = "batches.tasks.run_job"
+ECONOMY_TASK = "batches.tasks.economy_step"
+ENDED_TASK = "batches.tasks.job_ended"
 CHUNK = 1000
 WINDOW = dt.timedelta(hours=24)
+ECONOMY_CANT_PAUSE = (
+    "An economy job can't be paused once it is submitted: OpenRouter's Batch API answers it whole. "
+    "Cancel it to stop waiting (answers that still arrive are paid for and kept)."
+)
 S = BatchJob.Status
 
 
@@ -52,6 +60,8 @@ def create_job(
     metadata: dict[str, Any] | None = None,
     concurrency: int | None = None,
     cache_across_jobs: bool = False,
+    webhook_url: str = "",
+    economy: bool = False,
 ) -> BatchJob:
     """A job for `file`, its lines checked and stored (streamed, in chunks). A web job waits in "ready"
     for the user's Run; an API job starts at once with its valid lines (its bad lines become error-file
@@ -69,6 +79,8 @@ def create_job(
         metadata=metadata or {},
         concurrency=_concurrency(concurrency),
         cache_across_jobs=cache_across_jobs,
+        webhook_url=webhook_url,
+        economy=economy,
     )
     _validate(job, Checker(user=user, default_model=job.default_model, default_params=dict(job.default_params)))
     if origin == BatchJob.Origin.API:
@@ -153,7 +165,16 @@ def start(job: BatchJob) -> BatchJob:
 
 
 def pause(job: BatchJob, reason: str = "") -> BatchJob:
-    """Stop sending lines; the lines in flight finish and are kept. `reason` is shown to the user."""
+    """Stop sending lines; the lines in flight finish and are kept. `reason` is shown to the user. An
+    economy job submitted to the Batch API can't be paused (`batches.economy`)."""
+    if job.economy:  # one conditional update, so a submission and a pause can't both win
+        if not BatchJob.objects.filter(pk=job.pk, status=S.IN_PROGRESS, remote_state="").update(
+            status=S.PAUSED, reason=reason
+        ):
+            job.refresh_from_db()
+            raise BadTransition(ECONOMY_CANT_PAUSE if job.remote_state else "Only a running job can be paused.")
+        job.refresh_from_db()
+        return job
     _move(job, {S.IN_PROGRESS}, S.PAUSED, reason=reason)
     return job
 
@@ -224,8 +245,9 @@ def expire(job: BatchJob) -> bool:
 
 
 def _close(job: BatchJob, status: str) -> None:
-    """The job's end: its output and error files named (their content is made from the lines on
-    download), the finish time set."""
+    """The job's end: its counts made from its lines, its output and error files named (their content is
+    made from the lines on download), the finish time set."""
+    recount(job.pk)
     output = BatchFile.objects.create(
         user_id=job.user_id, purpose=BatchFile.Purpose.BATCH_OUTPUT, filename=f"{job.pk}_output.jsonl"
     )
@@ -235,6 +257,12 @@ def _close(job: BatchJob, status: str) -> None:
     BatchJob.objects.filter(pk=job.pk).update(
         status=status, output_file=output, error_file=errors, finished_at=timezone.now()
     )
+    _tell_owner(job)
+
+
+def _tell_owner(job: BatchJob) -> None:
+    """Have a worker e-mail the owner and call the job's webhook, once the end is committed."""
+    transaction.on_commit(lambda: current_app.send_task(ENDED_TASK, args=[job.pk]))
 
 
 def _fail(job: BatchJob, reason: str) -> BatchJob:
@@ -244,6 +272,7 @@ def _fail(job: BatchJob, reason: str) -> BatchJob:
             user_id=job.user_id, purpose=BatchFile.Purpose.BATCH_ERROR, filename=f"{job.pk}_error.jsonl"
         )
         BatchJob.objects.filter(pk=job.pk).update(error_file=errors)
+    _tell_owner(job)
     job.refresh_from_db()
     return job
 
@@ -260,8 +289,10 @@ def _move(job: BatchJob, sources: set[str], target: str, **fields: Any) -> None:
 
 
 def enqueue(job: BatchJob) -> None:
-    """Have a batch worker run the job (after this transaction commits, so it sees the job's status)."""
-    transaction.on_commit(lambda: current_app.send_task(RUN_TASK, args=[job.pk], queue="batches"))
+    """Have a batch worker run the job (after this transaction commits, so it sees the job's status): line
+    by line, or in economy mode as one Batch API submission."""
+    task = ECONOMY_TASK if job.economy else RUN_TASK
+    transaction.on_commit(lambda: current_app.send_task(task, args=[job.pk], queue="batches"))
 
 
 def progress(job: BatchJob) -> dict[str, Any]:

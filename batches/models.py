@@ -109,6 +109,20 @@ class BatchJob(models.Model):
     # The run working on the job (one at a time), renewed while it lives; a lapsed lease is picked up again.
     lease = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The job's end told to its owner (`batches.notices`): an e-mail once, and a signed POST to the job's
+    # webhook, tried up to ORWEB_BATCH_WEBHOOK_TRIES times until it answers 2xx.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_tries = models.PositiveIntegerField(default=0)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.CharField(max_length=300, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    # Economy mode (`batches.economy`): the lines go to OpenRouter's Batch API as one upstream batch.
+    # `remote_state` is written "submitting" before the POST and "submitted" with `remote_id` right after
+    # it, so a crash in between is known and never submits (and pays for) the lines twice.
+    economy = models.BooleanField(default=False)
+    remote_state = models.CharField(max_length=12, blank=True)
+    remote_id = models.CharField(max_length=100, blank=True)
+    remote_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -153,6 +167,7 @@ class BatchLine(models.Model):
     cost = models.DecimalField(**USD, default=Decimal(0))
     cached = models.BooleanField(default=False)
     cache_key = models.CharField(max_length=64, blank=True)
+    hold_id = models.UUIDField(null=True, blank=True)  # economy: this line's budget hold until it settles
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

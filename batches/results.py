@@ -4,7 +4,8 @@ with what is done so far while the job runs.
 JSONL in OpenAI's batch output format, one object per line: `{"id", "custom_id", "response": {"status_code",
 "request_id", "body"}, "error"}`; the body is the `chat.completion` with `usage.cost` (0 for an answer
 copied from the cache, and `"cached": true` beside it). Lines that failed or were invalid or cancelled go to
-the error file instead. CSV for people: one row per line with its answer, cost and status.
+the error file instead. CSV for people: one row per line with its answer, cost and status, every text
+cell formula-safe (a prompt or an answer starting with "=" is shown as text, not run by the spreadsheet).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from batches.models import BatchJob, BatchLine
 from orweb.money import plain_usd
+from orweb.spreadsheet import text_cell
 
 CHUNK = 500
 L = BatchLine.Status
@@ -111,17 +113,8 @@ def csv_rows(job: BatchJob) -> Iterator[bytes]:
             error = (line.error or {}).get("message", "") if line.status != L.DONE else ""
             model = (line.response or {}).get("model") or (line.request or {}).get("model", "")
             cost = plain_usd(line.cost) if line.status == L.DONE else ""
-            yield [
-                line.number,
-                line.custom_id,
-                line.status,
-                model,
-                _prompt(line),
-                _answer(line),
-                cost,
-                line.cached,
-                error,
-            ]
+            texts = [line.custom_id, line.status, model, _prompt(line), _answer(line)]
+            yield [line.number, *map(text_cell, texts), cost, line.cached, text_cell(error)]
 
     return _csv(rows())
 
@@ -132,6 +125,6 @@ def validation_report_csv(job: BatchJob) -> Iterator[bytes]:
     def rows() -> Iterator[list[Any]]:
         yield ["line", "custom_id", "problem"]
         for line in _lines(job, [L.INVALID]):
-            yield [line.number, line.custom_id, line.problem]
+            yield [line.number, text_cell(line.custom_id), text_cell(line.problem)]
 
     return _csv(rows())

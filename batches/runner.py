@@ -1,12 +1,16 @@
 """Running a job: one run at a time per job (a lease), working up to its concurrency of lines at once on one
 event loop, every line through the one metered path (`gateway.metered.complete`, source "batch").
 
-The run claims lines as slots free up (`batches.claims`), renews its lease and claims while it works, and
-settles each line once, conditionally on its claim. How a call ends decides what happens to its line:
+The run claims lines a chunk at a time (`batches.claims`) and starts them as slots free up, renews its lease
+and claims while it works, settles each line once, conditionally on its claim, and counts settled lines
+into the job every half second in one statement (which also tells it the job was paused or cancelled:
+lines claimed but not yet sent then go back). Per line that leaves the metered path's admission and
+settlement and the line's own settling. How a call ends decides what happens to its line:
 
 - answered: done, with OpenAI's `chat.completion` body (usage with cost);
-- 429 upstream (after the client's own retries) or our own rate limit: back to pending until Retry-After
-  has passed; the slot goes to another line meanwhile (no busy loop, no try counted);
+- 429 upstream (the client doesn't wait it out: `wait_on_rate_limit=False`) or our own rate limit: back to
+  pending until Retry-After has passed; the slot goes to another line meanwhile (no busy loop, no try
+  counted);
 - a budget that can't hold the next line, or the shared account out of credits: the line goes back and the
   job pauses with the reason; what is already held and spent stays within the limit (every call is held);
 - transient failures (5xx, timeouts, our database or Redis away): tried again with backoff, at most
@@ -26,6 +30,7 @@ import copy
 import logging
 import time
 import uuid
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -46,14 +51,17 @@ from orweb.errors import BudgetExceeded, GatewayError, RateLimitExceeded, Servic
 
 log = logging.getLogger("orweb.batches")
 RENEW_EVERY = 10.0
-POLL = 1.0
+COUNT_EVERY = 0.5
 IDLE_WAIT = 5.0
 MAX_BACKOFF = 60.0
 OUT_OF_CREDITS = "The shared OpenRouter account is out of credits; an admin must top it up, then resume."
 
 
 def run_job(job_id: str) -> None:
-    """Work the job until nothing is left to send, it is paused or cancelled, or another run has it."""
+    """Work the job until nothing is left to send, it is paused or cancelled, or another run has it. An
+    economy job is never run here: its lines go to the Batch API (`batches.economy`)."""
+    if BatchJob.objects.filter(pk=job_id, economy=True).exists():
+        return
     async_to_sync(JobRun(job_id).run)()
 
 
@@ -69,6 +77,8 @@ class JobRun:
         self.job: BatchJob | None = None
         self.user: Any = None
         self.limit = 1
+        self.stopping = False
+        self.counts = Counts()
 
     async def run(self) -> None:
         while await aio.db(claims.take_lease)(self.job_id, self.token, self.claim_seconds):
@@ -83,7 +93,9 @@ class JobRun:
                 return  # else: resumed while this run was stopping, or lines still waiting: carry on
 
     async def _load(self) -> None:
+        await aio.db(claims.recount)(self.job_id)
         self.job = await aio.db(BatchJob.objects.get)(pk=self.job_id)
+        self.stopping = False
         self.user = await aio.db(get_user_model().objects.get)(pk=self.job.user_id)
         await self._set_limit()
 
@@ -96,26 +108,29 @@ class JobRun:
     async def _work(self) -> str:
         """Claim and run lines until none is left to claim now; the job's status at the end."""
         inflight: set[asyncio.Task] = set()
-        renewed = time.monotonic()
-        status = BatchJob.Status.IN_PROGRESS
+        ready: deque[Claimed] = deque()
+        renewed = counted = time.monotonic()
         try:
-            while True:
+            while not self.stopping:
                 inflight = {task for task in inflight if not task.done()}
-                taken: list[Claimed] = []
-                if len(inflight) < self.limit:
-                    taken = await aio.db(claims.claim)(
-                        self.job_id, self.token, self.limit - len(inflight), self.claim_seconds
-                    )
-                    inflight.update(asyncio.ensure_future(self._line(line)) for line in taken)
+                if not ready and len(inflight) < self.limit:
+                    wanted = self.limit - len(inflight) + max(1, self.limit // 2)
+                    ready.extend(await aio.db(claims.claim)(self.job_id, self.token, wanted, self.claim_seconds))
+                while ready and len(inflight) < self.limit:
+                    inflight.add(asyncio.ensure_future(self._line(ready.popleft())))
+                if time.monotonic() - counted > COUNT_EVERY:
+                    counted = time.monotonic()
+                    if await self._count() != BatchJob.Status.IN_PROGRESS:
+                        break  # paused or cancelled meanwhile: what is in hand but not sent goes back
                 if time.monotonic() - renewed > self.renew_every:
                     renewed = time.monotonic()
                     if not await aio.db(claims.renew)(self.job_id, self.token, self.claim_seconds):
                         break  # our lease was taken over: the other run carries on
                     await self._set_limit()
                 if inflight:
-                    if not taken or len(inflight) >= self.limit:
-                        await asyncio.wait(inflight, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(inflight, timeout=COUNT_EVERY, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                await self._count()
                 status, wait, running = await aio.db(claims.outlook)(self.job_id)
                 if status != BatchJob.Status.IN_PROGRESS:
                     break
@@ -125,9 +140,31 @@ class JobRun:
                 await asyncio.sleep(min(IDLE_WAIT if wait is None else max(wait, 0.05), self.renew_every))
                 await aio.db(claims.renew)(self.job_id, self.token, self.claim_seconds)
         finally:
+            if ready:
+                await aio.db(claims.release)([line.id for line in ready], self.token)
             if inflight:
                 await asyncio.gather(*inflight, return_exceptions=True)
+            await self._count()
         return await aio.db(_status)(self.job_id)
+
+    async def _count(self) -> str:
+        """Write the counts of the lines settled since the last time; the job's status."""
+        completed, failed, cost = self.counts.take()
+        try:
+            return await aio.db(claims.add_counts)(self.job_id, completed=completed, failed=failed, cost=cost)
+        except BaseException:
+            self.counts.add(completed, failed, cost)  # written next time (or made again from the lines)
+            raise
+
+    async def _done(self, line: Claimed, **settled: Any) -> None:
+        if await aio.db(claims.settle_done)(line.id, self.token, count=False, **settled):
+            self.counts.add(1, 0, settled["cost"])
+
+    async def _failed(self, line: Claimed, error: dict[str, Any], generation_id: str = "") -> None:
+        if await aio.db(claims.settle_failed)(
+            line.id, self.token, error=error, generation_id=generation_id, count=False
+        ):
+            self.counts.add(0, 1, Decimal(0))
 
     async def _line(self, line: Claimed) -> None:
         try:
@@ -148,9 +185,7 @@ class JobRun:
                 self.job_id, self.job.user_id, line.cache_key, self.job.cache_across_jobs
             )
             if found is not None:
-                await aio.db(claims.settle_done)(
-                    line.id, self.token, response=free_copy(found), generation_id="", cost=Decimal(0), cached=True
-                )
+                await self._done(line, response=free_copy(found), generation_id="", cost=Decimal(0), cached=True)
                 return
             leader = self.leaders.get(line.cache_key)
             if leader is None:
@@ -166,7 +201,7 @@ class JobRun:
     async def _call(self, line: Claimed) -> None:
         try:
             chat = parse_chat_request(line.request).chat
-            completion = await metered.complete(self.user, chat, source="batch")
+            completion = await metered.complete(self.user, chat, source="batch", wait_on_rate_limit=False)
         except BudgetExceeded as error:
             await aio.db(claims.requeue)(line.id, self.token, wait=0, counted=False)
             await self._pause(f"Paused: {error.message}")
@@ -177,17 +212,12 @@ class JobRun:
         except ServiceUnavailable as error:
             await self._retry_or_fail(line, _error_of(error))
         except GatewayError as error:
-            await aio.db(claims.settle_failed)(line.id, self.token, error=_error_of(error))
+            await self._failed(line, _error_of(error))
         else:
             result = completion.result
             if result.status == "ok":
-                await aio.db(claims.settle_done)(
-                    line.id,
-                    self.token,
-                    response=completion_json(completion),
-                    generation_id=result.generation_id or "",
-                    cost=result.cost,
-                )
+                response = completion_json(completion)
+                await self._done(line, response=response, generation_id=result.generation_id or "", cost=result.cost)
             else:
                 error = {
                     "code": "upstream_error",
@@ -207,18 +237,36 @@ class JobRun:
         elif upstream_status is None or upstream_status >= 500 or upstream_status == 408:
             await self._retry_or_fail(line, _error_of(error))
         else:
-            await aio.db(claims.settle_failed)(line.id, self.token, error=_error_of(error))
+            await self._failed(line, _error_of(error))
 
     async def _retry_or_fail(self, line: Claimed, error: dict[str, Any], generation_id: str = "") -> None:
         if line.tries < settings.ORWEB_BATCH_MAX_TRIES:
             await aio.db(claims.requeue)(line.id, self.token, wait=backoff(line.tries))
         else:
-            await aio.db(claims.settle_failed)(line.id, self.token, error=error, generation_id=generation_id)
+            await self._failed(line, error, generation_id)
 
     async def _pause(self, reason: str) -> None:
         assert self.job is not None
+        self.stopping = True
         with contextlib.suppress(jobs.BadTransition):
             await aio.db(jobs.pause)(self.job, reason)
+
+
+class Counts:
+    """Lines a run settled and has not yet counted into its job (touched on the run's loop only)."""
+
+    def __init__(self) -> None:
+        self.completed = self.failed = 0
+        self.cost = Decimal(0)
+
+    def add(self, completed: int, failed: int, cost: Decimal) -> None:
+        self.completed, self.failed, self.cost = self.completed + completed, self.failed + failed, self.cost + cost
+
+    def take(self) -> tuple[int, int, Decimal]:
+        taken = (self.completed, self.failed, self.cost)
+        self.completed = self.failed = 0
+        self.cost = Decimal(0)
+        return taken
 
 
 def _status(job_id: str) -> str:
@@ -247,7 +295,8 @@ def free_copy(response: dict[str, Any]) -> dict[str, Any]:
 
 def resume_stalled() -> int:
     """Beat's sweep: jobs running with no live run (a worker died, a task was lost) get a new one; jobs
-    past their completion window expire; cancelling jobs whose last claims lapsed are cancelled. Returns how
+    past their completion window expire; cancelling jobs whose last claims lapsed are cancelled; economy jobs
+    whose batch is upstream with no live step get one again. Returns how
     many jobs were handed to a run again."""
     now = timezone.now()
     for job in BatchJob.objects.filter(
@@ -256,8 +305,10 @@ def resume_stalled() -> int:
         jobs.expire(job)
     for job in BatchJob.objects.filter(status=BatchJob.Status.CANCELLING):
         jobs.finish_cancel(job)
+    # An economy job's batch upstream is polled to its end even after the job was cancelled: it is billed.
+    upstream = Q(economy=True, remote_state__in=("submitting", "submitted"))
     stalled = list(
-        BatchJob.objects.filter(status=BatchJob.Status.IN_PROGRESS).filter(
+        BatchJob.objects.filter(Q(status=BatchJob.Status.IN_PROGRESS) | upstream).filter(
             Q(lease_until__isnull=True) | Q(lease_until__lt=now)
         )
     )

@@ -9,20 +9,22 @@ only, CSRF-checked; downloads are attachments, never shown inline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from batches import formats, jobs, results
+from batches import economy, formats, jobs, results
 from batches.forms import UploadForm
 from batches.models import BatchJob, BatchLine
 from gateway.policy import allowed_models
@@ -33,13 +35,37 @@ PAGE_SIZE = 25
 STAFF_PAGE_SIZE = 50
 REPORT_ROWS = 200
 S = BatchJob.Status
-# While a job is in one of these, its page and the job list poll for changes; in any other it waits for the user.
+# While a job is in one of these, its page and the job list poll for changes: every second while it moves,
+# less often while paused (it can be resumed from another tab or the API); finished, it waits for the user.
 ACTIVE = frozenset({S.VALIDATING, S.IN_PROGRESS, S.FINALIZING, S.CANCELLING})
-REUPLOAD_FIELDS = ("model", "temperature", "max_tokens", "cache_across_jobs")
+POLLED = ACTIVE | {S.PAUSED}
+REUPLOAD_FIELDS = ("model", "temperature", "max_tokens", "cache_across_jobs", "economy")
+
+
+def _signed_out_notice(region: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """For a view whose `region` htmx polls: a poll whose session has ended gets that region saying so (and
+    no longer polling) instead of the sign-in page squeezed into it; a page load still goes to sign in."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def checked(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated and wants_partial(request):
+                sign_in = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': request.get_full_path()})}"
+                return render(request, "batches/signed_out.html", {"region": region, "sign_in": sign_in})
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def _allowed(user: Any) -> list[str]:
     return list(allowed_models(user).order_by("id").values_list("id", flat=True))
+
+
+def _upload_form(user: Any, *args: Any, **kwargs: Any) -> UploadForm:
+    allowed = _allowed(user)
+    return UploadForm(*args, allowed=allowed, economy_models=economy.batchable_ids(allowed), **kwargs)
 
 
 def _percent(job: BatchJob) -> int:
@@ -50,25 +76,27 @@ def _percent(job: BatchJob) -> int:
 def _index_page(request: HtmxHttpRequest, form: UploadForm, status: int = 200) -> HttpResponse:
     page = Paginator(jobs.for_user(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     listed = [(job, _percent(job)) for job in page.object_list]
-    context = {"form": form, "page": page, "listed": listed, "polling": any(j.status in ACTIVE for j, _ in listed)}
+    context = {"form": form, "page": page, "listed": listed, "polling": any(j.status in POLLED for j, _ in listed)}
+    context["webhooks"] = bool(settings.ORWEB_BATCH_WEBHOOK_SECRET)
     template = "batches/index.html" + ("#jobs" if wants_partial(request) else "")
     return render(request, template, context, status=status)
 
 
+@_signed_out_notice("jobs")
 @login_required
 @require_GET
 @vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def index(request: HtmxHttpRequest) -> HttpResponse:
     """The upload form and the user's jobs (htmx refreshes the list while one of them runs)."""
     initial = {name: request.GET[name] for name in REUPLOAD_FIELDS if name in request.GET}
-    return _index_page(request, UploadForm(allowed=_allowed(request.user), initial=initial))
+    return _index_page(request, _upload_form(request.user, initial=initial))
 
 
 @login_required
 @require_POST
 def upload(request: HtmxHttpRequest) -> HttpResponse:
     """Store the file (streamed to disk), validate every line, and show the job's report and estimate."""
-    form = UploadForm(request.POST, request.FILES, allowed=_allowed(request.user))
+    form = _upload_form(request.user, request.POST, request.FILES)
     if not form.is_valid():
         return _index_page(request, form, status=400)
     try:
@@ -80,6 +108,8 @@ def upload(request: HtmxHttpRequest) -> HttpResponse:
             default_model=form.cleaned_data["model"] or None,
             default_params=form.default_params(),
             cache_across_jobs=form.cleaned_data["cache_across_jobs"],
+            webhook_url=form.cleaned_data["webhook_url"],
+            economy=form.cleaned_data["economy"],
         )
     except formats.BadFile as exc:
         form.add_error("file", str(exc))
@@ -94,7 +124,12 @@ def _problems(job: BatchJob) -> list[BatchLine]:
 
 def _reupload_query(job: BatchJob) -> str:
     """The upload form's query string with this job's defaults, so a fixed file goes up the same way."""
-    chosen = {"model": job.default_model, **job.default_params, "cache_across_jobs": job.cache_across_jobs or ""}
+    chosen = {
+        "model": job.default_model,
+        **job.default_params,
+        "cache_across_jobs": job.cache_across_jobs or "",
+        "economy": job.economy or "",
+    }
     return urlencode({name: chosen[name] for name in REUPLOAD_FIELDS if chosen.get(name) not in (None, "")})
 
 
@@ -117,10 +152,12 @@ def _live(job: BatchJob) -> dict[str, Any]:
         "progress": progress,
         "eta": _duration(progress.get("eta_seconds")),
         "polling": job.status in ACTIVE,
+        "poll_every": "1s" if job.status in ACTIVE else "5s" if job.status in POLLED else None,
         "has_results": bool(progress["done"] or progress["failed"]),
     }
 
 
+@_signed_out_notice("live")
 @login_required
 @require_GET
 @vary_on_headers("HX-Request", "HX-History-Restore-Request")
@@ -134,6 +171,9 @@ def job(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     if found.status == BatchJob.Status.READY:
         low, high, fits, remaining = jobs.estimate(found)
         context["estimate"] = {"low": low, "high": high, "fits": fits, "remaining": remaining}
+        if found.economy:
+            cheap_low, cheap_high = economy.discounted(found)
+            context["economy"] = {"low": cheap_low, "high": cheap_high, "saving": high - cheap_high}
         context["reupload"] = _reupload_query(found)
     context["problems"] = _problems(found) if found.invalid else []
     return render(request, "batches/job.html", context)

@@ -151,6 +151,17 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return total, peak
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its live children have used so far: a measure of the work
+    per line that doesn't depend on what else the machine is doing, unlike wall time."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for child in [pid, *_children(pid)]:
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -201,6 +212,7 @@ def main() -> int:
         )
         from batches import jobs
 
+        cpu = cpu_seconds(worker.process.pid)
         jobs.start(plain)
         time.sleep(2)
         busy = ttft(user, args.ttft_samples)
@@ -211,6 +223,7 @@ def main() -> int:
             time.sleep(0.5)
         wall = (plain.finished_at - plain.started_at).total_seconds()
         print(f"\n== plain: {wall:.1f} s, {ideal / wall:.2f}× the ideal (goal ≥ 0.90); {check_lines(plain, n)}")
+        print(f"   worker CPU: {(cpu_seconds(worker.process.pid) - cpu) * 1000 / n:.1f} ms per line")
         print(
             f"== interactive TTFT p50: {quiet:.0f} ms without a job, {busy:.0f} ms with one running"
             f" ({busy / quiet:.2f}×, goal ≤ 1.5×)"
@@ -221,11 +234,13 @@ def main() -> int:
             fault = f" [[sim status=429 retry_after=1 fail_first=1 key=b{i}]]" if i % 20 == 0 else ""
             rows.append(json.dumps({"prompt": f"r{i} [[sim tokens=5]]{fault}", "model": MODEL}))
         limited = make_job(user, rows, c, "limited.jsonl")
+        cpu = cpu_seconds(worker.process.pid)
         wall = run_job(limited)
         print(
             f"== 5% 429 (Retry-After 1 s): {wall:.1f} s, {ideal / wall:.2f}× the ideal (goal ≥ 0.85);"
             f" {check_lines(limited, n)}"
         )
+        print(f"   worker CPU: {(cpu_seconds(worker.process.pid) - cpu) * 1000 / n:.1f} ms per line")
         now, peak = rss_kb(worker.process.pid)
         print(f"   worker RSS now / peak: {now / 1024:.0f} MB / {peak / 1024:.0f} MB")
 

@@ -11,20 +11,34 @@ import asyncio
 import hashlib
 import hmac
 import weakref
+from dataclasses import dataclass
 
 from django.conf import settings
 
-from openrouter import OpenRouterClient
+from openrouter import OpenRouterClient, RateLimited
+from openrouter.retry import RetryPolicy
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], OpenRouterClient]] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, bool], OpenRouterClient]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def get_client() -> OpenRouterClient:
-    """The client for the running loop and the current settings (must be called inside a coroutine)."""
+@dataclass(frozen=True)
+class NoRateLimitWait(RetryPolicy):
+    """The default retries, except that a 429 is not waited out in the call: a caller with other work
+    (a batch run) puts the request back until Retry-After has passed and serves others meanwhile."""
+
+    def delay(self, retry_number: int, error: BaseException, elapsed: float) -> float | None:
+        if isinstance(error, RateLimited):
+            return None
+        return super().delay(retry_number, error, elapsed)
+
+
+def get_client(*, wait_on_rate_limit: bool = True) -> OpenRouterClient:
+    """The client for the running loop and the current settings (must be called inside a coroutine);
+    `wait_on_rate_limit=False`: one whose retries leave 429s to the caller (`NoRateLimitWait`)."""
     loop = asyncio.get_running_loop()
-    key = (settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY)
+    key = (settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY, wait_on_rate_limit)
     per_loop = _clients.setdefault(loop, {})
     client = per_loop.get(key)
     if client is None:
@@ -36,6 +50,7 @@ def get_client() -> OpenRouterClient:
             idle_timeout=settings.OPENROUTER_IDLE_TIMEOUT,
             answer_timeout=settings.OPENROUTER_ANSWER_TIMEOUT,
             default_max_tokens=settings.OPENROUTER_DEFAULT_MAX_TOKENS,
+            retry=None if wait_on_rate_limit else NoRateLimitWait(),
         )
         per_loop[key] = client
     return client

@@ -3,6 +3,8 @@ range, the status moves, ownership; batches.results: what the files hold."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from decimal import Decimal
 
@@ -211,3 +213,24 @@ def test_jobs_and_files_are_their_owners_only(catalog, owner, teammate, outsider
         with pytest.raises(Http404):
             jobs.create_job(other, job.input_file, origin="web")
         assert list(jobs.for_user(other)) == []
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(catalog, owner):
+    job = make_job(
+        owner,
+        [
+            {"custom_id": "@id", "prompt": '=HYPERLINK("http://evil.example","x")', "model": MINI},
+            {"custom_id": "-2", "prompt": "\tplain", "model": MINI},
+            {"custom_id": "=cmd()", "prompt": "x", "model": "nobody/none"},
+        ],
+        origin="api",
+    )
+    first, second = claims.claim(job.pk, "run", 2, 60)
+    body = {"model": MINI, "choices": [{"message": {"content": "+SUM(A1:A9)"}}], "usage": {"cost": 0.001}}
+    claims.settle_done(first.id, "run", response=body, generation_id="gen-1", cost=Decimal("0.001"))
+    claims.settle_failed(second.id, "run", error={"code": "x", "message": "\rbroken"})
+    rows = list(csv.reader(io.StringIO(b"".join(results.csv_rows(job)).decode())))
+    assert rows[1][:6] == ["1", "'@id", "done", MINI, '\'=HYPERLINK("http://evil.example","x")', "'+SUM(A1:A9)"]
+    assert rows[2][1] == "'-2" and rows[2][4] == "'\tplain" and rows[2][8] == "'\rbroken"
+    report = list(csv.reader(io.StringIO(b"".join(results.validation_report_csv(job)).decode())))
+    assert report[1][:2] == ["3", "'=cmd()"]

@@ -7,6 +7,7 @@ import json
 import re
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -204,7 +205,7 @@ def test_pause_resume_and_cancel_move_a_running_job(owner_client, catalog):
     assert statuses[2] in (BatchJob.Status.CANCELLING, BatchJob.Status.CANCELLED)
 
 
-def test_a_paused_job_says_why_and_offers_resume(owner_client, catalog):
+def test_a_paused_job_says_why_offers_resume_and_keeps_polling_for_a_resume_elsewhere(owner_client, catalog):
     upload(owner_client, GOOD, model=MODEL)
     job = the_job()
     BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.Status.PAUSED, reason="Your monthly budget is spent.")
@@ -213,7 +214,7 @@ def test_a_paused_job_says_why_and_offers_resume(owner_client, catalog):
 
     assert "Your monthly budget is spent." in page
     assert reverse("batches:resume", args=[job.id]) in page and reverse("batches:pause", args=[job.id]) not in page
-    assert 'hx-trigger="every 1s"' not in page
+    assert 'hx-trigger="every 5s"' in page
 
 
 def test_an_impossible_change_is_explained_not_done(owner_client, catalog):
@@ -292,3 +293,18 @@ def test_staff_see_every_jobs_owner_size_status_and_cost_not_its_content(owner_c
 
     assert "olivia" in page and "In progress" in page and "$0.25" in page
     assert "secret-plans" not in page and "Say hi" not in page
+
+
+def test_a_poll_after_the_session_ended_says_signed_out_instead_of_a_broken_fragment(owner_client, catalog):
+    upload(owner_client, GOOD, model=MODEL)
+    job = the_job()
+    _running_with_one_done(job)
+    owner_client.logout()
+    for url, region in ((reverse("batches:job", args=[job.id]), "live"), (reverse("batches:index"), "jobs")):
+        poll = owner_client.get(url, headers={"HX-Request": "true"})
+        fragment = poll.content.decode()
+        assert poll.status_code == 200 and fragment.lstrip().startswith(f'<section id="{region}"')
+        assert "You were signed out" in fragment and "hx-trigger" not in fragment and "<html" not in fragment
+        assert f"{reverse('login')}?next={quote(url, safe='')}" in fragment
+        page = owner_client.get(url)
+        assert page.status_code == 302 and page["Location"].startswith(reverse("login"))

@@ -16,6 +16,7 @@ from batches.models import BatchJob, BatchLine
 from billing.budgets import set_budget
 from billing.models import LedgerEntry
 from gateway import metered
+from orweb import aio
 from tests.helpers.billing import assert_ledger_matches_simulator
 from tests.helpers.metering import upstream_calls
 
@@ -204,3 +205,67 @@ def test_resume_stalled_hands_orphaned_jobs_to_a_new_run_and_expires_old_ones(si
     old.refresh_from_db()
     assert old.status == "expired" and statuses(old) == ["cancelled"]
     assert orphan.pk in sent and leased.pk not in sent and old.pk not in sent
+
+
+def test_a_rate_limited_line_gives_its_slot_to_the_next_line_while_it_waits(simulator, catalog, owner):
+    # One slot: the 429's Retry-After is waited out in the queue, not in the call, so the next line goes first.
+    job = api_job(owner, ["limited [[sim status=429 retry_after=1 fail_first=1 key=slot]]", "next"])
+    BatchJob.objects.filter(pk=job.pk).update(concurrency=1)
+    runner.run_job(job.pk)
+    limited, following = BatchLine.objects.filter(job=job)
+    assert (limited.status, following.status) == ("done", "done")
+    assert following.finished_at < limited.finished_at
+    assert upstream_calls(simulator) == 3
+    assert_ledger_matches_simulator(simulator)
+
+
+def test_lines_are_claimed_a_chunk_at_a_time(simulator, catalog, owner, monkeypatch):
+    job = api_job(owner, [f"q{n}" for n in range(24)])
+    BatchJob.objects.filter(pk=job.pk).update(concurrency=4)
+    taken = []
+    claim = claims.claim
+
+    def counting(job_id, token, n, seconds):
+        found = claim(job_id, token, n, seconds)
+        taken.append(len(found))
+        return found
+
+    monkeypatch.setattr(runner.claims, "claim", counting)
+    runner.run_job(job.pk)
+    assert statuses(job) == ["done"] * 24
+    assert sum(taken) == 24 and len([n for n in taken if n]) <= 24 // 2  # not one statement per line
+
+
+def test_counts_a_dead_run_settled_but_never_wrote_are_made_again_from_the_lines(simulator, catalog, owner):
+    job = api_job(owner, ["one", "two", "three"])
+    [dead, *_] = claims.claim(job.pk, "dead-run", 1, seconds=60)
+    assert claims.settle_done(dead.id, "dead-run", response={}, generation_id="g", cost=Decimal("0.5"), count=False)
+    job.refresh_from_db()
+    assert (job.completed, job.cost) == (0, 0)  # the run died before counting it
+    runner.run_job(job.pk)
+    job.refresh_from_db()
+    lines = list(BatchLine.objects.filter(job=job))
+    assert (job.status, job.completed, job.failed) == ("completed", 3, 0)
+    assert job.cost == sum(line.cost for line in lines) and job.cost > Decimal("0.5")
+
+
+def test_a_run_stops_sending_when_its_job_is_paused_and_gives_back_what_it_held(simulator, catalog, owner, monkeypatch):
+    job = api_job(owner, [f"slow {n} [[sim ttft=0.3]]" for n in range(40)])
+    BatchJob.objects.filter(pk=job.pk).update(concurrency=2)
+    complete = metered.complete
+    calls = 0
+
+    async def pausing_on_the_third_call(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            await aio.db(lambda: jobs.pause(BatchJob.objects.get(pk=job.pk), "from another tab"))()
+        return await complete(*args, **kwargs)
+
+    monkeypatch.setattr(runner.metered, "complete", pausing_on_the_third_call)
+    runner.run_job(job.pk)
+    job.refresh_from_db()
+    done = BatchLine.objects.filter(job=job, status="done").count()
+    assert job.status == "paused" and 3 <= done < 10 and job.completed == done
+    assert set(statuses(job)) == {"done", "pending"}
+    assert not BatchLine.objects.filter(job=job, status="pending", tries__gt=0).exists()  # held, not sent

@@ -11,9 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.contrib.sessions.models import Session
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from playwright.sync_api import expect
 
+from batches import formats, jobs
+from batches.models import BatchJob
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
 from tests.conftest import SIM_KEY, database_url
@@ -127,3 +131,33 @@ def test_a_batch_from_upload_to_download(new_tab, live_app, simulator, worker, o
     expect(staff_tab.page.locator("#all-jobs tbody tr").first).to_contain_text("olivia")
     expect(staff_tab.page.locator("#all-jobs")).not_to_contain_text("colours")
     staff_tab.screenshot("batches-staff")
+
+
+def test_a_paused_job_shows_a_resume_from_elsewhere_then_says_when_the_session_ends(
+    new_tab, live_app, owner, catalog, tmp_path, settings
+):
+    settings.ORWEB_BATCH_WEBHOOK_SECRET = "whsec-browser"
+    tab = new_tab(signed_in_as=owner)
+    page = tab.page
+    tab.goto("/batches/")
+    expect(page.get_by_label("Webhook")).to_be_visible()
+    tab.screenshot("batches-form-webhook")
+    rows = [json.dumps({"prompt": f"Name a colour, take {n}", "model": MODEL}) for n in range(3)]
+    file = formats.store_upload(owner, SimpleUploadedFile("paused.jsonl", ("\n".join(rows) + "\n").encode()))
+    job = jobs.create_job(owner, file, origin="web", webhook_url="https://example.com/hook")
+    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.Status.PAUSED, reason="Paused: for lunch.")
+
+    tab.goto(f"/batches/{job.pk}/")
+    expect(page.get_by_test_id("status")).to_have_text("Paused")
+    tab.screenshot("batches-paused")
+    celery_app.control.purge()
+    jobs.resume(BatchJob.objects.get(pk=job.pk))  # from another tab, or the API: no worker runs it here
+    expect(page.get_by_test_id("status")).to_have_text("In progress")
+    celery_app.control.purge()
+
+    Session.objects.all().delete()  # the session ends while the page polls
+    expect(page.get_by_test_id("signed-out")).to_contain_text("You were signed out")
+    expect(page.get_by_role("link", name="Sign in again")).to_have_attribute(
+        "href", f"/login/?next=%2Fbatches%2F{job.pk}%2F"
+    )
+    tab.screenshot("batches-signed-out")

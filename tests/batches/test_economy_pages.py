@@ -1,0 +1,77 @@
+"""Economy mode on the batch pages: offered for text-only models (the option marked on the model list), refused
+with a form error for a model that takes images, and the estimate shows the list price and the economy price
+side by side with the saving."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from batches.models import BatchJob
+from orweb.money import format_usd
+from tests.batches.test_pages import GOOD, upload
+
+pytestmark = pytest.mark.django_db
+TEXT = "meta-llama/llama-3.1-8b-instruct"
+IMAGES = "openai/gpt-4o-mini"
+
+
+@pytest.fixture(autouse=True)
+def _batch_dir(tmp_path, settings) -> None:
+    settings.ORWEB_BATCH_DIR = tmp_path / "batches"
+
+
+def test_the_form_marks_the_models_economy_mode_serves(owner_client, catalog):
+    page = owner_client.get(reverse("batches:index")).content.decode()
+    assert f'<option value="{TEXT}" data-economy>' in page
+    assert f'<option value="{IMAGES}">' in page
+    assert 'name="economy"' in page
+
+
+def test_a_model_that_takes_images_cant_choose_economy(owner_client, catalog):
+    response = upload(owner_client, GOOD, model=IMAGES, economy="1")
+    assert response.status_code == 400
+    assert (
+        f"Economy mode: Not available, not for {IMAGES}: it takes or makes more than text" in response.content.decode()
+    )
+    assert not BatchJob.objects.exists()
+
+
+def test_economy_needs_a_default_model(owner_client, catalog):
+    response = upload(owner_client, GOOD, economy="1")
+    assert response.status_code == 400
+    assert "Economy mode: Not available, choose the default model" in response.content.decode()
+    assert not BatchJob.objects.exists()
+
+
+def test_the_estimate_shows_list_and_economy_prices_and_the_saving(owner_client, catalog):
+    upload(owner_client, GOOD, model=TEXT, economy="1")
+    job = BatchJob.objects.get()
+    assert job.economy and job.default_model == TEXT
+    page = owner_client.get(reverse("batches:job", args=[job.id])).content.decode()
+    half_low, half_high = job.estimate_low / 2, job.estimate_high / 2
+    assert f'data-testid="list-estimate">{format_usd(job.estimate_low)} – {format_usd(job.estimate_high)}<' in page
+    assert f'data-testid="economy-estimate">{format_usd(half_low)} – {format_usd(half_high)}<' in page
+    assert f'data-testid="saving">{format_usd(job.estimate_high - half_high)}<' in page
+
+
+def test_a_plain_job_shows_no_economy_figures(owner_client, catalog):
+    upload(owner_client, GOOD, model=TEXT)
+    job = BatchJob.objects.get()
+    assert not job.economy
+    page = owner_client.get(reverse("batches:job", args=[job.id])).content.decode()
+    assert 'data-testid="economy"' not in page and "economy mode" not in page
+
+
+def test_a_submitted_economy_job_offers_no_pause_and_says_why(owner_client, catalog):
+    upload(owner_client, GOOD, model=TEXT, economy="1")
+    job = BatchJob.objects.get()
+    BatchJob.objects.filter(pk=job.pk).update(status="in_progress", remote_state="submitted", remote_id="batch_x")
+    page = owner_client.get(reverse("batches:job", args=[job.id])).content.decode()
+    assert "it can't be paused now" in page
+    assert reverse("batches:pause", args=[job.id]) not in page
+    assert reverse("batches:cancel", args=[job.id]) in page
+
+    refused = owner_client.post(reverse("batches:pause", args=[job.id]), follow=True).content.decode()
+    assert "can&#x27;t be paused once it is submitted" in refused
+    assert BatchJob.objects.get(pk=job.pk).status == "in_progress"

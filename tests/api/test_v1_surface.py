@@ -183,6 +183,8 @@ def test_embedding_models_are_listed_and_kept_apart_from_chat(api, simulator):
         api.chat.completions.create(model="openai/text-embedding-3-small", messages=ask("hi"), max_tokens=5)
     with pytest.raises(openai.BadRequestError):
         api.embeddings.create(model="openai/gpt-4o-mini", input="hi")
+    with pytest.raises(openai.BadRequestError, match="chooses chat models"):
+        api.embeddings.create(model="orweb/auto", input="hi")
     assert upstream_calls(simulator) == 0
 
 

@@ -118,19 +118,26 @@ async def _read_body(request: HttpRequest, secret: str, parse: Callable[[dict[st
     return _gateway_error(result) if isinstance(result, GatewayError) else result
 
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-@csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def _posted(request: HttpRequest, parse: Callable[[dict[str, Any]], T]) -> tuple[str, T] | JsonResponse:
+    """The caller's key and its request parsed by `parse`, or the response refusing them: not a POST, no
+    key, a body too large or malformed."""
     if refused := _method_not_allowed(request, "POST"):
         return refused
     secret = _bearer(request)
     if isinstance(secret, JsonResponse):
         return secret
-    api_request = await _read_body(request, secret, parse_chat_request)
-    if isinstance(api_request, JsonResponse):
-        return api_request
+    parsed = await _read_body(request, secret, parse)
+    return parsed if isinstance(parsed, JsonResponse) else (secret, parsed)
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    if isinstance(posted := await _posted(request, parse_chat_request), JsonResponse):
+        return posted
+    secret, api_request = posted
     try:
         if not api_request.stream:
             completion = await metered.complete_with_key(secret, api_request.chat, source="api")
@@ -147,14 +154,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 async def embeddings(request: HttpRequest) -> HttpResponse:
     """OpenAI's `/v1/embeddings` through the metered path; OpenRouter's answer with the settled cost."""
-    if refused := _method_not_allowed(request, "POST"):
-        return refused
-    secret = _bearer(request)
-    if isinstance(secret, JsonResponse):
-        return secret
-    chat = await _read_body(request, secret, parse_embeddings_request)
-    if isinstance(chat, JsonResponse):
-        return chat
+    if isinstance(posted := await _posted(request, parse_embeddings_request), JsonResponse):
+        return posted
+    secret, chat = posted
     try:
         completion = await metered.complete_with_key(secret, chat, source="api")
     except GatewayError as error:
@@ -165,14 +167,9 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 async def responses(request: HttpRequest) -> HttpResponse:
     """OpenRouter's stateless `/v1/responses` (beta) through the metered path, streamed or not."""
-    if refused := _method_not_allowed(request, "POST"):
-        return refused
-    secret = _bearer(request)
-    if isinstance(secret, JsonResponse):
-        return secret
-    api_request = await _read_body(request, secret, parse_responses_request)
-    if isinstance(api_request, JsonResponse):
-        return api_request
+    if isinstance(posted := await _posted(request, parse_responses_request), JsonResponse):
+        return posted
+    secret, api_request = posted
     try:
         if not api_request.stream:
             completion = await metered.complete_with_key(secret, api_request.chat, source="api")

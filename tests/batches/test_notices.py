@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -19,45 +17,21 @@ from batches import formats, jobs, notices, tasks
 from batches.models import BatchJob
 from orweb import webhooks
 from orweb.celery import app as celery_app
+from tests.helpers.servers import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec-test-secret"
 MINI = "openai/gpt-4o-mini"
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1: answers each POST with the next of `statuses` (then 200), keeps what
-    it got."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:
+def receiver(settings) -> Iterator[WebhookReceiver]:
     settings.ORWEB_BATCH_WEBHOOK_SECRET = SECRET
     settings.ORWEB_BATCH_WEBHOOK_ALLOW_PRIVATE = True
     settings.ORWEB_BATCH_WEBHOOK_TRIES = 4
-    found = Receiver([])
+    found = WebhookReceiver()
     yield found
-    found.server.shutdown()
+    found.stop()
 
 
 @pytest.fixture(autouse=True)

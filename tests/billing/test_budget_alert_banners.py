@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import Client
@@ -25,6 +23,7 @@ from billing.tasks import budget_alerts, deliver_alert_webhook
 from orweb import webhooks
 from orweb.celery import app as celery_app
 from tests.helpers.personas import signed_in
+from tests.helpers.servers import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
 SECRET = "alert-webhook-test-secret"
@@ -51,39 +50,14 @@ def spend(user, cost: str) -> None:
     )
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1: answers each POST with the next of `statuses` (then 200), keeps what
-    it got."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/budget-hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:
-    found = Receiver()
+def receiver(settings) -> Iterator[WebhookReceiver]:
+    found = WebhookReceiver("/budget-hook")
     settings.ORWEB_ALERT_WEBHOOK_URL = found.url
     settings.ORWEB_ALERT_WEBHOOK_SECRET = SECRET
     settings.ORWEB_ALERT_WEBHOOK_TRIES = 4
     yield found
-    found.server.shutdown()
+    found.stop()
 
 
 def verified(headers: dict[str, str], body: bytes) -> bool:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,6 +26,10 @@ from console.permissions import staff_required
 STATUSES = {"active": Q(is_active=True), "inactive": Q(is_active=False), "staff": Q(is_staff=True)}
 
 
+# A page of people at a time: a team of hundreds stays quick to render and to scan (search finds the rest).
+PEOPLE_PAGE = 50
+
+
 @staff_required
 @require_GET
 def people_list(request: HttpRequest) -> HttpResponse:
@@ -39,7 +44,18 @@ def _list_page(request: HttpRequest, form: PersonForm, status: int = 200) -> Htt
         rows = rows.filter(Q(username__icontains=query) | Q(email__icontains=query))
     if shown in STATUSES:
         rows = rows.filter(STATUSES[shown])
-    context = {"people": rows, "form": form, "q": query, "status": shown, "statuses": STATUSES}
+    page = Paginator(rows, PEOPLE_PAGE).get_page(request.GET.get("page"))
+    kept = request.GET.copy()
+    kept.pop("page", None)
+    context = {
+        "people": page,
+        "page": page,
+        "query": kept.urlencode(),
+        "form": form,
+        "q": query,
+        "status": shown,
+        "statuses": STATUSES,
+    }
     return render(request, "console/people.html", context, status=status)
 
 

@@ -77,6 +77,17 @@ def test_the_list_shows_people_with_their_groups_and_filters(staff_client, owner
     assert "olivia" in html and "oscar" not in html
 
 
+def test_the_list_comes_a_page_at_a_time_keeping_its_filters(staff_client, staff):
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"member{n:03}", email=f"m{n}@example.com") for n in range(60)
+    )
+    first = staff_client.get("/console/people/", {"q": "member"}).content.decode()
+    assert "member000" in first and "member049" in first and "member050" not in first
+    assert "page 1 of 2 (60 people)" in first and 'href="?q=member&amp;page=2"' in first
+    second = staff_client.get("/console/people/", {"q": "member", "page": 2}).content.decode()
+    assert "member050" in second and "member059" in second and "member049" not in second
+
+
 def link_in(html: str) -> str:
     return re.search(r'value="(http://testserver/console/set-password/[^"]+)"', html).group(1)
 

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from billing.reports import key_info
 from catalog.models import CatalogModel
 from gateway import fail_closed, metered, policy
-from gateway.api_requests import parse_body, parse_chat_request
+from gateway.api_requests import ApiRequest, parse_body, parse_chat_request
 from gateway.api_responses import completion_json, error_json, error_response_parts, models_json
 from gateway.embeddings import parse_embeddings_request
 from gateway.keys import MISSING_KEY, authenticate, bearer_secret
@@ -30,6 +30,7 @@ from gateway.metered import MeteredStream
 from gateway.models import ApiKey
 from gateway.responses_api import ResponsesWriter, parse_responses_request, settled_response
 from gateway.sse_writer import ChunkWriter
+from gateway.types import Completion
 from openrouter.events import StreamError
 from orweb import aio, body_limits
 from orweb.errors import GatewayError, ServiceUnavailable
@@ -138,17 +139,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(posted := await _posted(request, parse_chat_request), JsonResponse):
         return posted
     secret, api_request = posted
-    try:
-        if not api_request.stream:
-            completion = await metered.complete_with_key(secret, api_request.chat, source="api")
-            return JsonResponse(completion_json(completion))
-        call = metered.stream_with_key(secret, api_request.chat, source="api")
-        writer = ChunkWriter(api_request.chat.model, include_usage=api_request.include_usage)
-        body = _stream_body(call, writer)
-        await anext(body)
-    except GatewayError as error:
-        return _gateway_error(error)
-    return StreamingHttpResponse(body, content_type="text/event-stream", headers=_SSE_HEADERS)
+    writer = ChunkWriter(api_request.chat.model, include_usage=api_request.include_usage)
+    return await _answer(secret, api_request, completion_json, writer)
 
 
 @csrf_exempt
@@ -170,12 +162,25 @@ async def responses(request: HttpRequest) -> HttpResponse:
     if isinstance(posted := await _posted(request, parse_responses_request), JsonResponse):
         return posted
     secret, api_request = posted
+
+    def settled(completion: Completion) -> dict[str, Any]:
+        return settled_response(completion.raw, completion.result)
+
+    return await _answer(secret, api_request, settled, ResponsesWriter(api_request.chat.model))
+
+
+async def _answer(
+    secret: str,
+    api_request: ApiRequest,
+    render: Callable[[Completion], dict[str, Any]],
+    writer: ChunkWriter | ResponsesWriter,
+) -> HttpResponse:
+    """One metered call answered as JSON, or as server-sent events through `writer` when it streams."""
     try:
         if not api_request.stream:
             completion = await metered.complete_with_key(secret, api_request.chat, source="api")
-            return JsonResponse(settled_response(completion.raw, completion.result))
-        call = metered.stream_with_key(secret, api_request.chat, source="api")
-        body = _stream_body(call, ResponsesWriter(api_request.chat.model))
+            return JsonResponse(render(completion))
+        body = _stream_body(metered.stream_with_key(secret, api_request.chat, source="api"), writer)
         await anext(body)
     except GatewayError as error:
         return _gateway_error(error)

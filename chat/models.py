@@ -139,11 +139,28 @@ class Preset(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_presets")
     name = models.CharField(max_length=100)
     model = models.CharField(max_length=200)
+    fallback_models = models.JSONField(default=list, blank=True, db_default=Value([], JSONField()))
     system_prompt = models.TextField(blank=True)
     temperature = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     tools = models.JSONField(default=list, blank=True)
+    reasoning = models.CharField(max_length=10, blank=True, default="", db_default="")
+    web_search = models.BooleanField(default=False, db_default=False)
+    pdf_engine = models.CharField(max_length=20, default="pdf-text", db_default="pdf-text")
     created = models.DateTimeField(auto_now_add=True)
+
+    # What a preset keeps: every setting of the new-chat form (chat.forms.SettingsForm).
+    SETTINGS = (
+        "model",
+        "fallback_models",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "tools",
+        "reasoning",
+        "web_search",
+        "pdf_engine",
+    )
 
     class Meta:
         ordering = ["name"]

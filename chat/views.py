@@ -60,13 +60,7 @@ def _settings_initial(request: HttpRequest) -> dict[str, Any]:
         model = request.GET.get("model", "")
         return {"model": model if model in queries.model_ids(request.user) else "orweb/auto"}
     preset = queries.owned_preset(request.user, int(preset_id))
-    return {
-        "model": preset.model,
-        "system_prompt": preset.system_prompt,
-        "temperature": preset.temperature,
-        "max_tokens": preset.max_tokens,
-        "tools": preset.tools,
-    }
+    return {name: getattr(preset, name) for name in Preset.SETTINGS}
 
 
 @login_required
@@ -213,9 +207,10 @@ def save_preset(request: HttpRequest) -> HttpResponse:
     form = PresetForm(request.POST, allowed=queries.model_ids(request.user))
     if not form.is_valid():
         return _page(request, "chat/new.html", _new_chat_context(request, form), status=400)
-    fields = ("model", "system_prompt", "temperature", "max_tokens", "tools")
     preset, _ = Preset.objects.update_or_create(
-        user=request.user, name=form.cleaned_data["name"], defaults={f: form.cleaned_data[f] for f in fields}
+        user=request.user,
+        name=form.cleaned_data["name"],
+        defaults={name: form.cleaned_data[name] for name in Preset.SETTINGS},
     )
     messages.success(request, f"Preset “{preset.name}” saved.")
     return redirect(f"{reverse('chat:new')}?preset={preset.pk}")

@@ -87,6 +87,29 @@ def test_it_saves_applies_and_deletes_presets(owner_client, owner, outsider, thr
     assert not Preset.objects.filter(pk=preset.pk).exists()
 
 
+def test_a_preset_keeps_every_setting_of_the_form(owner_client, owner, three_models):
+    owner_client.post(
+        reverse("chat:save_preset"),
+        {
+            "name": "Deep",
+            "model": "openai/gpt-4o-mini",
+            "fallback_models": ["meta-llama/llama-3.1-8b-instruct"],
+            "reasoning": "high",
+            "web_search": "on",
+            "pdf_engine": "mistral-ocr",
+        },
+    )
+    preset = Preset.objects.get(user=owner, name="Deep")
+    assert [preset.reasoning, preset.web_search, preset.pdf_engine] == ["high", True, "mistral-ocr"]
+    assert preset.fallback_models == ["meta-llama/llama-3.1-8b-instruct"]
+    body = owner_client.get(reverse("chat:new"), {"preset": preset.pk}).content.decode()
+    assert '<option value="high" selected>' in body
+    assert '<option value="mistral-ocr" selected>' in body
+    assert 'name="web_search" value="on" checked' in body
+    assert '<option value="meta-llama/llama-3.1-8b-instruct" selected>' in body
+    assert '<details class="settings-more" open>' in body
+
+
 def test_it_refuses_a_preset_without_a_name(owner_client, three_models):
     response = owner_client.post(reverse("chat:save_preset"), {"model": "orweb/auto", "system_prompt": "Kept"})
     assert response.status_code == 400

@@ -1,11 +1,14 @@
 """The admin console at scale (issue 12): every spend page and export of the console timed at 1M and then
 10M ledger rows, and the peak memory of the 90-day CSV of every rollup row.
 
-The data: 500 people in 20 groups (a fifth in two), 60 models, one API key each, calls over 90 days with a
-realistic skew (a few people and models make most of the calls; the busiest person makes ~40× the median's),
-2% errors. The ledger is filled by PostgreSQL itself (`INSERT ... SELECT` over `generate_series`: faster than
-COPY from Python, as no row crosses the wire), then the rollups are built from it the way `settle` would have
-built them: one row per day, person, served model and source; per day, model and source; per day and person.
+The data: 500 people in 20 groups (a fifth in two), 60 models, two API keys each (a fifth use both), calls
+over 90 days in time order with a realistic skew (a few people and models make most of the calls; the busiest
+person makes ~40× the median's), sources chat, API, batch and system, 2% errors. The ledger is filled by
+PostgreSQL itself (`INSERT ... SELECT` over `generate_series`: faster than COPY from Python, as no row
+crosses the wire) with its indexes dropped and built again after, then the rollups are built from it with
+`INSERT ... SELECT ... GROUP BY`, the rows `settle` would have written: per day, person, served model and
+source; per day, model and source; per day and person; per day, person and source; per day, API key, model
+and source.
 
 Each page is requested through Django's test client in this process (URL routing, middleware, the view, the
 queries and the template: all but the socket), `--runs` times after one warm-up; the table shows p50 and p95
@@ -38,10 +41,9 @@ INSERT INTO billing_ledgerentry (
     prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, cost_details,
     cost_source, status, error, ttft_ms, latency_ms, created, hold_id)
 SELECT gen_random_uuid(), 'gen-' || %(offset)s + i, %(first_user)s + u, src,
-       CASE WHEN src = 'api' THEN %(first_key)s + u END,
+       CASE WHEN src = 'api' THEN %(first_key)s + 2 * u + (u %% 5 = 0 AND random() < 0.5)::int END,
        m, m, 'bench', pt, ct, 0, 0, 0, round((pt * 0.000001 + ct * 0.000004) * (1 + mi %% 7), 10), '{}',
-       'reported', st, '', 150 + (random() * 900)::int, 1000 + (random() * 9000)::int,
-       %(end)s::timestamptz - (random() * %(days)s) * interval '1 day', NULL
+       'reported', st, '', 150 + (random() * 900)::int, 1000 + (random() * 9000)::int, at, NULL
 FROM (
     SELECT i, u,
            -- most calls go to one of the person's six usual models, one in ten to any model
@@ -49,32 +51,58 @@ FROM (
                 ELSE floor(%(models)s * power(random(), 2))::int END AS mi,
            (ARRAY['chat', 'chat', 'chat', 'api', 'api', 'batch', 'system'])[1 + floor(random() * 7)::int] AS src,
            (random() * 4000)::int AS pt, (random() * 1500)::int AS ct,
-           CASE WHEN random() < 0.02 THEN 'error' WHEN random() < 0.01 THEN 'cancelled' ELSE 'ok' END AS st
+           CASE WHEN random() < 0.02 THEN 'error' WHEN random() < 0.01 THEN 'cancelled' ELSE 'ok' END AS st,
+           -- in time order, as calls arrive: the ledger's heap follows `created`, as in production
+           %(end)s::timestamptz - ((%(rows)s - i + random()) / %(rows)s) * %(days)s * interval '1 day' AS at
     FROM generate_series(1, %(rows)s) AS i,
          LATERAL (SELECT floor(%(people)s * power(random(), 3))::int + 0 * i AS u) person
 ) r
 CROSS JOIN LATERAL (SELECT 'vendor' || (r.mi %% 8) || '/model-' || r.mi AS m) named
 """
 
+# The ledger's indexes and constraints but its primary key: dropped before the fill and built again after it,
+# as one sort each instead of ten million random insertions into nine B-trees (which made a 10M fill take
+# half an hour).
+LEDGER_CONSTRAINTS = """
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = 'billing_ledgerentry'::regclass AND contype <> 'p' ORDER BY conname
+"""
+LEDGER_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes
+WHERE tablename = 'billing_ledgerentry' AND schemaname = current_schema()
+  AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = 'billing_ledgerentry'::regclass)
+ORDER BY indexname
+"""
+
+# The rollups as `settle` would have built them, from the ledger: per day, person, served model and source;
+# from that per day, model and source, per day and person, per day, person and source; then per day, API key,
+# model and source. Each in day order, as settling appends them day after day.
 ROLLUP = """
-TRUNCATE billing_dailyusage;
+TRUNCATE billing_dailyusage, billing_dailymodelusage, billing_dailypersonusage, billing_dailypersonsourceusage,
+    billing_dailykeyusage;
 INSERT INTO billing_dailyusage (day, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
 SELECT (created AT TIME ZONE 'UTC')::date, user_id, coalesce(nullif(served_model, ''), requested_model), source,
        count(*), count(*) FILTER (WHERE status IN ('error', 'incomplete')), sum(prompt_tokens),
        sum(completion_tokens), sum(cost)
-FROM billing_ledgerentry GROUP BY 1, 2, 3, 4;
-TRUNCATE billing_dailymodelusage;
+FROM billing_ledgerentry GROUP BY 1, 2, 3, 4 ORDER BY 1;
 INSERT INTO billing_dailymodelusage (day, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
 SELECT day, model, source, sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), sum(cost)
-FROM billing_dailyusage GROUP BY 1, 2, 3;
-TRUNCATE billing_dailypersonusage;
-INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, cost)
-SELECT day, user_id, sum(requests), sum(errors), sum(cost) FROM billing_dailyusage GROUP BY 1, 2;
-ANALYZE billing_ledgerentry;
-ANALYZE billing_dailyusage;
-ANALYZE billing_dailymodelusage;
-ANALYZE billing_dailypersonusage;
+FROM billing_dailyusage GROUP BY 1, 2, 3 ORDER BY 1;
+INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT day, user_id, sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), sum(cost)
+FROM billing_dailyusage GROUP BY 1, 2 ORDER BY 1;
+INSERT INTO billing_dailypersonsourceusage
+    (day, user_id, source, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT day, user_id, source, sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), sum(cost)
+FROM billing_dailyusage GROUP BY 1, 2, 3 ORDER BY 1;
+INSERT INTO billing_dailykeyusage
+    (day, api_key_id, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT (created AT TIME ZONE 'UTC')::date, api_key_id, user_id, coalesce(nullif(served_model, ''), requested_model),
+       source, count(*), count(*) FILTER (WHERE status IN ('error', 'incomplete')), sum(prompt_tokens),
+       sum(completion_tokens), sum(cost)
+FROM billing_ledgerentry WHERE api_key_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1;
 """
+ROLLUPS = ("dailyusage", "dailymodelusage", "dailypersonusage", "dailypersonsourceusage", "dailykeyusage")
 
 
 def people() -> dict:
@@ -96,7 +124,8 @@ def people() -> dict:
     links = [membership(user_id=u.pk, group_id=groups[n % GROUPS].pk) for n, u in enumerate(made)]
     links += [membership(user_id=u.pk, group_id=groups[(n + 7) % GROUPS].pk) for n, u in enumerate(made) if n % 5 == 0]
     membership.objects.bulk_create(links)
-    keys = [create_key(user, "bench")[0] for user in made]
+    # Two keys each (a fifth of the people use both), made in order so person n's are first_key + 2n, + 1.
+    keys = [create_key(user, f"bench {n}")[0] for user in made for n in range(2)]
     for n in range(0, PEOPLE, 10):
         set_budget(user=made[n], amount=Decimal(500))
     now = dt.datetime.now(dt.UTC)
@@ -119,15 +148,33 @@ def people() -> dict:
                 for step in range(5)
             ]
         )
-    return {"first_user": made[0].pk, "first_key": keys[0].pk, "staff": made[0], "busy": made[1], "key": keys[1]}
+    return {
+        "first_user": made[0].pk,
+        "first_key": keys[0].pk,
+        "staff": made[0],
+        "busy": made[1],
+        "key": keys[2],
+        "group": groups[3],
+    }
 
 
 def fill(rows: int, offset: int, ids: dict) -> float:
+    """Add `rows` calls to the ledger (without its indexes, built again after) and rebuild the rollups."""
     from django.db import connection
     from django.utils import timezone
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute("SET work_mem = '256MB'")
+        cursor.execute(LEDGER_CONSTRAINTS)
+        constraints = cursor.fetchall()
+        cursor.execute(LEDGER_INDEXES)
+        indexes = cursor.fetchall()
+        for name, _ in constraints:
+            cursor.execute(f'ALTER TABLE billing_ledgerentry DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
         params = {
             "rows": rows,
             "offset": offset,
@@ -139,7 +186,17 @@ def fill(rows: int, offset: int, ids: dict) -> float:
             "end": timezone.now(),
         }
         cursor.execute(FILL, params)
+        for _, definition in indexes:
+            cursor.execute(definition)
+        for name, definition in constraints:
+            cursor.execute(f'ALTER TABLE billing_ledgerentry ADD CONSTRAINT "{name}" {definition}')
         cursor.execute(ROLLUP)
+        # What autovacuum would have done by the time anyone looks: statistics, and the visibility map that
+        # lets PostgreSQL answer from an index alone.
+        for table in ("ledgerentry", *ROLLUPS):
+            cursor.execute(f"VACUUM ANALYZE billing_{table}")
+        cursor.execute("RESET work_mem")
+        cursor.execute("RESET maintenance_work_mem")
     return time.perf_counter() - started
 
 
@@ -154,16 +211,28 @@ def pages(ids: dict) -> dict[str, str]:
         "explorer 30 d, one person": f"{explorer}?person={busy}",
         "explorer 30 d, one group": f"{explorer}?group=group03",
         "explorer 30 d, one model": f"{explorer}?model=vendor1/model-1",
-        "explorer 30 d, one key (ledger)": f"{explorer}?key={key}",
-        "explorer 30 d, one source": f"{explorer}?source=api&stack=source",
+        "explorer 30 d, one key": f"{explorer}?key={key}",
+        "explorer 90 d, one key by source": (
+            f"{explorer}?preset=custom&start={{d90}}&end={{today}}&key={key}&stack=source"
+        ),
+        "explorer 30 d, one source": f"{explorer}?source=api",
+        "explorer 30 d by source": f"{explorer}?stack=source",
+        "explorer 90 d, group + source": (
+            f"{explorer}?preset=custom&start={{d90}}&end={{today}}&group=group03&source=chat&stack=source"
+        ),
         "explorer 90 d, group + model": (
             f"{explorer}?preset=custom&start={{d90}}&end={{today}}&group=group03&model=vendor1/model-1"
         ),
         "explorer CSV 30 d": reverse("console:explorer_csv"),
+        "explorer CSV 30 d, one key": f"{reverse('console:explorer_csv')}?key={key}",
         "person page (busiest)": reverse("console:person", args=[busy]),
         "models page": reverse("console:models"),
+        "anomalies page": reverse("console:anomalies"),
         "people page": reverse("console:people"),
+        "people page 5": f"{reverse('console:people')}?page=5",
+        "people search": f"{reverse('console:people')}?q=person1",
         "groups page": reverse("console:groups"),
+        "group page": reverse("console:group", args=[ids["group"].pk]),
         "budgets page": reverse("console:budgets"),
         "audit log": reverse("console:audit"),
         "team page (billing)": reverse("account:team"),
@@ -218,6 +287,10 @@ def csv_memory(client) -> tuple[float, int, float]:
     return peak / 2**20, size, elapsed
 
 
+def _rows(size: int) -> str:
+    return f"{size / 1_000_000:g}M"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -252,14 +325,14 @@ def main() -> int:
         loaded = size
         with connection.cursor() as cursor:
             counts = []
-            for rollup in ("dailyusage", "dailymodelusage", "dailypersonusage"):
+            for rollup in ROLLUPS:
                 cursor.execute(f"SELECT count(*) FROM billing_{rollup}")
                 counts.append(f"{cursor.fetchone()[0]:,} {rollup}")
         print(f"{size:,} ledger rows ({', '.join(counts)} rows) loaded in {seconds:.0f} s", flush=True)
         table[size] = time_pages(client, urls, args.runs)
         memory[size] = csv_memory(client)
     sizes = sorted(table)
-    head = f"{'page':34}" + "".join(f"{f'p50/p95 ms @{s // 1_000_000}M':>22}" for s in sizes)
+    head = f"{'page':34}" + "".join(f"{f'p50/p95 ms @{_rows(s)}':>22}" for s in sizes)
     print("\n" + head + ("   p95 ratio" if len(sizes) > 1 else ""))
     for name in urls:
         cells = "".join(f"{table[s][name][0]:>12.1f} /{table[s][name][1]:>7.1f}" for s in sizes)
@@ -267,7 +340,7 @@ def main() -> int:
         print(f"{name:34}{cells}{ratio}")
     for size in sizes:
         peak, size_bytes, seconds = memory[size]
-        label = f"rows CSV, 90 d x {PEOPLE} people @{size // 1_000_000}M"
+        label = f"rows CSV, 90 d x {PEOPLE} people @{_rows(size)}"
         print(f"{label}: {size_bytes / 2**20:.1f} MB in {seconds:.1f} s, peak {peak:.1f} MB traced")
     return 0
 

@@ -22,7 +22,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.budgets import applicable_budgets, current_period
-from billing.models import BudgetPeriod, DailyModelUsage, DailyPersonUsage, DailyUsage, Hold, LedgerEntry
+from billing.models import (
+    BudgetPeriod,
+    DailyKeyUsage,
+    DailyModelUsage,
+    DailyPersonSourceUsage,
+    DailyPersonUsage,
+    DailyUsage,
+    Hold,
+    LedgerEntry,
+)
 from orweb import sql
 
 logger = logging.getLogger(__name__)
@@ -116,8 +125,10 @@ def settle(outcome: Outcome, *, hold_id: Any = None) -> LedgerEntry:
 # `charged`: held minus the hold's amount if released now, spent plus the cost if the entry is new.
 # `rollup`: the day's row of this user, model and source, created or added to, after `charged` (it reads
 # charged's count, so PostgreSQL can't run it first and lock the rollup row before the periods).
-# `model_rollup`, `person_rollup`: the team's row of the day, model and source, then the person's row of the
-# day, each after the one before (the same chaining): the rollup tables are always locked in this order.
+# `model_rollup`, `person_rollup`, `source_rollup`, `key_rollup`: the team's row of the day, model and source,
+# the person's row of the day, their row of the day and source, then (for a call made with an API key) the
+# key's row of the day, model and source, each after the one before (the same chaining): the rollup tables
+# are always locked in this order.
 _SETTLE = """
 WITH entry AS (
     INSERT INTO billing_ledgerentry ({columns}) VALUES ({values})
@@ -173,14 +184,45 @@ model_rollup AS (
     RETURNING 1
 ),
 person_rollup AS (
-    INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, cost)
-    SELECT %(day)s, %(user)s, 1, %(errors)s, e.cost
+    INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, prompt_tokens, completion_tokens, cost)
+    SELECT %(day)s, %(user)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
     FROM entry e
     WHERE (SELECT count(*) FROM model_rollup) >= 0
     ON CONFLICT (day, user_id) DO UPDATE SET
         requests = billing_dailypersonusage.requests + excluded.requests,
         errors = billing_dailypersonusage.errors + excluded.errors,
+        prompt_tokens = billing_dailypersonusage.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = billing_dailypersonusage.completion_tokens + excluded.completion_tokens,
         cost = billing_dailypersonusage.cost + excluded.cost
+    RETURNING 1
+),
+source_rollup AS (
+    INSERT INTO billing_dailypersonsourceusage
+        (day, user_id, source, requests, errors, prompt_tokens, completion_tokens, cost)
+    SELECT %(day)s, %(user)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
+    FROM entry e
+    WHERE (SELECT count(*) FROM person_rollup) >= 0
+    ON CONFLICT (day, user_id, source) DO UPDATE SET
+        requests = billing_dailypersonsourceusage.requests + excluded.requests,
+        errors = billing_dailypersonsourceusage.errors + excluded.errors,
+        prompt_tokens = billing_dailypersonsourceusage.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = billing_dailypersonsourceusage.completion_tokens + excluded.completion_tokens,
+        cost = billing_dailypersonsourceusage.cost + excluded.cost
+    RETURNING 1
+),
+key_rollup AS (
+    INSERT INTO billing_dailykeyusage
+        (day, api_key_id, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
+    SELECT %(day)s, %(key)s, %(user)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s,
+           %(completion_tokens)s, e.cost
+    FROM entry e
+    WHERE %(key)s::bigint IS NOT NULL AND (SELECT count(*) FROM source_rollup) >= 0
+    ON CONFLICT (day, api_key_id, user_id, model, source) DO UPDATE SET
+        requests = billing_dailykeyusage.requests + excluded.requests,
+        errors = billing_dailykeyusage.errors + excluded.errors,
+        prompt_tokens = billing_dailykeyusage.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = billing_dailykeyusage.completion_tokens + excluded.completion_tokens,
+        cost = billing_dailykeyusage.cost + excluded.cost
 )
 SELECT e.id, e.cost FROM (SELECT 1) one LEFT JOIN entry e ON true
 """
@@ -211,6 +253,7 @@ def _settle_params(entry: LedgerEntry, now: dt.datetime) -> dict[str, Any]:
         hold=entry.hold_id,
         day=rollup_day(now),
         user=entry.user_id,
+        key=entry.api_key_id,
         model=entry.served_model or entry.requested_model,
         source=entry.source,
         errors=1 if entry.status in ERROR_STATUSES else 0,
@@ -242,19 +285,23 @@ def rollup_day(created: dt.datetime) -> dt.date:
 
 
 def _bump_rollup(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> None:
-    """Add a correction to the entry's rows of the three rollups (person, model and source; team, model and
-    source; person), in the order `settle` locks them: it wrote them in the same statement as the entry, so
-    they are there."""
-    day, model = rollup_day(entry.created), entry.served_model or entry.requested_model
-    tokens = {
+    """Add a correction to the entry's rows of the rollups (person, model and source; team, model and source;
+    person; person and source; key, model and source), in the order `settle` locks them: it wrote them in the
+    same statement as the entry, so they are there."""
+    day, model, source = rollup_day(entry.created), entry.served_model or entry.requested_model, entry.source
+    sums = {
+        "cost": F("cost") + cost,
         "prompt_tokens": F("prompt_tokens") + prompt_tokens,
         "completion_tokens": F("completion_tokens") + completion_tokens,
     }
-    DailyUsage.objects.filter(day=day, user_id=entry.user_id, model=model, source=entry.source).update(
-        cost=F("cost") + cost, **tokens
-    )
-    DailyModelUsage.objects.filter(day=day, model=model, source=entry.source).update(cost=F("cost") + cost, **tokens)
-    DailyPersonUsage.objects.filter(day=day, user_id=entry.user_id).update(cost=F("cost") + cost)
+    DailyUsage.objects.filter(day=day, user_id=entry.user_id, model=model, source=source).update(**sums)
+    DailyModelUsage.objects.filter(day=day, model=model, source=source).update(**sums)
+    DailyPersonUsage.objects.filter(day=day, user_id=entry.user_id).update(**sums)
+    DailyPersonSourceUsage.objects.filter(day=day, user_id=entry.user_id, source=source).update(**sums)
+    if entry.api_key_id is not None:
+        DailyKeyUsage.objects.filter(
+            day=day, api_key_id=entry.api_key_id, user_id=entry.user_id, model=model, source=source
+        ).update(**sums)
 
 
 def correct(entry: LedgerEntry, *, cost: Decimal, prompt_tokens: int, completion_tokens: int) -> Decimal:

@@ -16,13 +16,14 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.alerts_banners import dismiss, open_banners
+from billing.alerts_banners import dismiss
 from billing.books import recent_books
 from billing.budgets import today
 from billing.caps import admin_ceiling, own_cap, remove_own_cap
 from billing.forms import OwnCapForm, PersonBudgetForm
 from billing.models import Period
 from billing.reports import model_spend, team_csv_rows, team_spend, usage_summary
+from billing.signals import usage_page_sections
 
 
 def _usage_page(request: HttpRequest, cap_form: OwnCapForm | None = None, status: int = 200) -> HttpResponse:
@@ -35,11 +36,11 @@ def _usage_page(request: HttpRequest, cap_form: OwnCapForm | None = None, status
     ceiling = admin_ceiling(request.user, period)
     context = {
         "summary": summary,
-        "alert_banners": open_banners(request.user),
         "cap": cap,
         "cap_status": next((budget for budget in summary.budgets if budget.own), None),
         "cap_form": cap_form,
         "ceiling": ceiling.explain(period) if ceiling else None,
+        "sections": [html for _, html in usage_page_sections.send(sender=None, request=request) if html],
     }
     return render(request, "billing/usage.html", context, status=status)
 

@@ -1,7 +1,8 @@
 """Spend anomalies: a person's or an API key's day that cost more than N times the median of its 14 days
-before (N is ORWEB_ANOMALY_FACTOR, 3 by default), ignoring days below ORWEB_ANOMALY_FLOOR_USD so a cent after
-a quiet fortnight raises nothing. Each is flagged once per subject and day, for the console's list and the
-banner on the admins' pages; a Celery beat task (console.tasks) runs `flag_anomalies` through the day.
+before (N as staff set it on the anomalies page, else ORWEB_ANOMALY_FACTOR, 3 by default), ignoring days
+below ORWEB_ANOMALY_FLOOR_USD so a cent after a quiet fortnight raises nothing. Each is flagged once per
+subject and day, for the console's list and the banner on the admins' pages; a Celery beat task
+(console.tasks) runs `flag_anomalies` through the day.
 
 A day with no spend counts as $0 in the median: a person who used orweb twice in two weeks has a median of
 $0, so any day of theirs above the floor stands out, which is the point.
@@ -18,15 +19,47 @@ from statistics import median
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
-from django.db.models.functions import TruncDate
 
 from billing.budgets import today
-from billing.models import DailyPersonUsage, LedgerEntry
-from console.models import SpendAnomaly
+from billing.models import DailyKeyUsage, DailyPersonUsage
+from console.audit import record
+from console.models import AnomalySetting, SpendAnomaly
 
 WINDOW = 14
+
+
+def default_factor() -> Decimal:
+    """N from the environment (ORWEB_ANOMALY_FACTOR): what applies until staff set one."""
+    return Decimal(str(settings.ORWEB_ANOMALY_FACTOR)).quantize(Decimal("0.01"))
+
+
+def current_factor() -> Decimal:
+    """N as staff set it on the anomalies page, else the environment's."""
+    stored = AnomalySetting.objects.filter(pk=1).values_list("factor", flat=True).first()
+    return default_factor() if stored is None else stored
+
+
+class FactorForm(forms.Form):
+    """N as staff type it: above 1 (at 1 every day above its median would be flagged), at most 100."""
+
+    factor = forms.DecimalField(
+        label="N", min_value=Decimal("1.1"), max_value=Decimal(100), max_digits=5, decimal_places=2
+    )
+
+
+def set_factor(actor: Any, factor: Decimal) -> None:
+    """Store N, audit-logged with the value before (the environment's when none was stored) and after."""
+    with transaction.atomic():
+        AnomalySetting.objects.get_or_create(pk=1, defaults={"factor": default_factor()})
+        row = AnomalySetting.objects.select_for_update().get(pk=1)
+        before = row.factor
+        row.factor = factor
+        row.save()
+        record(actor, "setting.anomaly_factor", "setting", row, {"factor": before}, {"factor": factor})
 
 
 @dataclass(frozen=True)
@@ -51,20 +84,18 @@ def _series(costs: Mapping[dt.date, Decimal], day: dt.date) -> list[Decimal]:
 
 
 def _person_costs(first: dt.date, day: dt.date) -> dict[Any, dict[dt.date, Decimal]]:
+    """The window's spend per person and day, from the person rollup (a row per source: summed here)."""
+    rows = DailyPersonUsage.objects.filter(day__range=(first, day)).values("user_id", "day").annotate(cost=Sum("cost"))
     by_person: dict[Any, dict[dt.date, Decimal]] = defaultdict(dict)
-    rows = DailyPersonUsage.objects.filter(day__range=(first, day)).values_list("user_id", "day", "cost")
-    for user_id, when, cost in rows:
-        by_person[user_id][when] = cost
+    for row in rows:
+        by_person[row["user_id"]][row["day"]] = row["cost"]
     return by_person
 
 
 def _key_costs(first: dt.date, day: dt.date) -> dict[Any, dict[dt.date, Decimal]]:
-    """Only the ledger knows the key: the API calls of the window, summed per key and day by PostgreSQL."""
-    since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
-    until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    """The window's spend per API key and day, from the key rollup (a row per model and source: summed)."""
     rows = (
-        LedgerEntry.objects.filter(api_key_id__isnull=False, created__gte=since, created__lt=until)
-        .annotate(day=TruncDate("created", tzinfo=dt.UTC))
+        DailyKeyUsage.objects.filter(day__range=(first, day))
         .values("api_key_id", "user_id", "day")
         .annotate(cost=Sum("cost"))
     )
@@ -79,26 +110,23 @@ def flag_anomalies(day: dt.date | None = None) -> int:
     flagged yet; how many were flagged."""
     day = day or today()
     first = day - dt.timedelta(days=WINDOW)
-    factor = Decimal(str(settings.ORWEB_ANOMALY_FACTOR))
+    factor = current_factor()
     floor = Decimal(str(settings.ORWEB_ANOMALY_FLOOR_USD))
     found = []
     for user_id, costs in _person_costs(first, day).items():
         verdict = check(_series(costs, day), costs.get(day, Decimal(0)), factor=factor, floor=floor)
         if verdict:
-            found.append(SpendAnomaly(kind=SpendAnomaly.Kind.PERSON, user_id=user_id, day=day, **_fields(verdict)))
+            person = {"kind": SpendAnomaly.Kind.PERSON, "user_id": user_id}
+            found.append(SpendAnomaly(**person, day=day, cost=verdict.cost, median=verdict.median, factor=factor))
     for (key_id, user_id), costs in _key_costs(first, day).items():
         verdict = check(_series(costs, day), costs.get(day, Decimal(0)), factor=factor, floor=floor)
         if verdict:
             key = {"kind": SpendAnomaly.Kind.KEY, "user_id": user_id, "api_key_id": key_id}
-            found.append(SpendAnomaly(**key, day=day, **_fields(verdict)))
+            found.append(SpendAnomaly(**key, day=day, cost=verdict.cost, median=verdict.median, factor=factor))
     # Already flagged (an earlier run today, or another worker): the partial unique constraints skip it.
     before = SpendAnomaly.objects.filter(day=day).count()
     SpendAnomaly.objects.bulk_create(found, ignore_conflicts=True)
     return SpendAnomaly.objects.filter(day=day).count() - before
-
-
-def _fields(verdict: Verdict) -> dict[str, Decimal]:
-    return {"cost": verdict.cost, "median": verdict.median, "factor": Decimal(str(settings.ORWEB_ANOMALY_FACTOR))}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from billing.models import Budget, RateLimit
 from console.models import AuditEvent
 from gateway.models import ApiKey, GroupPolicy
 
-TARGET_TYPES = ("person", "group", "budget", "rate_limit", "model_access", "api_key")
+TARGET_TYPES = ("person", "group", "budget", "rate_limit", "model_access", "api_key", "setting")
 
 
 def _plain(value: Any) -> Any:

@@ -138,21 +138,20 @@ def _sum_by(rows: list[Row], dimension: str) -> dict[Any, Figures]:
 
 
 def explore(selection: Selection) -> Explorer:
-    """Everything the explorer shows for a selection. The rows by day and stacked dimension also give the
-    days, the total and that dimension's top list, unless they are groups (a person in two groups is in
-    two rows), saving three scans of the rollup."""
+    """Everything the explorer shows for a selection. The rows by day and stacked dimension also give that
+    dimension's top list and, unless they are groups (a person in two groups is in two rows), the days and
+    the total, saving up to three scans of the rollups."""
     days = _all_days(selection)
     stack = selection.stack
     rows = grouped(selection, ("day", stack))
-    dimensions = ("person", "model", "group", "source")
     if stack == "group":
         per_day = {row.key["day"]: row.figures for row in grouped(selection, ("day",))}
         total = totals(selection)
-        tops = {dimension: _top(selection, dimension) for dimension in dimensions}
     else:
         per_day = _sum_by(rows, "day")
         total = sum(per_day.values(), start=Figures())
-        tops = {d: _lines(selection, d, _sum_by(rows, d)) if d == stack else _top(selection, d) for d in dimensions}
+    dimensions = ("person", "model", "group", "source")
+    tops = {d: _lines(selection, d, _sum_by(rows, d)) if d == stack else _top(selection, d) for d in dimensions}
     return Explorer(
         selection=selection,
         total=total,

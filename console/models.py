@@ -93,3 +93,18 @@ class SpendAnomaly(models.Model):
                 fields=["kind", "api_key_id", "day"], condition=Q(kind="key"), name="one_key_anomaly"
             ),
         ]
+
+
+class AnomalySetting(models.Model):
+    """The N of spend anomalies as staff set it on the anomalies page: one row at most. Without it, N is
+    ORWEB_ANOMALY_FACTOR (console.anomalies.current_factor)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    factor = models.DecimalField(max_digits=6, decimal_places=2)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="one_anomaly_setting")]
+
+    def __str__(self) -> str:
+        return "spend anomaly factor"

@@ -15,13 +15,13 @@ from decimal import Decimal
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, Sum, Value
+from django.db.models import Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from batches.models import BatchJob
 from billing.budgets import BudgetStatus, status_for
-from billing.models import LedgerEntry
+from billing.models import DailyKeyUsage, LedgerEntry
 from console.explorer import chart
 from console.filters import Selection
 from console.spend import Figures, grouped, totals
@@ -134,18 +134,17 @@ def _timings(person: Any, selection: Selection) -> dict[str, dict[str, Any]]:
 
 def _keys(person: Any, selection: Selection) -> list[KeyLine]:
     """The person's keys, live ones first, each with its spend and calls in the range linking to the
-    explorer filtered by it. Only the ledger knows the key: one query per key along its `(api_key_id,
-    created)` index, so a busy key's range costs what it holds, never the whole ledger."""
-    since = dt.datetime.combine(selection.start, dt.time(), tzinfo=dt.UTC)
-    until = dt.datetime.combine(selection.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    lines = []
-    for key in ApiKey.objects.filter(user=person).order_by("revoked_at", "-created", "-pk"):
-        used = LedgerEntry.objects.filter(api_key_id=key.pk, created__gte=since, created__lt=until).aggregate(
-            cost=Sum("cost"), requests=Count("pk")
+    explorer filtered by it: one query of the key rollup for all of them."""
+    keys = list(ApiKey.objects.filter(user=person).order_by("revoked_at", "-created", "-pk"))
+    used = {
+        row["api_key_id"]: Figures(cost=row["cost"], requests=row["requests"])
+        for row in DailyKeyUsage.objects.filter(
+            api_key_id__in=[key.pk for key in keys], day__range=(selection.start, selection.end)
         )
-        figures = Figures(cost=used["cost"] or Decimal(0), requests=used["requests"])
-        lines.append(KeyLine(key=key, figures=figures, link=selection.query(key=key.pk)))
-    return lines
+        .values("api_key_id")
+        .annotate(cost=Sum("cost"), requests=Sum("requests"))
+    }
+    return [KeyLine(key=key, figures=used.get(key.pk, Figures()), link=selection.query(key=key.pk)) for key in keys]
 
 
 def person_page(person: Any, selection: Selection) -> PersonPage:

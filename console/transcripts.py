@@ -12,6 +12,8 @@ from typing import Any
 
 from django import forms
 from django.db import transaction
+from django.http import HttpRequest
+from django.template.loader import render_to_string
 
 from chat.models import Conversation, Message
 from console.audit import record
@@ -82,3 +84,10 @@ def open_transcript(actor: Any, form: TranscriptForm) -> Transcript:
 def openings_of(person: Any) -> list[AuditEvent]:
     """Every time an admin opened one of the person's transcripts, newest first."""
     return list(AuditEvent.objects.filter(action=ACTION, target_id=f"person:{person.pk}").order_by("-at", "-pk"))
+
+
+def openings_section(request: HttpRequest, **_: Any) -> str:
+    """The person's usage page section listing every opening of their transcripts (billing asks for it by
+    the `usage_page_sections` signal: it may not import the console)."""
+    openings = openings_of(request.user)
+    return render_to_string("console/_transcript_openings.html", {"openings": openings}) if openings else ""

@@ -15,4 +15,5 @@ urlpatterns = [
     path("person/<str:username>/transcript/", views_spend.transcript, name="transcript"),
     path("models/", views_spend.models, name="models"),
     path("anomalies/", views_spend.anomalies, name="anomalies"),
+    path("anomalies/factor/", views_spend.anomaly_factor, name="anomaly_factor"),
 ]

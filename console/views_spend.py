@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import CatalogModel
-from console.anomalies import recent
+from console.anomalies import FactorForm, current_factor, default_factor, recent, set_factor
 from console.audit import api_key_state, record
 from console.explorer import explore
 from console.exports import csv_lines, detail_rows, explorer_rows
@@ -157,12 +157,31 @@ def models(request: HttpRequest) -> HttpResponse:
     return render(request, "console/models.html", context)
 
 
+def _anomalies_page(request: HttpRequest, form: FactorForm | None = None, status: int = 200) -> HttpResponse:
+    factor = current_factor()
+    context = {
+        "anomalies": recent(),
+        "factor": factor,
+        "default_factor": default_factor(),
+        "floor": Decimal(settings.ORWEB_ANOMALY_FLOOR_USD),
+        "factor_form": form or FactorForm(initial={"factor": factor}),
+    }
+    return render(request, "console/anomalies.html", context, status=status)
+
+
 @staff_required
 @require_GET
 def anomalies(request: HttpRequest) -> HttpResponse:
-    context = {
-        "anomalies": recent(),
-        "factor": settings.ORWEB_ANOMALY_FACTOR,
-        "floor": Decimal(settings.ORWEB_ANOMALY_FLOOR_USD),
-    }
-    return render(request, "console/anomalies.html", context)
+    return _anomalies_page(request)
+
+
+@staff_required
+@require_POST
+def anomaly_factor(request: HttpRequest) -> HttpResponse:
+    """Set N; a bad value is a form error and changes nothing."""
+    form = FactorForm(request.POST)
+    if not form.is_valid():
+        return _anomalies_page(request, form, status=400)
+    set_factor(request.user, form.cleaned_data["factor"])
+    messages.success(request, f"Spend anomalies are now days above {form.cleaned_data['factor']}× their median.")
+    return redirect("console:anomalies")

@@ -3,13 +3,14 @@
 Layers, lowest first: `openrouter` (no Django, nothing of ours) → orweb's shared base (errors, money,
 aio, Redis clients, the upstream client, SQL helpers) → `catalog` → `billing` → `gateway` → the apps on
 top (`chat`, `batches`, …). A module may import its own layer and those below, never one above — not even inside a
-function. The project's wiring (`orweb.urls`, `orweb.asgi`, settings, Celery, the dev stack) sits above
-everything.
+function — and an app's templates (templates/<app>/) load template tags the same way. The project's wiring
+(`orweb.urls`, `orweb.asgi`, settings, Celery, the dev stack) sits above everything.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,41 @@ def test_no_module_is_over_the_limit():
         and (lines := len(path.read_text().splitlines())) > MAX_LINES
     ]
     assert long == []
+
+
+LOAD = re.compile(r"{%\s*load\s+(.+?)\s*%}")
+# Our template tag libraries by the name templates load them with ("console_alerts": its module).
+LIBRARIES = {module.rpartition(".")[2]: module for module in MODULES if ".templatetags." in module}
+
+
+def _upward_loads(path: Path, package: str) -> Iterator[str]:
+    """Each tag library of a layer above `package` that the template at `path` loads."""
+    for match in LOAD.finditer(path.read_text()):
+        names = match.group(1).split()
+        names = names[names.index("from") + 1 :] if "from" in names else names
+        for name in names:
+            module = LIBRARIES.get(name)
+            if module and _layer(module) > LAYERS[package]:
+                yield f"templates/{package}/{path.name} loads {module}"
+
+
+def test_no_template_loads_tags_from_a_layer_above_it():
+    upward = [
+        found
+        for package in LAYERS
+        for path in sorted((ROOT / "templates" / package).rglob("*.html"))
+        for found in _upward_loads(path, package)
+    ]
+    assert upward == []
+
+
+def test_the_check_sees_a_template_loading_tags_from_above(tmp_path):
+    page = tmp_path / "usage.html"
+    page.write_text("{% load static %}<p>{% load console_alerts money %}{% anomaly_banner %}</p>")
+    assert list(_upward_loads(page, "billing")) == [
+        "templates/billing/usage.html loads console.templatetags.console_alerts"
+    ]
+    assert list(_upward_loads(page, "console")) == []
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Test data for spend pages: a day's usage written to the three rollups at once, as `settle` writes them
+"""Test data for spend pages: a day's usage written to the rollups at once, as `settle` writes them
 (the rows added to when they exist), without a ledger row behind it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import F
 
-from billing.models import DailyModelUsage, DailyPersonUsage, DailyUsage
+from billing.models import DailyKeyUsage, DailyModelUsage, DailyPersonSourceUsage, DailyPersonUsage, DailyUsage
 
 
 def _add(model: Any, keys: dict[str, Any], sums: dict[str, Any]) -> None:
@@ -29,10 +29,19 @@ def add_usage(
     cost: Decimal = Decimal(0),
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
+    key: int | None = None,
 ) -> None:
-    """Add one day's usage of a person, model and source to every rollup."""
-    tokens = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-    counts = {"requests": requests, "errors": errors, "cost": Decimal(cost)}
-    _add(DailyUsage, {"day": day, "user": user, "model": model, "source": source}, {**counts, **tokens})
-    _add(DailyModelUsage, {"day": day, "model": model, "source": source}, {**counts, **tokens})
-    _add(DailyPersonUsage, {"day": day, "user": user}, counts)
+    """Add one day's usage of a person, model and source (and API key) to every rollup."""
+    sums = {
+        "requests": requests,
+        "errors": errors,
+        "cost": Decimal(cost),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+    }
+    _add(DailyUsage, {"day": day, "user": user, "model": model, "source": source}, sums)
+    _add(DailyModelUsage, {"day": day, "model": model, "source": source}, sums)
+    _add(DailyPersonUsage, {"day": day, "user": user}, sums)
+    _add(DailyPersonSourceUsage, {"day": day, "user": user, "source": source}, sums)
+    if key is not None:
+        _add(DailyKeyUsage, {"day": day, "api_key_id": key, "user": user, "model": model, "source": source}, sums)

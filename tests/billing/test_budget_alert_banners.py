@@ -1,5 +1,5 @@
-"""Budget thresholds in the app: a banner for each person the budget concerns, shown on their usage page until
-they dismiss it, and a signed webhook; each once per threshold (the alert percentage, then 100%) per period."""
+"""Budget thresholds in the app: a banner for each person the budget concerns, shown on every page of theirs
+until they dismiss it, and a signed webhook; each once per threshold (the alert percentage, then 100%) per period."""
 
 from __future__ import annotations
 
@@ -108,6 +108,23 @@ def test_the_banner_shows_on_the_persons_pages_until_dismissed(owner, teammate):
     assert 'data-testid="alert-banner"' not in client.get(USAGE).content.decode()
     raise_threshold_alerts()
     assert open_banners(owner) == []  # dismissed for good: the threshold doesn't fire again
+
+
+def test_the_banner_shows_once_on_every_page_of_the_person_and_dismissing_returns_there(owner, teammate):
+    set_budget(user=owner, amount=Decimal("10"))
+    spend(owner, "10")
+    raise_threshold_alerts()
+    client = signed_in(owner)
+    pages = [USAGE, reverse("account:keys"), reverse("catalog:list"), reverse("batches:index")]
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert page.count('data-testid="alert-banner"') == 2, url  # 80% and 100%, once each
+        assert "billing/alerts.css" in page
+    assert 'data-testid="alert-banner"' not in signed_in(teammate).get(pages[1]).content.decode()
+    banner = open_banners(owner)[0]
+    response = client.post(reverse("account:dismiss_alert", args=[banner.id]), {"next": pages[2]})
+    assert response.status_code == 302 and response.url == pages[2]
+    assert client.get(pages[2]).content.decode().count('data-testid="alert-banner"') == 1
 
 
 def test_dismissing_needs_a_csrf_token(owner):

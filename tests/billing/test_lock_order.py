@@ -16,7 +16,15 @@ from billing import attempts
 from billing.budgets import set_budget
 from billing.holds import place_hold
 from billing.ledger import Outcome, settle
-from billing.models import BudgetPeriod, DailyModelUsage, DailyPersonUsage, DailyUsage, LedgerEntry
+from billing.models import (
+    BudgetPeriod,
+    DailyKeyUsage,
+    DailyModelUsage,
+    DailyPersonSourceUsage,
+    DailyPersonUsage,
+    DailyUsage,
+    LedgerEntry,
+)
 from billing.reconcile import apply_generation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,10 +34,14 @@ ROUNDS = 25
 MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o")
 
 
+KEY = 7  # one API key for every call, so the key rollup's row is raced on too
+
+
 def _outcome(user_id: int, model: str, cost: Decimal, source: str) -> Outcome:
     return Outcome(
         user_id=user_id,
         source="api",
+        api_key_id=KEY,
         requested_model=model,
         served_model=model,
         status="ok",
@@ -81,7 +93,7 @@ def test_settles_and_reconciliations_racing_on_the_same_rows_lose_nothing(owner,
     assert LedgerEntry.objects.filter(cost_source="reported").count() == count
     assert LedgerEntry.objects.filter(cost_source="reconciled").count() == count
     total = count * Decimal("0.002") + count * Decimal("0.003")
-    for rollup in (DailyUsage, DailyModelUsage, DailyPersonUsage):
+    for rollup in (DailyUsage, DailyModelUsage, DailyPersonUsage, DailyPersonSourceUsage, DailyKeyUsage):
         assert sum(rollup.objects.values_list("cost", flat=True)) == total, rollup.__name__
     for period in BudgetPeriod.objects.all():
         assert (period.spent, period.held) == (total, 0)

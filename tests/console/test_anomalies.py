@@ -1,6 +1,6 @@
 """Spend anomalies: a person's or an API key's day above N times its trailing 14-day median (and above a
 floor) is flagged once, listed for staff with a link to the explorer narrowed to it, and announced by a
-banner on the console's pages."""
+banner on the console's pages. N comes from the environment until staff set it on the anomalies page."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
 
 from billing.ledger import Outcome, settle
 from billing.models import LedgerEntry
-from console.anomalies import check, flag_anomalies
-from console.models import SpendAnomaly
+from console.anomalies import check, current_factor, flag_anomalies
+from console.models import AnomalySetting, AuditEvent, SpendAnomaly
 from console.tasks import flag_spend_anomalies
 from gateway.keys import create_key
 from tests.billing.rollups import add_usage
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.django_db
 TODAY = dt.date(2026, 3, 18)
 THREE, FLOOR = Decimal(3), Decimal("1.00")
 ANOMALIES = reverse("console:anomalies")
+FACTOR = reverse("console:anomaly_factor")
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +133,42 @@ def test_only_staff_see_anomalies(owner, teammate):
     assert signed_in(teammate).get(ANOMALIES).status_code == 403
     response = signed_in(owner).post(ANOMALIES)
     assert response.status_code == 403
+
+
+def test_staff_set_n_on_the_page_audit_logged_and_the_next_check_uses_it(owner, staff, settings):
+    settings.ORWEB_ANOMALY_FACTOR = 3.0
+    _steady(owner, "1")
+    add_usage(TODAY, owner, "m/a", cost=Decimal("3.50"))
+    client = signed_in(staff)
+    assert 'value="3.00"' in client.get(ANOMALIES).content.decode()
+
+    response = client.post(FACTOR, {"factor": "4"})
+    assert response.status_code == 302 and response.url == ANOMALIES
+    assert current_factor() == Decimal(4) and 'value="4.00"' in client.get(ANOMALIES).content.decode()
+    assert flag_anomalies() == 0  # $3.50 is not above 4x $1
+    event = AuditEvent.objects.get(action="setting.anomaly_factor")
+    assert (event.actor_name, event.before, event.after) == ("stella", {"factor": "3"}, {"factor": "4"})
+
+    client.post(FACTOR, {"factor": "2.5"})
+    assert flag_anomalies() == 1
+    anomaly = SpendAnomaly.objects.get()
+    assert anomaly.factor == Decimal("2.5")
+    assert AuditEvent.objects.filter(action="setting.anomaly_factor").count() == 2
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1", "0.5", "-3", "101", "2.555", "1e3"])
+def test_a_bad_n_is_a_form_error_and_changes_nothing(staff, value):
+    response = signed_in(staff).post(FACTOR, {"factor": value})
+    assert response.status_code == 400
+    assert 'data-testid="factor-error"' in response.content.decode()
+    assert not AnomalySetting.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_setting_n_is_staff_only_post_only_and_needs_a_csrf_token(owner, staff):
+    assert signed_in(owner).post(FACTOR, {"factor": "5"}).status_code == 403
+    assert signed_in(staff).get(FACTOR).status_code == 405
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    assert client.post(FACTOR, {"factor": "5"}).status_code == 403
+    assert Client().post(FACTOR, {"factor": "5"}).status_code == 302  # to the sign-in page
+    assert not AnomalySetting.objects.exists()

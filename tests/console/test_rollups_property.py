@@ -1,11 +1,12 @@
-"""Property: the three rollups settling writes (per day, person, model and source; per day, model and source;
-per day and person) and every console sum read from whichever of them `table_for` picks equal the raw
-ledger's sums, for any range and filters hypothesis can think of, also after reconciliation has corrected
-estimated costs and token counts."""
+"""Property: the rollups settling writes (per day, person, model and source; per day, model and source; per
+day and person; per day, person and source; per day, API key, model and source) and every console sum read
+from whichever of them `table_for` picks equal the raw ledger's sums, for any range and filters hypothesis
+can think of, also after reconciliation has corrected estimated costs and token counts up or down."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections import defaultdict
 from decimal import Decimal
@@ -18,10 +19,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.ledger import ERROR_STATUSES, Outcome, settle
-from billing.models import DailyModelUsage, DailyPersonUsage, DailyUsage, LedgerEntry
+from billing.models import (
+    DailyKeyUsage,
+    DailyModelUsage,
+    DailyPersonSourceUsage,
+    DailyPersonUsage,
+    DailyUsage,
+    LedgerEntry,
+)
 from billing.reconcile import apply_generation
 from console.filters import Selection
-from console.spend import LEDGER, MODEL_ROLLUP, NO_GROUP, PERSON_ROLLUP, ROLLUP, grouped, table_for, totals
+from console.spend import (
+    KEY_ROLLUP,
+    MODEL_ROLLUP,
+    NO_GROUP,
+    PERSON_ROLLUP,
+    ROLLUP,
+    SOURCE_ROLLUP,
+    grouped,
+    table_for,
+    totals,
+)
 from gateway.keys import create_key
 from tests.helpers.personas import person
 
@@ -110,13 +128,20 @@ def _ledger_rows(selection: Selection) -> list[dict]:
     return rows
 
 
-def _sum(rows: list[dict], by: str | None = None) -> dict:
+def _sum(rows: list[dict], by: tuple[str, ...] = ()) -> dict:
+    """The rows' sums per tuple of values of the `by` dimensions (a person in two groups counts in both)."""
     sums: dict = defaultdict(lambda: dict.fromkeys(SUMS, 0))
     for row in rows:
-        for name in (row["groups"] if by == "group" else [row[by]]) if by else [None]:
+        for name in itertools.product(
+            *(row["groups"] if dimension == "group" else [row[dimension]] for dimension in by)
+        ):
             for field in SUMS:
                 sums[name][field] += row[field]
     return dict(sums)
+
+
+GROUPINGS = [("day",), ("person",), ("model",), ("source",), ("group",), ("day", "model"), ("day", "group")]
+GROUPINGS += [("day", "source"), ("person", "source")]
 
 
 def selections():
@@ -148,65 +173,72 @@ def test_console_sums_equal_the_ledgers_from_whichever_table_answers(world, data
     rows = _ledger_rows(selection)
 
     figures = totals(selection)
-    expected = _sum(rows).get(None, dict.fromkeys(SUMS, 0))
+    expected = _sum(rows).get((), dict.fromkeys(SUMS, 0))
     assert {field: getattr(figures, field) for field in SUMS} == expected
-    for dimension in ("day", "person", "model", "source", "group"):
+    for by in GROUPINGS:
         got = {
-            row.key[dimension]: (row.figures.cost, row.figures.requests, row.figures.errors)
-            for row in grouped(selection, (dimension,))
+            tuple(row.key[name] for name in by): {field: getattr(row.figures, field) for field in SUMS}
+            for row in grouped(selection, by)
         }
-        want = {name: (sums["cost"], sums["requests"], sums["errors"]) for name, sums in _sum(rows, dimension).items()}
-        assert got == want, dimension
+        assert got == _sum(rows, by), (by, table_for(selection, by).name)
 
 
 @given(
     first=st.integers(-2, DAYS),
     length=st.integers(0, DAYS),
     person_index=st.one_of(st.none(), st.integers(0, 4)),
+    key_index=st.one_of(st.none(), st.integers(0, 2)),
     model=st.one_of(st.none(), st.sampled_from(MODELS)),
     source=st.one_of(st.none(), st.sampled_from(SOURCES)),
 )
 @EXAMPLES
-def test_each_rollup_table_sums_to_the_ledger(world, first, length, person_index, model, source):
+def test_each_rollup_table_sums_to_the_ledger(world, first, length, person_index, key_index, model, source):
     start = FIRST + dt.timedelta(days=first)
     selection = Selection(start=start, end=start + dt.timedelta(days=length), preset="custom")
-    rows = _ledger_rows(selection)
     someone = None if person_index is None else world["people"][person_index]
+    key = None if key_index is None else world["keys"][key_index]
     rows = [
         row
-        for row in rows
+        for row in _ledger_rows(selection)
         if (someone is None or row["person"] == someone.username)
         and (model is None or row["model"] == model)
         and (source is None or row["source"] == source)
     ]
 
-    def summed(queryset, fields=SUMS):
-        got = queryset.filter(day__range=(selection.start, selection.end)).aggregate(*(Sum(f) for f in fields))
-        return {field: got[f"{field}__sum"] or 0 for field in fields}
+    def summed(queryset):
+        got = queryset.filter(day__range=(selection.start, selection.end)).aggregate(*(Sum(f) for f in SUMS))
+        return {field: got[f"{field}__sum"] or 0 for field in SUMS}
 
     narrow = {
         **({"user": someone} if someone else {}),
         **({"model": model} if model else {}),
         **({"source": source} if source else {}),
     }
-    expected = _sum(rows).get(None, dict.fromkeys(SUMS, 0))
+    expected = _sum(rows).get((), dict.fromkeys(SUMS, 0))
+    with_key = [row for row in rows if row["key"] is not None and (key is None or row["key"] == key.pk)]
+    by_key = {"api_key_id": key.pk} if key else {}
     assert summed(DailyUsage.objects.filter(**narrow)) == expected
+    assert summed(DailyKeyUsage.objects.filter(**narrow, **by_key)) == _sum(with_key).get((), dict.fromkeys(SUMS, 0))
     if someone is None:
         assert summed(DailyModelUsage.objects.filter(**narrow)) == expected
+    if model is None:
+        assert summed(DailyPersonSourceUsage.objects.filter(**narrow)) == expected
     if model is None and source is None:
-        people_sums = ("cost", "requests", "errors")
-        assert summed(DailyPersonUsage.objects.filter(**narrow), people_sums) == {f: expected[f] for f in people_sums}
+        assert summed(DailyPersonUsage.objects.filter(**narrow)) == expected
 
 
 def test_each_selection_reads_the_smallest_table_that_answers_it(world):
     red = world["groups"][0]
     someone = world["people"][0]
     plain = Selection(start=FIRST, end=FIRST, preset="custom")
-    assert table_for(plain, ("day",), tokens=True) is MODEL_ROLLUP
+    key = world["keys"][0]
+    assert table_for(plain, ("day",)) is MODEL_ROLLUP
     assert table_for(Selection(start=FIRST, end=FIRST, model="a/one"), ("source",)) is MODEL_ROLLUP
     assert table_for(plain, ("person",)) is PERSON_ROLLUP
     assert table_for(Selection(start=FIRST, end=FIRST, group=red), ("day",)) is PERSON_ROLLUP
-    assert table_for(Selection(start=FIRST, end=FIRST, person=someone), tokens=True) is ROLLUP
+    assert table_for(Selection(start=FIRST, end=FIRST, source="chat"), ("group",)) is SOURCE_ROLLUP
+    assert table_for(Selection(start=FIRST, end=FIRST, person=someone), ("day", "source")) is SOURCE_ROLLUP
     assert table_for(Selection(start=FIRST, end=FIRST, person=someone), ("model",)) is ROLLUP
-    assert table_for(Selection(start=FIRST, end=FIRST, source="chat"), ("group",)) is ROLLUP
-    assert table_for(Selection(start=FIRST, end=FIRST, key=world["keys"][0]), ("day",)) is LEDGER
+    assert table_for(Selection(start=FIRST, end=FIRST, group=red, source="api"), ("model",)) is ROLLUP
+    assert table_for(Selection(start=FIRST, end=FIRST, key=key), ("day",)) is KEY_ROLLUP
+    assert table_for(Selection(start=FIRST, end=FIRST, key=key, source="api"), ("group",)) is KEY_ROLLUP

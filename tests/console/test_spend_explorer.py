@@ -1,5 +1,5 @@
 """The spend explorer: the range's total against the range before, spend per day stacked as the admin
-picks, top lists whose every figure links to its filtered view, filters (an API key's from the ledger),
+picks, top lists whose every figure links to its filtered view, filters (an API key's from its own rollup),
 presets, form errors for bad input, and the CSVs of exactly what is shown."""
 
 from __future__ import annotations

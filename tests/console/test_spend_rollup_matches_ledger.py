@@ -1,6 +1,6 @@
-"""The explorer's sums, read from the daily rollup (or, filtered by API key, from the ledger), equal the
-raw ledger's sums computed row by row here, for random ranges and filters. hypothesis is not installed
-here, so this is a seeded random loop: the same cases on every run, a new seed finds new ones."""
+"""The explorer's sums, read from the daily rollups (filtered by API key, from the key's), equal the raw
+ledger's sums computed row by row here, for random ranges and filters: a seeded random loop beside the
+hypothesis property test (test_rollups_property), the same cases on every run."""
 
 from __future__ import annotations
 

@@ -51,6 +51,7 @@ class Admission:
     attempt_id: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     endpoint: str = "chat"
+    response_cache: bool = False
 
     def model(self, model_id: str | None) -> CatalogModel:
         """The chain's model that served (the first one when upstream didn't say)."""
@@ -185,6 +186,7 @@ def _admit_in(context: CallContext, request: ChatRequest, *, source: str, api_ke
         attempt_id=attempt_id,
         skipped=planned.skipped,
         endpoint=request.endpoint,
+        response_cache=request.response_cache,
     )
 
 

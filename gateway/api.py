@@ -131,6 +131,11 @@ async def _posted(request: HttpRequest, parse: Callable[[dict[str, Any]], T]) ->
     return parsed if isinstance(parsed, JsonResponse) else (secret, parsed)
 
 
+def _asks_response_cache(request: HttpRequest) -> bool:
+    """The caller's `X-OpenRouter-Cache: true`, passed on to OpenRouter's response cache (a hit costs $0)."""
+    return request.headers.get("X-OpenRouter-Cache", "").strip().lower() == "true"
+
+
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -139,6 +144,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(posted := await _posted(request, parse_chat_request), JsonResponse):
         return posted
     secret, api_request = posted
+    api_request.chat.response_cache = _asks_response_cache(request)
     writer = ChunkWriter(api_request.chat.model, include_usage=api_request.include_usage)
     return await _answer(secret, api_request, completion_json, writer)
 
@@ -149,6 +155,7 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     if isinstance(posted := await _posted(request, parse_embeddings_request), JsonResponse):
         return posted
     secret, chat = posted
+    chat.response_cache = _asks_response_cache(request)
     try:
         completion = await metered.complete_with_key(secret, chat, source="api")
     except GatewayError as error:
@@ -162,6 +169,7 @@ async def responses(request: HttpRequest) -> HttpResponse:
     if isinstance(posted := await _posted(request, parse_responses_request), JsonResponse):
         return posted
     secret, api_request = posted
+    api_request.chat.response_cache = _asks_response_cache(request)
 
     def settled(completion: Completion) -> dict[str, Any]:
         return settled_response(completion.raw, completion.result)

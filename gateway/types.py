@@ -28,6 +28,9 @@ class ChatRequest:
     fallback_models: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     endpoint: str = "chat"  # or "embeddings" (each message's content is one input) or "responses"
+    # Ask OpenRouter's response cache (`X-OpenRouter-Cache: true`): an identical earlier answer comes back
+    # as a new generation billed nothing, which the ledger records at $0 like any other.
+    response_cache: bool = False
 
 
 @dataclass

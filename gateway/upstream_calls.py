@@ -16,22 +16,24 @@ from openrouter.client import BilledResult, Observer
 
 async def call(client: OpenRouterClient, admission: Admission, observe: Observer) -> ChatResult | BilledResult:
     """The non-streaming call."""
+    cache = admission.response_cache
     if admission.endpoint == "embeddings":
-        return await client.embeddings(embeddings_body(admission.body), observe=observe)
+        return await client.embeddings(embeddings_body(admission.body), observe=observe, response_cache=cache)
     if admission.endpoint == "responses":
-        return await client.responses(responses_body(admission.body), observe=observe)
+        return await client.responses(responses_body(admission.body), observe=observe, response_cache=cache)
     fallbacks = [m.pk for m in admission.chain[1:]]
-    return await client.chat(admission.body, fallback_models=fallbacks, observe=observe)
+    return await client.chat(admission.body, fallback_models=fallbacks, observe=observe, response_cache=cache)
 
 
 def open_stream(
     client: OpenRouterClient, admission: Admission, observe: Observer
 ) -> AbstractAsyncContextManager[EventStream]:
     """The streaming call (chat or Responses; embeddings don't stream)."""
+    cache = admission.response_cache
     if admission.endpoint == "responses":
-        return client.stream_responses(responses_body(admission.body), observe=observe)
+        return client.stream_responses(responses_body(admission.body), observe=observe, response_cache=cache)
     fallbacks = [m.pk for m in admission.chain[1:]]
-    return client.stream(admission.body, fallback_models=fallbacks, observe=observe)
+    return client.stream(admission.body, fallback_models=fallbacks, observe=observe, response_cache=cache)
 
 
 def reply_of(answer: ChatResult | BilledResult) -> dict[str, Any]:

@@ -72,6 +72,20 @@ class ChatResult:
     images: list[str] = field(default_factory=list)
 
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+# OpenRouter's response cache (beta) answers an identical earlier request again at no cost, when asked.
+_CACHE_HEADERS = {"X-OpenRouter-Cache": "true"}
+
+
+def _json_headers(response_cache: bool) -> dict[str, str]:
+    return {**_JSON_HEADERS, **_CACHE_HEADERS} if response_cache else _JSON_HEADERS
+
+
+def _stream_headers(response_cache: bool) -> dict[str, str]:
+    return {**_STREAM_HEADERS, **_CACHE_HEADERS} if response_cache else _STREAM_HEADERS
+
+
 class OpenRouterClient:
     """One shared connection pool to OpenRouter; safe to use from many tasks at once."""
 
@@ -122,14 +136,21 @@ class OpenRouterClient:
         await self._http.aclose()
 
     async def chat(
-        self, body: dict[str, Any], *, fallback_models: Sequence[str] = (), observe: Observer | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        fallback_models: Sequence[str] = (),
+        observe: Observer | None = None,
+        response_cache: bool = False,
     ) -> ChatResult:
-        """A non-streaming completion, retried and then tried on each of `fallback_models` in turn."""
+        """A non-streaming completion, retried and then tried on each of `fallback_models` in turn.
+        `response_cache` asks OpenRouter's response cache (an identical earlier answer, at no cost)."""
         attempts: Attempts = []
+        headers = _json_headers(response_cache)
         result = await self._with_fallback(
             self._completion_body(body, stream=False),
             fallback_models,
-            lambda attempt_body: self._chat_once(attempt_body, observe),
+            lambda attempt_body: self._chat_once(attempt_body, observe, headers),
             attempts,
         )
         result.attempts = attempts
@@ -137,7 +158,12 @@ class OpenRouterClient:
 
     @asynccontextmanager
     async def stream(
-        self, body: dict[str, Any], *, fallback_models: Sequence[str] = (), observe: Observer | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        fallback_models: Sequence[str] = (),
+        observe: Observer | None = None,
+        response_cache: bool = False,
     ) -> AsyncIterator[EventStream]:
         """A streamed completion: `async with client.stream(body) as events: async for ev in events`.
 
@@ -146,10 +172,11 @@ class OpenRouterClient:
         a StreamError. Leaving the block closes the connection at once, even mid-stream.
         """
         attempts: Attempts = []
+        headers = _stream_headers(response_cache)
         events = await self._with_fallback(
             self._completion_body(body, stream=True),
             fallback_models,
-            lambda attempt_body: self._open_stream(attempt_body, attempts, observe),
+            lambda attempt_body: self._open_stream(attempt_body, attempts, observe, headers=headers),
             attempts,
         )
         try:
@@ -157,32 +184,48 @@ class OpenRouterClient:
         finally:
             await events.aclose()
 
-    async def embeddings(self, body: dict[str, Any], *, observe: Observer | None = None) -> BilledResult:
+    async def embeddings(
+        self, body: dict[str, Any], *, observe: Observer | None = None, response_cache: bool = False
+    ) -> BilledResult:
         """`POST /embeddings`, retried; the vectors stay in `raw`."""
         attempts: Attempts = []
-        model = body["model"]
-        payload, headers = await self._retrying(lambda: self._post_once("embeddings", body, observe), model, attempts)
+        model, sent = body["model"], _json_headers(response_cache)
+        payload, headers = await self._retrying(
+            lambda: self._post_once("embeddings", body, observe, sent), model, attempts
+        )
         return _billed_result(payload, headers, model, attempts, usage_from_json)
 
-    async def responses(self, body: dict[str, Any], *, observe: Observer | None = None) -> BilledResult:
+    async def responses(
+        self, body: dict[str, Any], *, observe: Observer | None = None, response_cache: bool = False
+    ) -> BilledResult:
         """`POST /responses` (stateless, not streamed), retried; the response object stays in `raw`."""
         attempts: Attempts = []
-        model = body["model"]
+        model, sent = body["model"], _json_headers(response_cache)
         body = {**body, "stream": False}
-        payload, headers = await self._retrying(lambda: self._post_once("responses", body, observe), model, attempts)
+        payload, headers = await self._retrying(
+            lambda: self._post_once("responses", body, observe, sent), model, attempts
+        )
         if isinstance(payload, dict) and payload.get("status") == "failed":
             raise error_from_payload(payload.get("error") or "The response failed")
         return _billed_result(payload, headers, model, attempts, responses_usage)
 
     @asynccontextmanager
     async def stream_responses(
-        self, body: dict[str, Any], *, observe: Observer | None = None
+        self, body: dict[str, Any], *, observe: Observer | None = None, response_cache: bool = False
     ) -> AsyncIterator[EventStream]:
         """`POST /responses` streamed, as the same events as a chat stream (`ResponsesDecoder`); like `stream`,
         failures before the first event are retried and raised, later ones are the last event."""
         attempts: Attempts = []
         model = body["model"]
-        opening = partial(self._open_stream, {**body, "stream": True}, attempts, observe, "responses", ResponsesDecoder)
+        opening = partial(
+            self._open_stream,
+            {**body, "stream": True},
+            attempts,
+            observe,
+            "responses",
+            ResponsesDecoder,
+            _stream_headers(response_cache),
+        )
         events = await self._retrying(opening, model, attempts)
         try:
             yield events
@@ -239,19 +282,23 @@ class OpenRouterClient:
                     raise
         raise AssertionError("stamina either returns or raises")
 
-    async def _chat_once(self, body: dict[str, Any], observe: Observer | None) -> ChatResult:
+    async def _chat_once(
+        self, body: dict[str, Any], observe: Observer | None, headers: dict[str, str] = _JSON_HEADERS
+    ) -> ChatResult:
         """One try of a chat completion (see `_post_once`)."""
-        payload, headers = await self._post_once("chat/completions", body, observe)
+        payload, headers = await self._post_once("chat/completions", body, observe, headers)
         try:
             return _chat_result(payload, headers, body["model"])
         except (AttributeError, TypeError, IndexError) as exc:
             raise InvalidResponse(f"The completion has an unexpected shape ({exc})") from exc
 
-    async def _post_once(self, path: str, body: dict[str, Any], observe: Observer | None) -> tuple[Any, httpx.Headers]:
+    async def _post_once(
+        self, path: str, body: dict[str, Any], observe: Observer | None, headers: dict[str, str] = _JSON_HEADERS
+    ) -> tuple[Any, httpx.Headers]:
         """One try of a billed JSON call. The headers are read first (OpenRouter sends them at once, then
         whitespace while the model works), so the generation is known even when the body never comes. The
         whitespace keeps every read alive, so the whole answer has a deadline of its own (`answer_timeout`)."""
-        request = self._http.build_request("POST", path, content=_encode(body), headers=_JSON_HEADERS)
+        request = self._http.build_request("POST", path, content=_encode(body), headers=headers)
         response = await self._headers(request, observe, body["model"])
         try:
             try:
@@ -272,8 +319,9 @@ class OpenRouterClient:
         observe: Observer | None,
         path: str = "chat/completions",
         decoder: type[ChunkDecoder] | type[ResponsesDecoder] = ChunkDecoder,
+        headers: dict[str, str] = _STREAM_HEADERS,
     ) -> EventStream:
-        request = self._http.build_request("POST", path, content=_encode(body), headers=_STREAM_HEADERS)
+        request = self._http.build_request("POST", path, content=_encode(body), headers=headers)
         response = await self._headers(request, observe, body["model"])
         try:
             if response.status_code >= 400:
@@ -339,8 +387,6 @@ class OpenRouterClient:
 
 _GEN = GENERATION_HEADER
 HEADER_GRACE = 5.0
-_JSON_HEADERS = {"Content-Type": "application/json"}
-_STREAM_HEADERS = {**_JSON_HEADERS, "Accept": "text/event-stream", "Cache-Control": "no-store"}
 
 
 def _observe(observe: Observer | None, response: httpx.Response, model: str) -> None:

@@ -24,6 +24,8 @@ run: $(STAMP)
 manage: $(STAMP)
 	$(BIN)/python manage.py $(ARGS)
 
+# The whole suite runs on pytest-xdist workers (tests/helpers/workers.py); `make test ARGS="tests/chat"`
+# runs some tests in one process, `ARGS="-n 0"` all of them.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

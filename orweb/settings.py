@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from redis.connection import parse_url
 
 from orweb.schedules import BEAT_SCHEDULE
 
@@ -84,6 +85,9 @@ ORWEB_BATCH_MAX_CONCURRENCY = env.int("ORWEB_BATCH_MAX_CONCURRENCY", default=64)
 ORWEB_BATCH_USER_CONCURRENCY = env.int("ORWEB_BATCH_USER_CONCURRENCY", default=16)
 ORWEB_BATCH_CLAIM_SECONDS = env.int("ORWEB_BATCH_CLAIM_SECONDS", default=180)
 ORWEB_BATCH_MAX_TRIES = env.int("ORWEB_BATCH_MAX_TRIES", default=3)
+# A job is worked by up to this many runs at once, each in a batch worker process of its own (they share its
+# concurrency), so a big job uses more than one core: match it to the batch worker's processes.
+ORWEB_BATCH_RUNS_PER_JOB = env.int("ORWEB_BATCH_RUNS_PER_JOB", default=2)
 # A job's end is POSTed to its webhook URL, if it has one, signed with HMAC-SHA256 under
 # ORWEB_BATCH_WEBHOOK_SECRET (webhooks can't be set while it is empty), tried at most
 # ORWEB_BATCH_WEBHOOK_TRIES times with growing waits. Addresses on this machine or a private network are
@@ -197,10 +201,13 @@ TEMPLATES = [
 ]
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Pub/sub (the channel layer's groups, chat's Stop requests) ignores the Redis database: sites sharing one
+# server on different databases keep apart by a prefix that names theirs (database 0 keeps channels' own).
+REDIS_DATABASE = parse_url(REDIS_URL).get("db") or 0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"asgi-db{REDIS_DATABASE}" if REDIS_DATABASE else "asgi"},
     }
 }
 

@@ -108,7 +108,8 @@ def _close_pool(django_db_setup, django_db_blocker) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
     """Rate-limit counters, stream slots and a reply's stored deltas live in Redis: each test starts with
-    none (message ids restart with each test's fresh database, so an earlier test's deltas would match)."""
+    none (message ids restart with each test's fresh database, so an earlier test's deltas would match).
+    Only this process's Redis database: each pytest-xdist worker has its own (tests/helpers/workers.py)."""
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     for pattern in ("orweb:*", "chat:*"):
         for key in client.scan_iter(pattern):
@@ -188,10 +189,12 @@ def superuser_client(superuser) -> Client:
     return signed_in(superuser)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _bound_socket() -> socket.socket:
+    """A socket on a free port of 127.0.0.1 for uvicorn to serve on: bound here and kept, so no other
+    process (another pytest-xdist worker's server) can take the port between its choice and its use."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @pytest.fixture(scope="session")
@@ -199,9 +202,10 @@ def simulator_server() -> Iterator[SimulatorServer]:
     from openrouter.simulator import SimulatorConfig, create_app
 
     app = create_app(SimulatorConfig(ttft=0.0, tps=0, generation_delay=0.2, keepalive_interval=0.2))
-    port = _free_port()
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -248,12 +252,13 @@ class LiveApp:
 def live_app_server() -> Iterator[LiveApp]:
     from orweb.asgi import application
 
-    port = _free_port()
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
         application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -12,7 +12,7 @@ from tests.helpers.suite_checks import ROOT, money_gaps, unrendered, whole_suite
 
 def config(*args: str, keyword: str = "", markexpr: str = "", collectonly: bool = False, cwd: Path = ROOT):
     option = SimpleNamespace(keyword=keyword, markexpr=markexpr, collectonly=collectonly)
-    return SimpleNamespace(option=option, args=list(args), invocation_params=SimpleNamespace(dir=cwd))
+    return SimpleNamespace(option=option, args=list(args), invocation_params=SimpleNamespace(dir=cwd), rootpath=ROOT)
 
 
 @pytest.mark.parametrize("args", [("tests",), ("tests/",), (str(ROOT),), (".",)])
@@ -69,3 +69,22 @@ def test_a_listed_money_file_that_does_not_exist_is_a_gap():
     assert money_gaps(Measured({}), ["billing/gone.py"]) == [
         "billing/gone.py: listed as money code but there is no such file"
     ]
+
+
+def test_on_workers_the_controller_checks_what_every_worker_rendered_and_deselected():
+    from tests.helpers.suite_checks import SuiteChecks
+
+    workers = [SuiteChecks(), SuiteChecks()]
+    workers[0].rendered, workers[1].rendered = {"a.html"}, {"b.html"}
+    workers[0].deselected = workers[1].deselected = 2
+    outputs = []
+    for worker in workers:
+        output: dict = {}
+        worker.pytest_sessionfinish(SimpleNamespace(config=SimpleNamespace(workeroutput=output)))
+        outputs.append(output)
+    controller = SuiteChecks()
+    for output in outputs:
+        controller.pytest_testnodedown(SimpleNamespace(workeroutput=output), error=None)
+
+    assert controller.rendered == {"a.html", "b.html"}
+    assert controller.deselected == 2

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,14 +92,26 @@ WORKER = [sys.executable, "-m", "celery", "-A", "orweb", "worker", "-l", "warnin
 
 @pytest.fixture
 def start_worker(simulator, settings, journal_dir) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start real Celery workers (`start(queues="celery", **extra_env)`), any number; all killed after."""
+    """Start real Celery workers (`start(queues="celery", **extra_env)`), any number; all killed after.
+
+    `start(ready=True)` returns only once the worker answers a ping, so that it consumes what the test sends
+    from then on: a worker still starting on a busy machine may otherwise find a task's countdown past."""
     celery_app.control.purge()
     workers: list[subprocess.Popen] = []
 
-    def start(queues: str = "celery", **extra: str) -> subprocess.Popen:
+    def start(queues: str = "celery", *, ready: bool = False, **extra: str) -> subprocess.Popen:
         env = server_env(simulator, settings, journal_dir, **extra)
-        workers.append(subprocess.Popen([*WORKER, "-Q", queues], cwd=ROOT, env=env))
-        return workers[-1]
+        name = f"faults{len(workers) + 1}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        worker = subprocess.Popen([*WORKER, "-Q", queues, "-n", name], cwd=ROOT, env=env)
+        workers.append(worker)
+
+        def answers() -> bool:
+            assert worker.poll() is None, f"Celery worker {name} exited with {worker.returncode}"
+            return bool(celery_app.control.ping(destination=[name], timeout=0.5))
+
+        if ready:
+            wait_until(answers, 90, f"Celery worker {name} never answered a ping")
+        return worker
 
     yield start
     for worker in workers:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_reconciliations_held_by_a_killed_worker_are_done_by_the_next(
     start_worker, simulator, catalog, owner, settings
 ):
-    first = start_worker()
+    first = start_worker(ready=True)  # taking tasks before their 5 s countdown ends: they wait in its hands
 
     async def estimated_call() -> None:
         async with metered.stream(owner, ask("a story [[sim no_usage=1 tokens=20]]"), source="api") as call:

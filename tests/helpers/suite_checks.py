@@ -2,10 +2,13 @@
 every line of the money code runs (the files listed in pyproject's `[tool.coverage.run] include`).
 
 They apply only when the whole suite ran: a run of some tests (`-k`, a path, `--lf`) says nothing about
-either, and a run stopped early has already failed. Templates count when Django renders them in this
+either, and a run stopped early has already failed. Templates count when Django renders them in a test
 process (pytest-django's test environment sends `template_rendered`, for `{% include %}`d partials too);
-a template rendered only by a server in a subprocess does not. The coverage check needs coverage to be
-running (`devstack test` starts it through pytest-cov); under a plain `pytest` it is skipped.
+a template rendered only by a server in a subprocess does not. The coverage check needs pytest-cov
+(`devstack test` starts it); under a plain `pytest` it is skipped.
+
+On pytest-xdist (tests/helpers/workers.py) the checks run on the controller, once the run is over: each
+worker hands it what it rendered and deselected, and pytest-cov has combined the workers' coverage.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import pytest
 from django.test.signals import template_rendered
 
 ROOT = Path(__file__).resolve().parents[2]
-WHOLE_SUITE_ARGS = {ROOT, ROOT / "tests"}
+# What a worker hands the controller in its `workeroutput`.
+RENDERED, DESELECTED = "orweb_rendered", "orweb_deselected"
 
 
 def whole_suite(config: pytest.Config, deselected: int) -> bool:
@@ -26,16 +30,18 @@ def whole_suite(config: pytest.Config, deselected: int) -> bool:
     option = config.option
     if option.keyword or option.markexpr or option.collectonly or deselected:
         return False
-    base = config.invocation_params.dir
-    return all("::" not in arg and (base / arg).resolve() in WHOLE_SUITE_ARGS for arg in config.args)
+    base, root = config.invocation_params.dir, config.rootpath
+    return all("::" not in arg and (base / arg).resolve() in {root, root / "tests"} for arg in config.args)
 
 
 def project_template_files() -> set[Path]:
     """Every file under the project's template directories: settings' DIRS and each of our apps'
-    `templates/` (Django's and other libraries' templates are theirs to test)."""
+    `templates/` (Django's and other libraries' templates are theirs to test). None without Django."""
     from django.apps import apps
     from django.conf import settings
 
+    if not settings.configured:
+        return set()
     dirs = [Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", [])]
     dirs += [Path(app.path) / "templates" for app in apps.get_app_configs()]
     ours = [d.resolve() for d in dirs if d.is_dir() and d.resolve().is_relative_to(ROOT)]
@@ -49,11 +55,11 @@ def unrendered(templates: Iterable[Path], rendered: Iterable[str]) -> list[str]:
     return sorted(str(path.relative_to(ROOT)) for path in templates if path not in seen)
 
 
-def money_gaps(coverage: Any, listed: Iterable[str]) -> list[str]:
-    """One line per listed money file that is missing or has lines no test ran."""
+def money_gaps(coverage: Any, listed: Iterable[str], root: Path = ROOT) -> list[str]:
+    """One line per listed money file (relative to `root`) that is missing or has lines no test ran."""
     gaps = []
     for name in listed:
-        path = ROOT / name
+        path = root / name
         if not path.is_file():
             gaps.append(f"{name}: listed as money code but there is no such file")
             continue
@@ -65,7 +71,7 @@ def money_gaps(coverage: Any, listed: Iterable[str]) -> list[str]:
 
 class SuiteChecks:
     """Records what the session rendered and, at its end, fails it when the whole suite left a template
-    unrendered or a money line unrun."""
+    unrendered or a money line unrun. A pytest-xdist worker only records, for the controller."""
 
     def __init__(self) -> None:
         self.rendered: set[str] = set()
@@ -81,25 +87,40 @@ class SuiteChecks:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.deselected += len(items)
 
-    # Innermost of the run-loop wrappers, so this runs before pytest-cov's wrapper stops coverage, and
-    # early enough to count as a failure (as pytest-cov's own fail-under does).
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On a worker: hand what it saw to the controller (xdist sends `workeroutput` after this hook)."""
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None:
+            output[RENDERED] = sorted(self.rendered)
+            output[DESELECTED] = self.deselected
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """On the controller: what a worker rendered counts; each worker deselects the same tests."""
+        output = getattr(node, "workeroutput", {})
+        self.rendered.update(output.get(RENDERED, ()))
+        self.deselected = max(self.deselected, output.get(DESELECTED, 0))
+
+    # Outermost of the run-loop wrappers, so this runs after pytest-cov's has stopped coverage and combined
+    # the workers' data, and still early enough to count as a failure (as pytest-cov's own fail-under does).
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
-        if whole_suite(session.config, self.deselected):
-            self.problems = self._check()
+        worker = hasattr(session.config, "workerinput")
+        if not worker and whole_suite(session.config, self.deselected):
+            self.problems = self._check(session.config)
             if self.problems:
                 session.testsfailed += 1
         return result
 
-    def _check(self) -> list[str]:
-        import coverage
-
+    def _check(self, config: pytest.Config) -> list[str]:
         problems = [f"never rendered by a test: {name}" for name in unrendered(project_template_files(), self.rendered)]
-        measuring = coverage.Coverage.current()
-        if measuring is not None:
-            listed = measuring.get_option("run:include") or []
-            problems += [f"money code not fully covered: {gap}" for gap in money_gaps(measuring, listed)]
+        measured = measured_coverage(config)
+        if measured is not None:
+            listed = measured.get_option("run:include") or []
+            problems += [
+                f"money code not fully covered: {gap}" for gap in money_gaps(measured, listed, config.rootpath)
+            ]
         return problems
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -107,6 +128,13 @@ class SuiteChecks:
             terminalreporter.section("whole-suite checks failed", red=True, bold=True)
             for problem in self.problems:
                 terminalreporter.line(problem, red=True)
+
+
+def measured_coverage(config: pytest.Config) -> Any:
+    """pytest-cov's coverage of this run (the workers' combined, on xdist), or None without pytest-cov."""
+    plugin = config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    return controller.cov if controller is not None else None
 
 
 def pytest_configure(config: pytest.Config) -> None:

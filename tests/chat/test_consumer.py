@@ -16,7 +16,7 @@ from billing.models import Budget, LedgerEntry
 from chat import conversations, runner
 from chat.consumers import ChatConsumer
 from chat.models import Attachment, Conversation, Message
-from tests.helpers.chat import TEXT_ONLY, Socket, deltas, reply_id
+from tests.helpers.chat import TEXT_ONLY, Socket, deltas, reply_id, sent_chats
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulator", "drained")]
 
@@ -365,8 +365,7 @@ async def test_an_image_goes_to_an_image_model_as_a_data_url(conversation, simul
     await socket.send({"action": "send", "content": "echo: seen", "attachments": [image.pk]})
     done, _ = await socket.until("done")
     assert done["status"] == "complete"
-    sent = simulator.control("GET", "requests").json()[-1]
-    parts = sent["body"]["messages"][-1]["content"] if "body" in sent else sent["messages"][-1]["content"]
+    parts = sent_chats(simulator)[-1]["messages"][-1]["content"]
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
     await socket.close()
 

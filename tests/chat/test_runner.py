@@ -51,6 +51,10 @@ async def test_a_new_reply_is_announced_before_its_first_delta(conversation):
 
 async def test_sending_to_a_deleted_conversation_is_refused(conversation):
     socket = await Socket(conversation.user, conversation.pk).open()
+    # The socket is accepted before its ownership check: an answered frame says that check has passed, so
+    # the deletion comes after it (deleted sooner, the socket is closed as not the user's instead).
+    await socket.send({"action": "dance"})
+    assert (await socket.receive())["type"] == "error"
     await database_sync_to_async(conversations.delete)(conversation)
     await socket.send({"action": "send", "content": "hello"})
     answer = await socket.receive()

@@ -12,7 +12,7 @@ from django.test import Client
 from chat import conversations, runner
 from chat.models import Attachment, Message
 from tests.helpers.billing import assert_ledger_matches_simulator
-from tests.helpers.chat import Socket, row
+from tests.helpers.chat import Socket, row, sent_chats
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drained")]
 
@@ -31,8 +31,7 @@ async def ledger_matches(simulator) -> None:
 
 
 def last_request(simulator) -> dict:
-    sent = simulator.control("GET", "requests").json()[-1]
-    return sent.get("body", sent)
+    return sent_chats(simulator)[-1]
 
 
 async def new_conversation(owner, model: str, **settings):
@@ -156,8 +155,7 @@ async def test_the_parsed_file_goes_back_next_turn_so_ocr_is_paid_once(owner, ca
     assert parsed, "OpenRouter's parser answered with the parsed file"
     await socket.send({"action": "send", "content": "And the date on it?"})
     await socket.until("done", timeout=30)
-    requests = [sent.get("body", sent) for sent in simulator.control("GET", "requests").json()]
-    [follow_up] = [body for body in requests if "And the date on it?" in str(body["messages"][-1])]
+    [follow_up] = [body for body in sent_chats(simulator) if "And the date on it?" in str(body["messages"][-1])]
     [earlier] = [m for m in follow_up["messages"] if m["role"] == "assistant"]
     assert earlier["annotations"] == parsed
     await socket.close()

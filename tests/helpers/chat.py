@@ -10,11 +10,20 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from chat import conversations
+from chat import conversations, titles
 from chat.models import Message
 from chat.routing import websocket_urlpatterns
 
 MODEL = "openai/gpt-4o-mini"
+
+
+def sent_chats(simulator: Any) -> list[dict[str, Any]]:
+    """The bodies of the chat calls the simulator received, oldest first, title calls left out: a first
+    reply titles its conversation in the background, so that call may arrive after a later send's."""
+    bodies = [sent.get("body", sent) for sent in simulator.control("GET", "requests").json()]
+    return [body for body in bodies if body.get("messages", [{}])[0].get("content") != titles.PROMPT]
+
+
 TEXT_ONLY = "openai/gpt-3.5-turbo"
 
 

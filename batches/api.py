@@ -41,6 +41,10 @@ ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
 # OpenAI's metadata: at most 16 pairs, keys up to 64 characters, values up to 512.
 METADATA_PAIRS, METADATA_KEY, METADATA_VALUE = 16, 64, 512
+# Economy mode (OpenRouter's Batch API, about half the price, answered within 24 h) is asked for in the
+# metadata, which OpenAI's SDKs pass through unchanged: `metadata={"orweb_economy": "true"}`. Every line must
+# then name the same text-only model.
+ECONOMY_KEY = "orweb_economy"
 # `output_expires_after` is accepted and not applied: orweb keeps a batch's results until they are deleted.
 BATCH_FIELDS = frozenset(("input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"))
 BATCH_LIMIT, BATCH_MAX_LIMIT = 20, 100
@@ -166,6 +170,7 @@ def batch_json(job: BatchJob) -> dict[str, Any]:
         "metadata": job.metadata or None,
         "model": job.default_model or None,
         "orweb_status": job.status,
+        "orweb_economy": job.economy,
         "reason": job.reason or None,
         "cost": json_usd(job.cost),
     }
@@ -337,6 +342,14 @@ def _metadata(value: Any) -> dict[str, str]:
     return value
 
 
+def _economy(metadata: dict[str, str]) -> bool:
+    value = metadata.get(ECONOMY_KEY, "false").strip().lower()
+    if value not in ("true", "false"):
+        message = f'metadata.{ECONOMY_KEY} must be "true" or "false" (got {value[:20]!r}).'
+        raise Refused(message, code="invalid_metadata", param=f"metadata.{ECONOMY_KEY}")
+    return value == "true"
+
+
 def _input_file(user: Any, file_id: Any) -> BatchFile:
     if not isinstance(file_id, str) or not file_id:
         raise Refused("input_file_id is required.", code="missing_required_parameter", param="input_file_id")
@@ -363,9 +376,10 @@ def _create(request: HttpRequest, user: Any) -> HttpResponse:
         message = f"completion_window must be '{COMPLETION_WINDOW}' (got {body.get('completion_window')!r})."
         raise Refused(message, code="unsupported_completion_window", param="completion_window")
     metadata = _metadata(body.get("metadata"))
+    economy = _economy(metadata)
     input_file = _input_file(user, body.get("input_file_id"))
     try:
-        job = jobs.create_job(user, input_file, origin=BatchJob.Origin.API, metadata=metadata)
+        job = jobs.create_job(user, input_file, origin=BatchJob.Origin.API, metadata=metadata, economy=economy)
     except formats.BadFile as bad:
         raise Refused(str(bad), code="invalid_file", param="input_file_id") from None
     return JsonResponse(batch_json(job))

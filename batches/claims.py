@@ -1,13 +1,19 @@
-"""Who works on what: a job's lease (one run at a time) and its lines' claims, each taken atomically and
-given up by lapsing, and a line's settlement, written only by the run that still holds its claim.
+"""Who works on what: a job's runs (each in one of its run slots) and its lines' claims, each taken
+atomically and given up by lapsing, and a line's settlement, written only by the run that still holds its
+claim.
 
-A claim is `(claim token, claimed_until)` on the line. Taking one is a single statement (`UPDATE ... WHERE id
-IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`), so two runs never take the same line; a run
-that dies leaves claims that lapse, and lines whose claim lapsed are claimable again. Settling is
-conditional on the claim and on the line still running: a line is done (or failed) once. A run counts
-its settled lines into the job in batches (`add_counts`, one statement every half second rather than one
-per line); since a run that dies takes its unwritten counts with it, the counts are made again from the
-lines (`recount`) when a run takes the job and when the job ends.
+A job is worked by up to ORWEB_BATCH_RUNS_PER_JOB runs at once, one per worker process, so a big job uses
+more than one core; each holds a `BatchRun` slot while it lives. A claim is `(claim token, claimed_until)` on
+the line. Taking lines is one statement (`UPDATE ... WHERE id = ANY(ARRAY(SELECT ... LIMIT n FOR UPDATE SKIP
+LOCKED)) RETURNING`), and the claims of one job are taken one at a time (a transaction-level advisory lock), so runs
+never take the same line, the job never has more lines claimed than its concurrency, however many runs
+share it, and a deterministic line is not taken while another run is asking the same thing (it is answered
+from that run's result instead). A run that dies leaves claims that lapse, and lines whose claim lapsed are
+claimable again. Settling is conditional on the claim and on the line still running: a line is done (or
+failed) once. A run counts its settled lines into the job in batches (`add_counts`, one statement every
+half second rather than one per line); since a run that dies takes its unwritten counts with it, the counts
+are made again from the lines (`recount`) when a run takes a job no other run is working, and when the job
+ends.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
-from batches.models import BatchJob, BatchLine
+from batches.models import BatchJob, BatchLine, BatchRun
+from orweb import sql
 
 L = BatchLine.Status
 CACHE_ACROSS_JOBS = dt.timedelta(hours=24)
@@ -40,32 +48,43 @@ class Claimed:
     tries: int
 
 
+_LINES = BatchLine._meta.db_table
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%(key)s))"
+# `id = ANY(ARRAY(...))` rather than `id IN (...)`: the planner can't tell how few rows the computed LIMIT
+# leaves, and would hash-join them against every line of the job.
 _CLAIM = f"""
-UPDATE {BatchLine._meta.db_table} SET status = 'running', claim = %(token)s, claimed_until = %(until)s,
+UPDATE {_LINES} SET status = 'running', claim = %(token)s, claimed_until = %(until)s,
     tries = tries + 1, not_before = NULL
-WHERE id IN (
-    SELECT id FROM {BatchLine._meta.db_table}
+WHERE id = ANY(ARRAY(
+    SELECT id FROM {_LINES} AS line
     WHERE job_id = %(job)s
       AND ((status = 'pending' AND (not_before IS NULL OR not_before <= %(now)s))
            OR (status = 'running' AND claimed_until < %(now)s))
       AND EXISTS (SELECT 1 FROM {BatchJob._meta.db_table} WHERE id = %(job)s AND status = 'in_progress')
+      AND (cache_key = '' OR NOT EXISTS (
+          SELECT 1 FROM {_LINES} AS asking
+          WHERE asking.job_id = %(job)s AND asking.cache_key = line.cache_key AND asking.status = 'running'
+            AND asking.claimed_until >= %(now)s AND asking.claim <> %(token)s))
     ORDER BY number
-    LIMIT %(n)s
+    LIMIT GREATEST(0, LEAST(%(n)s, %(cap)s - (
+        SELECT count(*) FROM {_LINES}
+        WHERE job_id = %(job)s AND status = 'running' AND claimed_until >= %(now)s)))
     FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING id, number, request, cache_key, tries
 """
 
 
-def claim(job_id: str, token: str, n: int, seconds: int) -> list[Claimed]:
-    """Take up to `n` lines of a running job: pending ones whose wait is over, and running ones whose claim
+def claim(job_id: str, token: str, n: int, seconds: int, cap: int | None = None) -> list[Claimed]:
+    """Take up to `n` lines of a running job, and no more than leaves `cap` lines claimed in the whole job
+    (its concurrency, shared by its runs): pending ones whose wait is over, and running ones whose claim
     lapsed (their run died), lowest numbers first."""
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM, {"token": token, "until": now + dt.timedelta(seconds=seconds), "job": job_id, "now": now, "n": n}
-        )
-        rows = cursor.fetchall()
+    until = now + dt.timedelta(seconds=seconds)
+    params = {"token": token, "until": until, "job": job_id, "now": now, "n": n, "cap": n if cap is None else cap}
+    with transaction.atomic():
+        sql.fetch(_LOCK, {"key": f"batch-claims:{job_id}"})
+        rows = sql.fetch(_CLAIM, params)
     return sorted(
         (
             Claimed(id=i, number=number, request=_json(request), cache_key=key, tries=tries)
@@ -79,40 +98,78 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def take_lease(job_id: str, token: str, seconds: int) -> bool:
-    """Become the job's one run, if it is running and no other run's lease is live."""
+def take_run(job_id: str, token: str, seconds: int, slots: int) -> int | None:
+    """Become one of the job's runs, in the first of its `slots` no live run holds, if it is running: the
+    slot taken, or None. Whether other runs are working it too: `live_runs`."""
     now = timezone.now()
-    return (
-        BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.IN_PROGRESS)
-        .filter(_lapsed(now))
-        .update(lease=token, lease_until=now + dt.timedelta(seconds=seconds))
-        == 1
-    )
+    if not BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.IN_PROGRESS).exists():
+        return None
+    until = now + dt.timedelta(seconds=seconds)
+    for slot in range(slots):
+        if BatchRun.objects.filter(job_id=job_id, slot=slot, until__lt=now).update(token=token, until=until):
+            return slot
+        with contextlib.suppress(IntegrityError), transaction.atomic():
+            BatchRun.objects.create(job_id=job_id, slot=slot, token=token, until=until)
+            return slot
+    return None
 
 
-def _lapsed(now: dt.datetime) -> Q:
-    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+def live_runs(job_id: str) -> int:
+    """How many runs are working the job now (their slots renewed and not lapsed)."""
+    return BatchRun.objects.filter(job_id=job_id, until__gte=timezone.now()).count()
 
 
 def renew(job_id: str, token: str, seconds: int) -> bool:
-    """Extend the run's lease and its lines' claims; False when the lease was lost (the run should stop)."""
+    """Extend the run's slot and its lines' claims; False when the slot was lost (the run should stop)."""
     until = timezone.now() + dt.timedelta(seconds=seconds)
     BatchLine.objects.filter(job_id=job_id, status=L.RUNNING, claim=token).update(claimed_until=until)
-    return BatchJob.objects.filter(pk=job_id, lease=token).update(lease_until=until) == 1
+    return BatchRun.objects.filter(job_id=job_id, token=token).update(until=until) == 1
 
 
-def drop_lease(job_id: str, token: str) -> None:
-    BatchJob.objects.filter(pk=job_id, lease=token).update(lease="", lease_until=None)
+def drop_run(job_id: str, token: str) -> None:
+    BatchRun.objects.filter(job_id=job_id, token=token).delete()
 
 
-def _settle(line_id: int, token: str, job_counts: dict[str, Any] | None, **fields: Any) -> bool:
+# A line's settlement, the guard of "once": written only while the line runs under the caller's claim. By
+# hand and prepared (`orweb.sql`): it runs once per line, and the ORM's statement building took as long as
+# the statement itself.
+_SETTLE = f"""
+UPDATE {_LINES} SET status = %(status)s, claim = '', claimed_until = NULL, finished_at = %(now)s,
+    response = %(response)s, error = %(error)s, generation_id = %(generation_id)s, cost = %(cost)s,
+    cached = %(cached)s
+WHERE id = %(id)s AND status = 'running' AND claim = %(token)s
+RETURNING id
+"""
+
+
+def _settle(
+    line_id: int,
+    token: str,
+    job_counts: dict[str, Any] | None,
+    *,
+    status: str,
+    generation_id: str,
+    response: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    cost: Decimal = Decimal(0),
+    cached: bool = False,
+) -> bool:
+    params = {
+        "id": line_id,
+        "token": token,
+        "status": status,
+        "now": timezone.now(),
+        "response": None if response is None else Jsonb(response),
+        "error": None if error is None else Jsonb(error),
+        "generation_id": generation_id or "",
+        "cost": cost,
+        "cached": cached,
+    }
     with transaction.atomic() if job_counts else contextlib.nullcontext():
-        settled = BatchLine.objects.filter(pk=line_id, status=L.RUNNING, claim=token).update(
-            claim="", claimed_until=None, finished_at=timezone.now(), **fields
-        )
-        if settled == 1 and job_counts:
+        settled = len(sql.fetch(_SETTLE, params)) == 1
+        if settled and job_counts:
             BatchJob.objects.filter(lines__pk=line_id).update(**job_counts)
-    return settled == 1
+    return settled
 
 
 def settle_done(
@@ -133,10 +190,9 @@ def settle_done(
         {"completed": F("completed") + 1, "cost": F("cost") + cost} if count else None,
         status=L.DONE,
         response=response,
-        generation_id=generation_id or "",
+        generation_id=generation_id,
         cost=cost,
         cached=cached,
-        error=None,
     )
 
 
@@ -148,13 +204,15 @@ def settle_failed(
     return _settle(line_id, token, counts, status=L.FAILED, error=error, generation_id=generation_id)
 
 
-def add_counts(job_id: str, *, completed: int, failed: int, cost: Decimal) -> str:
-    """Count lines a run settled with `count=False` into their job, in one statement; the job's status
-    (how a run learns that it was paused or cancelled meanwhile)."""
+def add_counts(job_id: str, *, completed: int, failed: int, cost: Decimal) -> tuple[str, int]:
+    """Count lines a run settled with `count=False` into their job, in one statement; the job's status (how
+    a run learns that it was paused or cancelled meanwhile) and how many runs work it (they share it)."""
     jobs = BatchJob.objects.filter(pk=job_id)
     if completed or failed:
         jobs.update(completed=F("completed") + completed, failed=F("failed") + failed, cost=F("cost") + cost)
-    return jobs.values_list("status", flat=True).first() or ""
+    live = Count("runs", filter=Q(runs__until__gte=timezone.now()))
+    found = jobs.annotate(live=live).values_list("status", "live").first()
+    return found or ("", 0)
 
 
 def recount(job_id: str) -> None:
@@ -165,13 +223,6 @@ def recount(job_id: str) -> None:
         cost=Sum("cost", filter=Q(status=L.DONE), default=Decimal(0)),
     )
     BatchJob.objects.filter(pk=job_id).update(**counts)
-
-
-def release(line_ids: list[int], token: str) -> int:
-    """Give back lines the run claimed but never sent (it is stopping): pending again, the try not counted."""
-    return BatchLine.objects.filter(pk__in=line_ids, status=L.RUNNING, claim=token).update(
-        status=L.PENDING, claim="", claimed_until=None, tries=F("tries") - 1
-    )
 
 
 def requeue(line_id: int, token: str, *, wait: float, counted: bool = True) -> bool:

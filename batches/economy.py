@@ -4,9 +4,12 @@
 The money stays on the one path's rules, with the Batch API in place of the call:
 
 1. **hold**: every line is planned as the metered path plans a call (`gateway.admission.plan`: policy, its
-   body, its worst case at list price) and held against the budgets (`billing.holds.place_hold`), all in
-   one transaction that also writes each hold's id on its line, so either the whole job is held or
-   nothing is (the job pauses with the budget's reason);
+   body, its worst case at list price) and held against the budgets (`billing.holds.place_hold`) at the
+   price the Batch API will charge: HOLD_RATE of its list-price worst case, the Batch API's "about half"
+   (RATE) with a margin, since OpenRouter documents the discount as approximate. All in one transaction
+   that also writes each hold's id on its line, so either the whole job is held or nothing is (the job
+   pauses with the budget's reason). Should a result ever cost more than its hold, it is still charged
+   what OpenRouter reports;
 2. **submit**: `remote_state` is set to "submitting" (committed) before the POST and "submitted" with the
    remote id right after it, so a crash in between is seen and never submits the lines twice;
 3. **poll**: a Celery task comes back until the batch is done (`step` says when);
@@ -23,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -50,6 +53,8 @@ from orweb.money import json_usd
 
 log = logging.getLogger("orweb.batches")
 RATE = Decimal("0.5")  # what the Batch API charges of the list price, about
+PLACES = Decimal("1e-10")
+HOLD_RATE = Decimal("0.6")  # what a line is held at, of its list-price worst case: RATE and a margin for "about"
 HOLD_TTL = jobs.WINDOW + dt.timedelta(hours=1)  # a hold outlives the batch's window, then lapses
 SUBMIT_TIMEOUT = dt.timedelta(minutes=10)  # "submitting" older than this: the POST's outcome is unknown
 FIRST_POLL, LAST_POLL = 2.0, 300.0
@@ -57,25 +62,19 @@ S, L = BatchJob.Status, BatchLine.Status
 SUBMITTING, SUBMITTED, SETTLED = "submitting", "submitted", "settled"
 
 
-def is_batchable(model: CatalogModel | None) -> bool:
-    """Whether the Batch API serves the model: text in (no images), text out, a known price."""
-    return (
-        model is not None
-        and model.price_known
-        and model.prompt_price >= 0
-        and "image" not in model.input_modalities
-        and list(model.output_modalities) == ["text"]
-    )
-
-
-def batchable_ids(model_ids: list[str]) -> set[str]:
-    """Which of these models the Batch API serves (the upload form offers economy mode for those)."""
-    return {model.pk for model in CatalogModel.objects.filter(pk__in=model_ids) if is_batchable(model)}
-
-
 def discounted(job: BatchJob) -> tuple[Decimal, Decimal]:
     """The job's estimate range at the Batch API's price."""
     return job.estimate_low * RATE, job.estimate_high * RATE
+
+
+def held(job: BatchJob) -> Decimal:
+    """What the job holds against its owner's budgets while its batch is upstream (the high end)."""
+    return held_for(job.estimate_high)
+
+
+def held_for(worst_case: Decimal) -> Decimal:
+    """The hold for a list-price worst case, rounded up to the ledger's places."""
+    return (worst_case * HOLD_RATE).quantize(PLACES, rounding=ROUND_CEILING)
 
 
 def step(job_id: str) -> float | None:
@@ -148,7 +147,7 @@ def _hold_lines(job: BatchJob, user: Any) -> list[dict[str, Any]]:
             except GatewayError as error:
                 _fail_line(line, {"code": error.code, "message": error.message, "status": error.status})
                 continue
-            hold = place_hold(user, planned.worst_case(), ttl=HOLD_TTL)  # BudgetExceeded: all rolled back
+            hold = place_hold(user, held_for(planned.worst_case()), ttl=HOLD_TTL)  # BudgetExceeded: all rolled back
             BatchLine.objects.filter(pk=line.pk).update(
                 status=L.RUNNING, claim="economy", tries=1, hold_id=hold.pk if hold else None
             )

@@ -26,9 +26,10 @@ from django.utils import timezone
 
 from batches import formats
 from batches.claims import recount
-from batches.lines import Checker
+from batches.lines import Checker, is_batchable
 from batches.models import BatchFile, BatchJob, BatchLine
 from billing.budgets import remaining_for
+from catalog.models import CatalogModel
 
 RUN_TASK = "batches.tasks.run_job"
 ECONOMY_TASK = "batches.tasks.economy_step"
@@ -84,11 +85,29 @@ def create_job(
     )
     _validate(job, Checker(user=user, default_model=job.default_model, default_params=dict(job.default_params)))
     if origin == BatchJob.Origin.API:
-        if job.valid:
-            return start(job)
-        return _fail(job, "No line of the file is valid: see the error file.")
+        if not job.valid:
+            return _fail(job, "No line of the file is valid: see the error file.")
+        if economy and (problem := _economy_model(job)):
+            return _fail(job, problem)
+        return start(job)
     _move(job, {S.VALIDATING}, S.READY)
     return job
+
+
+def _economy_model(job: BatchJob) -> str:
+    """An API economy job sends its lines to the one model they name (its default model from then on): the
+    problem when they name more than one, or one the Batch API doesn't serve; "" when all is well."""
+    if job.default_model:
+        return ""
+    named = BatchLine.objects.filter(job=job, status=BatchLine.Status.PENDING).values_list("request__model", flat=True)
+    models = sorted(set(named.distinct()))
+    if len(models) != 1:
+        return f"Economy mode sends every line to one model; these lines name {len(models)}: {', '.join(models)}."
+    if not is_batchable(CatalogModel.objects.filter(pk=models[0]).first()):
+        return f"Economy mode is for text-only models OpenRouter's Batch API serves, not {models[0]}."
+    BatchJob.objects.filter(pk=job.pk).update(default_model=models[0])
+    job.default_model = models[0]
+    return ""
 
 
 def _concurrency(wanted: int | None) -> int:
@@ -289,10 +308,17 @@ def _move(job: BatchJob, sources: set[str], target: str, **fields: Any) -> None:
 
 
 def enqueue(job: BatchJob) -> None:
-    """Have a batch worker run the job (after this transaction commits, so it sees the job's status): line
-    by line, or in economy mode as one Batch API submission."""
+    """Have batch workers run the job (after this transaction commits, so they see the job's status): line
+    by line, as up to ORWEB_BATCH_RUNS_PER_JOB runs sharing it (a run finding every slot taken leaves at
+    once), or in economy mode as one Batch API submission."""
     task = ECONOMY_TASK if job.economy else RUN_TASK
-    transaction.on_commit(lambda: current_app.send_task(task, args=[job.pk], queue="batches"))
+    runs = 1 if job.economy else max(1, min(settings.ORWEB_BATCH_RUNS_PER_JOB, job.concurrency))
+
+    def send() -> None:
+        for _ in range(runs):
+            current_app.send_task(task, args=[job.pk], queue="batches")
+
+    transaction.on_commit(send)
 
 
 def progress(job: BatchJob) -> dict[str, Any]:

@@ -187,3 +187,20 @@ def _number(value: Any) -> Any:
 def cache_key(request: dict[str, Any]) -> str:
     """The identity of a deterministic request (temperature 0): model, messages and every parameter."""
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def is_batchable(model: CatalogModel | None) -> bool:
+    """Whether OpenRouter's Batch API (economy mode) serves the model: text in (no images), text out, a
+    known price."""
+    return (
+        model is not None
+        and model.price_known
+        and model.prompt_price >= 0
+        and "image" not in model.input_modalities
+        and list(model.output_modalities) == ["text"]
+    )
+
+
+def batchable_ids(model_ids: list[str]) -> set[str]:
+    """Which of these models the Batch API serves (the upload form offers economy mode for those)."""
+    return {model.pk for model in CatalogModel.objects.filter(pk__in=model_ids) if is_batchable(model)}

@@ -106,7 +106,8 @@ class BatchJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
-    # The run working on the job (one at a time), renewed while it lives; a lapsed lease is picked up again.
+    # Economy mode's step working on the job, renewed while it lives; a lapsed lease is picked up again.
+    # (Line by line, a job's runs hold `BatchRun` rows instead.)
     lease = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     # The job's end told to its owner (`batches.notices`): an e-mail once, and a signed POST to the job's
@@ -138,6 +139,23 @@ class BatchJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED, self.Status.EXPIRED)
+
+
+class BatchRun(models.Model):
+    """One run working on a job's lines (`batches.runner`), in one of the job's run slots: a job is worked by
+    at most ORWEB_BATCH_RUNS_PER_JOB runs at once, each renewing `until` while it lives; a slot whose run
+    died lapses and is taken again."""
+
+    job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="runs")
+    slot = models.PositiveSmallIntegerField()
+    token = models.CharField(max_length=32)
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "slot"], name="batch_run_unique_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.slot}"
 
 
 class BatchLine(models.Model):
@@ -176,6 +194,12 @@ class BatchLine(models.Model):
         indexes = [
             models.Index(fields=["job", "status"]),
             models.Index(fields=["cache_key"], name="batch_line_cache", condition=~models.Q(cache_key="")),
+            # What a claim reads, lowest numbers first, without stepping over the lines already finished.
+            models.Index(
+                fields=["job", "number"],
+                name="batch_line_open",
+                condition=models.Q(status__in=("pending", "running")),
+            ),
         ]
 
     def __str__(self) -> str:

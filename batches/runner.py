@@ -1,11 +1,13 @@
-"""Running a job: one run at a time per job (a lease), working up to its concurrency of lines at once on one
-event loop, every line through the one metered path (`gateway.metered.complete`, source "batch").
+"""Running a job: up to ORWEB_BATCH_RUNS_PER_JOB runs at once, each in its own worker process and on its
+own event loop (so a big job uses more than one core), sharing the job's concurrency; every line through
+the one metered path (`gateway.metered.complete`, source "batch").
 
-The run claims lines a chunk at a time (`batches.claims`) and starts them as slots free up, renews its lease
-and claims while it works, settles each line once, conditionally on its claim, and counts settled lines
-into the job every half second in one statement (which also tells it the job was paused or cancelled:
-lines claimed but not yet sent then go back). Per line that leaves the metered path's admission and
-settlement and the line's own settling. How a call ends decides what happens to its line:
+A run claims lines as slots free up (`batches.claims`: the job never has more lines claimed than its
+concurrency, whatever its runs do, and each run keeps to its share of it), renews its slot and claims while
+it works, settles each line once, conditionally on its claim, and counts settled lines into the job every
+half second in one statement (which also tells it the job was paused or cancelled, and how many runs share
+it). Per line that leaves the metered path's admission and settlement, the claim and the line's own
+settling. How a call ends decides what happens to its line:
 
 - answered: done, with OpenAI's `chat.completion` body (usage with cost);
 - 429 upstream (the client doesn't wait it out: `wait_on_rate_limit=False`) or our own rate limit: back to
@@ -17,9 +19,13 @@ settlement and the line's own settling. How a call ends decides what happens to 
   ORWEB_BATCH_MAX_TRIES times, then failed;
 - anything the request itself is refused for: failed, with OpenAI's error body.
 
-Identical deterministic lines (temperature 0: same model, messages and parameters) make one upstream call;
-the others copy its answer at $0, marked cached. A run that dies leaves claims that lapse: the next run
-(started by `resume_stalled` from beat, or a redelivered task) takes those lines again.
+Identical deterministic lines (temperature 0: same model, messages and parameters) make one upstream call:
+the claims keep a request being asked in one run, and the others copy its answer at $0, marked cached. A run
+that dies leaves claims that lapse: another run of the job, or the next run (started by `resume_stalled`
+from beat, or a redelivered task) takes those lines again. A line whose call was in flight then is paid
+twice: the lost generation (settled once from the dead process's journal, as every call is) and the new
+one, since OpenRouter's `/generation` gives a generation's cost but not its text. A run with nothing left
+to claim while others still work the job's last lines leaves them to it; the last one finishes the job.
 """
 
 from __future__ import annotations
@@ -28,21 +34,21 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
 import time
 import uuid
-from collections import deque
 from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from batches import claims, jobs
 from batches.claims import Claimed
-from batches.models import BatchJob
+from batches.models import BatchJob, BatchRun
 from gateway import metered
 from gateway.api_requests import parse_chat_request
 from gateway.api_responses import completion_json, error_response_parts
@@ -54,6 +60,7 @@ RENEW_EVERY = 10.0
 COUNT_EVERY = 0.5
 IDLE_WAIT = 5.0
 MAX_BACKOFF = 60.0
+LEFT = "left"  # a run's end when the job's last lines are in other runs' hands
 OUT_OF_CREDITS = "The shared OpenRouter account is out of credits; an admin must top it up, then resume."
 
 
@@ -76,57 +83,66 @@ class JobRun:
         self.leaders: dict[str, asyncio.Future] = {}
         self.job: BatchJob | None = None
         self.user: Any = None
-        self.limit = 1
+        self.concurrency = 1  # the job's, within the user's share: what all its runs may have claimed at once
+        self.runs = 1  # runs working the job now, this one included
         self.stopping = False
         self.counts = Counts()
 
+    @property
+    def limit(self) -> int:
+        """This run's share of the job's concurrency."""
+        return max(1, math.ceil(self.concurrency / max(self.runs, 1)))
+
     async def run(self) -> None:
-        while await aio.db(claims.take_lease)(self.job_id, self.token, self.claim_seconds):
+        slots = settings.ORWEB_BATCH_RUNS_PER_JOB
+        while await aio.db(claims.take_run)(self.job_id, self.token, self.claim_seconds, slots) is not None:
             try:
                 await self._load()
                 status = await self._work()
             finally:
-                await aio.db(claims.drop_lease)(self.job_id, self.token)
+                await aio.db(claims.drop_run)(self.job_id, self.token)
             if status == BatchJob.Status.CANCELLING:
                 await aio.db(jobs.finish_cancel)(self.job)
             if status != BatchJob.Status.IN_PROGRESS:
                 return  # else: resumed while this run was stopping, or lines still waiting: carry on
 
     async def _load(self) -> None:
-        await aio.db(claims.recount)(self.job_id)
+        self.runs = await aio.db(claims.live_runs)(self.job_id)
+        if self.runs <= 1:  # the others' unwritten counts would be counted twice
+            await aio.db(claims.recount)(self.job_id)
         self.job = await aio.db(BatchJob.objects.get)(pk=self.job_id)
         self.stopping = False
         self.user = await aio.db(get_user_model().objects.get)(pk=self.job.user_id)
-        await self._set_limit()
+        await self._set_concurrency()
 
-    async def _set_limit(self) -> None:
+    async def _set_concurrency(self) -> None:
         assert self.job is not None
         busy = await aio.db(claims.busy_jobs)(self.job.user_id)
         share = max(1, settings.ORWEB_BATCH_USER_CONCURRENCY // max(busy, 1))
-        self.limit = max(1, min(self.job.concurrency, share))
+        self.concurrency = max(1, min(self.job.concurrency, share))
 
     async def _work(self) -> str:
-        """Claim and run lines until none is left to claim now; the job's status at the end."""
+        """Claim and run lines until none is left to claim now; the job's status at the end (LEFT when the
+        rest is in other runs' hands)."""
         inflight: set[asyncio.Task] = set()
-        ready: deque[Claimed] = deque()
         renewed = counted = time.monotonic()
         try:
             while not self.stopping:
                 inflight = {task for task in inflight if not task.done()}
-                if not ready and len(inflight) < self.limit:
-                    wanted = self.limit - len(inflight) + max(1, self.limit // 2)
-                    ready.extend(await aio.db(claims.claim)(self.job_id, self.token, wanted, self.claim_seconds))
-                while ready and len(inflight) < self.limit:
-                    inflight.add(asyncio.ensure_future(self._line(ready.popleft())))
+                if len(inflight) < self.limit:
+                    found = await aio.db(claims.claim)(
+                        self.job_id, self.token, self.limit - len(inflight), self.claim_seconds, self.concurrency
+                    )
+                    inflight.update(asyncio.ensure_future(self._line(line)) for line in found)
                 if time.monotonic() - counted > COUNT_EVERY:
                     counted = time.monotonic()
                     if await self._count() != BatchJob.Status.IN_PROGRESS:
-                        break  # paused or cancelled meanwhile: what is in hand but not sent goes back
+                        break  # paused or cancelled meanwhile: nothing more is sent
                 if time.monotonic() - renewed > self.renew_every:
                     renewed = time.monotonic()
                     if not await aio.db(claims.renew)(self.job_id, self.token, self.claim_seconds):
-                        break  # our lease was taken over: the other run carries on
-                    await self._set_limit()
+                        break  # our slot was taken over: the other run carries on
+                    await self._set_concurrency()
                 if inflight:
                     await asyncio.wait(inflight, timeout=COUNT_EVERY, return_when=asyncio.FIRST_COMPLETED)
                     continue
@@ -137,11 +153,14 @@ class JobRun:
                 if wait is None and not running:
                     await aio.db(jobs.finish)(self.job)
                     return BatchJob.Status.COMPLETED
-                await asyncio.sleep(min(IDLE_WAIT if wait is None else max(wait, 0.05), self.renew_every))
+                if wait is None and self.runs > 1:
+                    return LEFT  # the last lines are in other runs' hands; they finish the job
+                # Nothing claimable now although a line waits (its request is asked in another run, or the
+                # job's concurrency is in other runs' hands): look again at the next count.
+                idle = IDLE_WAIT if wait is None else (max(wait, 0.05) if wait > 0 else COUNT_EVERY)
+                await asyncio.sleep(min(idle, self.renew_every))
                 await aio.db(claims.renew)(self.job_id, self.token, self.claim_seconds)
         finally:
-            if ready:
-                await aio.db(claims.release)([line.id for line in ready], self.token)
             if inflight:
                 await asyncio.gather(*inflight, return_exceptions=True)
             await self._count()
@@ -151,10 +170,13 @@ class JobRun:
         """Write the counts of the lines settled since the last time; the job's status."""
         completed, failed, cost = self.counts.take()
         try:
-            return await aio.db(claims.add_counts)(self.job_id, completed=completed, failed=failed, cost=cost)
+            status, self.runs = await aio.db(claims.add_counts)(
+                self.job_id, completed=completed, failed=failed, cost=cost
+            )
         except BaseException:
             self.counts.add(completed, failed, cost)  # written next time (or made again from the lines)
             raise
+        return status
 
     async def _done(self, line: Claimed, **settled: Any) -> None:
         if await aio.db(claims.settle_done)(line.id, self.token, count=False, **settled):
@@ -294,10 +316,10 @@ def free_copy(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def resume_stalled() -> int:
-    """Beat's sweep: jobs running with no live run (a worker died, a task was lost) get a new one; jobs
+    """Beat's sweep: jobs running with no live run (a worker died, a task was lost) get new runs; jobs
     past their completion window expire; cancelling jobs whose last claims lapsed are cancelled; economy jobs
-    whose batch is upstream with no live step get one again. Returns how
-    many jobs were handed to a run again."""
+    whose batch is upstream with no live step get one again. Returns how many jobs were handed to runs
+    again."""
     now = timezone.now()
     for job in BatchJob.objects.filter(
         status__in=(BatchJob.Status.IN_PROGRESS, BatchJob.Status.PAUSED), expires_at__lt=now
@@ -305,13 +327,12 @@ def resume_stalled() -> int:
         jobs.expire(job)
     for job in BatchJob.objects.filter(status=BatchJob.Status.CANCELLING):
         jobs.finish_cancel(job)
+    live = BatchRun.objects.filter(job=OuterRef("pk"), until__gte=now)
+    by_line = Q(economy=False, status=BatchJob.Status.IN_PROGRESS) & ~Exists(live)
     # An economy job's batch upstream is polled to its end even after the job was cancelled: it is billed.
-    upstream = Q(economy=True, remote_state__in=("submitting", "submitted"))
-    stalled = list(
-        BatchJob.objects.filter(Q(status=BatchJob.Status.IN_PROGRESS) | upstream).filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-        )
-    )
+    upstream = Q(status=BatchJob.Status.IN_PROGRESS) | Q(remote_state__in=("submitting", "submitted"))
+    economy = Q(economy=True) & upstream & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    stalled = list(BatchJob.objects.filter(by_line | economy))
     for job in stalled:
         jobs.enqueue(job)
     return len(stalled)

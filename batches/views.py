@@ -24,7 +24,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from batches import economy, formats, jobs, results
+from batches import economy, formats, jobs, lines, results
 from batches.forms import UploadForm
 from batches.models import BatchJob, BatchLine
 from gateway.policy import allowed_models
@@ -65,7 +65,7 @@ def _allowed(user: Any) -> list[str]:
 
 def _upload_form(user: Any, *args: Any, **kwargs: Any) -> UploadForm:
     allowed = _allowed(user)
-    return UploadForm(*args, allowed=allowed, economy_models=economy.batchable_ids(allowed), **kwargs)
+    return UploadForm(*args, allowed=allowed, economy_models=lines.batchable_ids(allowed), **kwargs)
 
 
 def _percent(job: BatchJob) -> int:
@@ -173,7 +173,15 @@ def job(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
         context["estimate"] = {"low": low, "high": high, "fits": fits, "remaining": remaining}
         if found.economy:
             cheap_low, cheap_high = economy.discounted(found)
-            context["economy"] = {"low": cheap_low, "high": cheap_high, "saving": high - cheap_high}
+            held = economy.held(found)
+            context["economy"] = {
+                "low": cheap_low,
+                "high": cheap_high,
+                "saving": high - cheap_high,
+                "held": held,
+                "hold_percent": round(economy.HOLD_RATE * 100),
+            }
+            context["estimate"]["fits"] = remaining is None or held <= remaining
         context["reupload"] = _reupload_query(found)
     context["problems"] = _problems(found) if found.invalid else []
     return render(request, "batches/job.html", context)

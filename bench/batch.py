@@ -2,16 +2,29 @@
 with and without a job running; peak memory while a 200 MB, 50,000-line file is stored, validated and run.
 
 The stack: a simulator answering after L seconds (`--latency`), a Redis of the bench's own, a fresh database
-(`orweb_bench_batch` on DATABASE_URL's server) and one Celery worker on the "batches" queue. N lines
-(`--lines`) at concurrency C (`--concurrency`) under a rate limit of R requests/s (`--rate`, the user's
-requests per minute / 60): the ideal is max(N·L/C, N/R); the goal is ≥ 0.9 of it, and ≥ 0.85 when 5% of the
-requests answer 429 with Retry-After: 1 first. Every line must end done, none twice.
+(`orweb_bench_batch` on DATABASE_URL's server) and one Celery worker on the "batches" queue with `--workers`
+processes, each a run of the job (ORWEB_BATCH_RUNS_PER_JOB). N lines (`--lines`) at concurrency C
+(`--concurrency`) under a rate limit of R requests/s (`--rate`, the user's requests per minute / 60): the
+ideal is max(N·L/C, N/R); the goal is ≥ 0.9 of it, and ≥ 0.85 when 5% of the requests answer 429 with
+Retry-After: 1 first. Every line must end done, none twice.
+
+Choosing L and C. The ideal counts only the wait upstream, but every line also costs the stack CPU: the
+worker (the metered path's admission and settlement, the line's claim and settle), PostgreSQL, the
+simulator. The bench prints it ("stack CPU per line", about 11 ms here) and the share of the machine's
+cores the run's line rate asks for. A setting's demand is that cost times its rate C/L:
+- L=0.25 s, C=32 (the issue's, the default): 128 lines/s, about 1.4 of a 2-core machine's cores before
+  anything else runs on it; there the ratio measures the machine's headroom as much as the runner. It stays
+  the default so that numbers compare with earlier ones.
+- L=0.5 s, C=32: 64 lines/s, about 0.7 cores: the demand fits a 2-core machine, and what keeps the ratio
+  under 1 is each line's own latency on the way (the metered path's database hops, the claim and settle).
+Run the final numbers on a quiet machine: the bench prints the load average and how busy the machine was.
 
 This process plays the web process: it stores and validates the files (batches.formats, batches.jobs), so
 its peak RSS is the web side's; the worker's is read from /proc. TTFT is of a streamed call through the
 metered path from here, p50 of `--ttft-samples`, before the job and while it runs.
 
-    python -m orweb.devstack bench batch.py [--lines 10000] [--latency 0.25] [--concurrency 32] [--big-lines 50000]
+    python -m orweb.devstack bench batch.py [--lines 10000] [--latency 0.25] [--concurrency 32] [--workers 2]
+        [--big-lines 50000]
 """
 
 from __future__ import annotations
@@ -52,6 +65,7 @@ def services(run: Path, sim_port: int, redis: RedisServer, args: argparse.Namesp
         "ORWEB_BATCH_DIR": str(run / "batches"),
         "ORWEB_BATCH_MAX_CONCURRENCY": str(args.concurrency),
         "ORWEB_BATCH_USER_CONCURRENCY": str(args.concurrency),
+        "ORWEB_BATCH_RUNS_PER_JOB": str(args.workers),
         "DB_POOL_MAX": str(max(20, args.concurrency)),
         "LOG_LEVEL": "WARNING",
         "DEBUG": "0",
@@ -60,7 +74,7 @@ def services(run: Path, sim_port: int, redis: RedisServer, args: argparse.Namesp
     py = sys.executable
     simulator = [py, "-m", "openrouter.simulator", "--port", str(sim_port), "--keys", SIM_KEY]
     simulator += ["--ttft", str(args.latency), "--tps", "0", "--generation-delay", "0.1"]
-    worker = [py, "-m", "celery", "-A", "orweb", "worker", "-Q", "batches", "-c", "1", "-l", "warning"]
+    worker = [py, "-m", "celery", "-A", "orweb", "worker", "-Q", "batches", "-c", str(args.workers), "-l", "warning"]
     return env, [Service(simulator, env, ROOT, run / "simulator.log"), Service(worker, env, ROOT, run / "worker.log")]
 
 
@@ -152,14 +166,55 @@ def rss_kb(pid: int) -> tuple[int, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process and its live children have used so far: a measure of the work
-    per line that doesn't depend on what else the machine is doing, unlike wall time."""
+    """CPU time (user + system) a process and its children, live or exited, have used so far: a measure of
+    the work per line that doesn't depend on what else the machine is doing, unlike wall time."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for child in [pid, *_children(pid)]:
         fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, and those of reaped children
     return total / ticks
+
+
+def postmaster_pid() -> int:
+    """The bench database's PostgreSQL server (the parent of this connection's backend): its CPU and its
+    backends' is the database's share of the work."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+class StackCpu:
+    """CPU seconds the bench's stack uses (worker, simulator, Redis, PostgreSQL): per line, and as the share
+    of the machine's cores that the run's line rate asks of it."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def line(self, lines: int, wall: float) -> str:
+        used = {name: (cpu_seconds(pid) - self.start[name]) * 1000 / lines for name, pid in self.pids.items()}
+        total = sum(used.values())
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in used.items())
+        demand = total / 1000 * lines / wall
+        return f"   stack CPU per line: {total:.1f} ms ({parts}): {demand:.2f} of {os.cpu_count()} cores at this rate"
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far: what the run asked of it, the bench's stack and
+    anything else running included."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_line(since: tuple[int, int]) -> str:
+    busy, total = (now - then for now, then in zip(machine_ticks(), since, strict=True))
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"   machine: {100 * busy / max(total, 1):.0f}% of {os.cpu_count()} cores busy; load average {load}"
 
 
 def _children(pid: int) -> list[int]:
@@ -185,6 +240,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.25, help="L: seconds the simulator takes per request")
     parser.add_argument("--concurrency", type=int, default=32, help="C: lines in flight at once")
     parser.add_argument("--rate", type=float, default=1000.0, help="R: the user's rate limit, requests per second")
+    parser.add_argument("--workers", type=int, default=2, help="batch worker processes, each a run of the job")
     parser.add_argument("--ttft-samples", type=int, default=20)
     parser.add_argument("--big-lines", type=int, default=50_000, help="0 skips the memory run")
     parser.add_argument("--big-bytes", type=int, default=200 * 1024 * 1024 - 1024 * 1024)
@@ -204,7 +260,7 @@ def main() -> int:
         time.sleep(3)  # the worker connects to the broker
         n, lat, c, r = args.lines, args.latency, args.concurrency, args.rate
         ideal = max(n * lat / c, n / r)
-        print(f"N={n} L={lat}s C={c} R={r}/s: ideal max(N·L/C, N/R) = {ideal:.1f} s")
+        print(f"N={n} L={lat}s C={c} R={r}/s, {args.workers} worker processes: ideal max(N·L/C, N/R) = {ideal:.1f} s")
 
         quiet = ttft(user, args.ttft_samples)
         plain = make_job(
@@ -212,7 +268,9 @@ def main() -> int:
         )
         from batches import jobs
 
-        cpu = cpu_seconds(worker.process.pid)
+        stack = {"worker": worker.process.pid, "simulator": simulator.process.pid}
+        stack |= {"Redis": redis.process.pid, "PostgreSQL": postmaster_pid()}
+        cpu, ticks, spent = cpu_seconds(worker.process.pid), machine_ticks(), StackCpu(stack)
         jobs.start(plain)
         time.sleep(2)
         busy = ttft(user, args.ttft_samples)
@@ -224,6 +282,8 @@ def main() -> int:
         wall = (plain.finished_at - plain.started_at).total_seconds()
         print(f"\n== plain: {wall:.1f} s, {ideal / wall:.2f}× the ideal (goal ≥ 0.90); {check_lines(plain, n)}")
         print(f"   worker CPU: {(cpu_seconds(worker.process.pid) - cpu) * 1000 / n:.1f} ms per line")
+        print(spent.line(n, wall))
+        print(machine_line(ticks))
         print(
             f"== interactive TTFT p50: {quiet:.0f} ms without a job, {busy:.0f} ms with one running"
             f" ({busy / quiet:.2f}×, goal ≤ 1.5×)"
@@ -234,13 +294,15 @@ def main() -> int:
             fault = f" [[sim status=429 retry_after=1 fail_first=1 key=b{i}]]" if i % 20 == 0 else ""
             rows.append(json.dumps({"prompt": f"r{i} [[sim tokens=5]]{fault}", "model": MODEL}))
         limited = make_job(user, rows, c, "limited.jsonl")
-        cpu = cpu_seconds(worker.process.pid)
+        cpu, ticks, spent = cpu_seconds(worker.process.pid), machine_ticks(), StackCpu(stack)
         wall = run_job(limited)
         print(
             f"== 5% 429 (Retry-After 1 s): {wall:.1f} s, {ideal / wall:.2f}× the ideal (goal ≥ 0.85);"
             f" {check_lines(limited, n)}"
         )
         print(f"   worker CPU: {(cpu_seconds(worker.process.pid) - cpu) * 1000 / n:.1f} ms per line")
+        print(spent.line(n, wall))
+        print(machine_line(ticks))
         now, peak = rss_kb(worker.process.pid)
         print(f"   worker RSS now / peak: {now / 1024:.0f} MB / {peak / 1024:.0f} MB")
 

@@ -18,6 +18,7 @@ from tests.api.conftest import key_of, sdk
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "openai/gpt-4o-mini"
+TEXT = "meta-llama/llama-3.1-8b-instruct"
 LINE = (
     b'{"custom_id": "%d", "method": "POST", "url": "/v1/chat/completions", '
     b'"body": {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "echo: line %d"}]}}\n'
@@ -86,8 +87,9 @@ def test_bad_lines_count_as_failed_requests(api):
         ({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata", "invalid_metadata", "16"),
         ({"metadata": {"k": "a\x00b"}}, "metadata", "invalid_metadata", "NUL"),
         ({"extra_body": {"priority": "high"}}, "priority", "unknown_parameter", "priority"),
+        ({"metadata": {"orweb_economy": "maybe"}}, "metadata.orweb_economy", "invalid_metadata", '"true" or'),
     ],
-    ids=["endpoint", "window", "metadata-value", "metadata-size", "metadata-nul", "unknown-field"],
+    ids=["endpoint", "window", "metadata-value", "metadata-size", "metadata-nul", "unknown-field", "economy"],
 )
 def test_a_bad_create_is_a_400_saying_what(api, fields, param, code, says):
     with pytest.raises(openai.BadRequestError) as raised:
@@ -176,6 +178,32 @@ def test_a_batch_paused_by_orweb_is_in_progress_to_openai_with_the_reason(api):
     seen = api.batches.retrieve(batch.id)
     assert seen.status == "in_progress"
     assert (seen.model_extra["orweb_status"], seen.model_extra["reason"]) == ("paused", "Your budget ran out.")
+
+
+def text_line(n: int, model: str = TEXT) -> bytes:
+    return LINE.replace(MODEL.encode(), model.encode()) % (n, n)
+
+
+def test_economy_mode_is_asked_for_in_the_metadata_and_sends_the_lines_model(api):
+    batch = create(api, text_line(0) + text_line(1), metadata={"orweb_economy": "true"})
+    assert batch.status == "in_progress" and batch.to_dict()["orweb_economy"] is True
+    job = BatchJob.objects.get(pk=batch.id)
+    assert (job.economy, job.default_model) == (True, TEXT)
+    assert not BatchJob.objects.get(pk=create(api, text_line(0)).id).economy
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (text_line(0) + text_line(1, "meta-llama/llama-3.3-70b-instruct"), "these lines name 2"),
+        (GOOD, f"text-only models OpenRouter's Batch API serves, not {MODEL}"),
+    ],
+    ids=["two-models", "image-model"],
+)
+def test_an_economy_batch_its_lines_cant_go_through_the_batch_api_fails_saying_why(api, content, says):
+    batch = create(api, content, metadata={"orweb_economy": "true"})
+    assert batch.status == "failed" and says in batch.errors.data[0].message
+    assert BatchJob.objects.get(pk=batch.id).remote_state == ""
 
 
 def test_a_failed_batch_says_why_in_errors(api):

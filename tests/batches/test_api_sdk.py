@@ -18,7 +18,9 @@ import openai
 import pytest
 from django.db import connection
 
+from batches.models import BatchJob
 from billing.models import LedgerEntry
+from openrouter.simulator.batch_api import BATCH_RATE
 from orweb.celery import app as celery_app
 from orweb.devstack import ROOT
 from tests.api.conftest import key_of, sdk
@@ -29,10 +31,11 @@ from tests.helpers.billing import assert_ledger_matches_simulator
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FINISHED = ("completed", "failed", "cancelled", "expired")
+TEXT = "meta-llama/llama-3.1-8b-instruct"
 
 
-def line(custom_id: str, text: str) -> bytes:
-    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}], "max_tokens": 50}
+def line(custom_id: str, text: str, model: str = "openai/gpt-4o-mini") -> bytes:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 50}
     request = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
     return json.dumps(request).encode() + b"\n"
 
@@ -135,6 +138,36 @@ def test_the_sdk_cancels_a_running_batch(worker, api, simulator):
     assert_ledger_matches_simulator(simulator)
     with pytest.raises(openai.BadRequestError):
         api.batches.cancel(batch.id)
+
+
+def test_the_sdk_asks_for_economy_mode_and_gets_the_batch_apis_price(worker, api, simulator):
+    simulator.configure(batch_delay=0.2)
+    content = b"".join(line(f"req-{n}", f"echo: cheap {n}", model=TEXT) for n in range(3))
+    uploaded = api.files.create(file=("cheap.jsonl", content), purpose="batch")
+    batch = api.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"orweb_economy": "true"},
+    )
+    assert batch.metadata == {"orweb_economy": "true"} and batch.to_dict()["orweb_economy"] is True
+
+    done = wait_until_finished(api, batch.id, worker)
+    assert (done.status, done.request_counts.completed) == ("completed", 3)
+    results = jsonl(api.files.content(done.output_file_id).read())
+    assert [r["response"]["body"]["choices"][0]["message"]["content"] for r in results] == [
+        f"cheap {n}" for n in range(3)
+    ]
+    sent = simulator.app.state.batches[BatchJob.objects.get(pk=batch.id).remote_id]  # through the Batch API
+    assert len(sent.requests) == 3
+    model = simulator.app.state.sim.models[TEXT]
+    for result in results:
+        usage = result["response"]["body"]["usage"]
+        list_price = usage["prompt_tokens"] * model.price("prompt") + usage["completion_tokens"] * model.price(
+            "completion"
+        )
+        assert Decimal(str(usage["cost"])) == list_price * BATCH_RATE
+    assert_ledger_matches_simulator(simulator)
 
 
 @pytest.mark.parametrize("side", ["teammate", "outsider"])

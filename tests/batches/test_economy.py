@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -86,6 +86,24 @@ def test_an_economy_job_is_held_whole_submitted_once_and_settled_line_by_line(up
     assert job.cost == sum(billed.values())
     period.refresh_from_db()
     assert (period.held, period.spent) == (0, job.cost)
+    assert_ledger_matches_simulator(upstream)
+
+
+def test_lines_are_held_at_the_batch_apis_price_with_a_margin_not_at_list_price(upstream, catalog, owner):
+    job = economy_job(owner, [f"line {n}" for n in range(40)], max_tokens=2000)
+    # A budget (kept to 4 places) the list-price worst case wouldn't fit, and the economy hold does.
+    limit = (job.estimate_high * Decimal("0.8")).quantize(Decimal("0.0001"), ROUND_DOWN)
+    set_budget(user=owner, amount=limit)
+    economy.step(job.pk)
+    job.refresh_from_db()
+    assert job.status == "in_progress" and job.remote_state == "submitted"
+    held = open_holds()
+    assert abs(held - economy.held(job)) < Decimal("1e-8")
+    assert job.estimate_high * economy.RATE < held < limit < job.estimate_high
+
+    job = run_to_end(job)
+    [period] = BudgetPeriod.objects.all()
+    assert (job.status, period.held) == ("completed", 0) and 0 < period.spent <= limit
     assert_ledger_matches_simulator(upstream)
 
 

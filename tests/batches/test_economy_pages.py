@@ -4,12 +4,16 @@ side by side with the saving."""
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
+
 import pytest
 from django.urls import reverse
 
+from batches import economy
 from batches.models import BatchJob
+from billing.budgets import set_budget
 from orweb.money import format_usd
-from tests.batches.test_pages import GOOD, upload
+from tests.batches.test_pages import GOOD, jsonl, upload
 
 pytestmark = pytest.mark.django_db
 TEXT = "meta-llama/llama-3.1-8b-instruct"
@@ -53,6 +57,26 @@ def test_the_estimate_shows_list_and_economy_prices_and_the_saving(owner_client,
     assert f'data-testid="list-estimate">{format_usd(job.estimate_low)} – {format_usd(job.estimate_high)}<' in page
     assert f'data-testid="economy-estimate">{format_usd(half_low)} – {format_usd(half_high)}<' in page
     assert f'data-testid="saving">{format_usd(job.estimate_high - half_high)}<' in page
+
+
+def test_the_estimate_says_what_economy_holds_and_when_it_is_released(owner_client, catalog, owner):
+    upload(owner_client, jsonl(*({"prompt": f"Say {n}"} for n in range(20))), model=TEXT, economy="1")
+    job = BatchJob.objects.get()
+    # A budget (kept to 4 places) the economy hold fits and the list-price high end doesn't.
+    limit = ((economy.held(job) + job.estimate_high) / 2).quantize(Decimal("0.0001"), ROUND_DOWN)
+    assert economy.held(job) < limit < job.estimate_high
+    set_budget(user=owner, amount=limit)
+    page = owner_client.get(reverse("batches:job", args=[job.id])).content.decode()
+    assert f'data-testid="economy-held">{format_usd(economy.held(job))}<' in page
+    assert "at 60% of its list-price high end" in page and "released when its answer is settled" in page
+    assert "released as lines finish" not in page
+    assert "Fits your remaining budget" in page
+
+
+def test_a_plain_job_says_each_line_is_held_while_it_runs(owner_client, catalog):
+    upload(owner_client, GOOD, model=TEXT)
+    page = owner_client.get(reverse("batches:job", args=[BatchJob.objects.get().id])).content.decode()
+    assert "Each line's high end is held against your budget while it runs and released as it finishes." in page
 
 
 def test_a_plain_job_shows_no_economy_figures(owner_client, catalog):

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.db.models import Sum
 
 from batches import claims, formats, jobs, runner
@@ -83,11 +85,13 @@ def test_the_users_jobs_share_the_users_concurrency(simulator, catalog, owner, s
     first = api_job(owner, ["a"])
     run = runner.JobRun(first.pk)
     run.job = first
-    async_to_sync(run._set_limit)()
+    async_to_sync(run._set_concurrency)()
     assert run.limit == 4
     api_job(owner, ["b"])
-    async_to_sync(run._set_limit)()
+    async_to_sync(run._set_concurrency)()
     assert run.limit == 2
+    run.runs = 2  # two runs work the first job: each keeps to its half
+    assert run.limit == 1
 
 
 def test_a_429_with_retry_after_sends_the_line_back_to_wait(simulator, catalog, owner):
@@ -181,12 +185,14 @@ def test_lines_a_dead_run_held_are_taken_over_when_their_claims_lapse(simulator,
     assert job.completed == 3 and job.cost == LedgerEntry.objects.aggregate(total=Sum("cost"))["total"]
 
 
-def test_a_paused_or_leased_job_is_left_alone(simulator, catalog, owner):
+def test_a_paused_job_or_one_with_every_run_slot_taken_is_left_alone(simulator, catalog, owner, settings):
+    settings.ORWEB_BATCH_RUNS_PER_JOB = 2
     job = api_job(owner, ["one"])
-    assert claims.take_lease(job.pk, "other-run", 60)
+    assert [claims.take_run(job.pk, run, 60, 2) for run in ("run-a", "run-b", "run-c")] == [0, 1, None]
     runner.run_job(job.pk)
     assert statuses(job) == ["pending"] and upstream_calls(simulator) == 0
-    claims.drop_lease(job.pk, "other-run")
+    claims.drop_run(job.pk, "run-a")
+    claims.drop_run(job.pk, "run-b")
     jobs.pause(job)
     runner.run_job(job.pk)
     assert statuses(job) == ["pending"] and upstream_calls(simulator) == 0
@@ -197,7 +203,7 @@ def test_resume_stalled_hands_orphaned_jobs_to_a_new_run_and_expires_old_ones(si
     monkeypatch.setattr(jobs, "enqueue", lambda job: sent.append(job.pk))
     orphan = api_job(owner, ["one"])
     leased = api_job(owner, ["two"])
-    claims.take_lease(leased.pk, "live-run", 60)
+    claims.take_run(leased.pk, "live-run", 60, 2)
     old = api_job(owner, ["three"])
     BatchJob.objects.filter(pk=old.pk).update(expires_at=old.started_at)
     sent.clear()
@@ -219,21 +225,87 @@ def test_a_rate_limited_line_gives_its_slot_to_the_next_line_while_it_waits(simu
     assert_ledger_matches_simulator(simulator)
 
 
-def test_lines_are_claimed_a_chunk_at_a_time(simulator, catalog, owner, monkeypatch):
+def test_a_run_claims_every_free_slot_in_one_statement(simulator, catalog, owner, monkeypatch):
     job = api_job(owner, [f"q{n}" for n in range(24)])
     BatchJob.objects.filter(pk=job.pk).update(concurrency=4)
     taken = []
     claim = claims.claim
 
-    def counting(job_id, token, n, seconds):
-        found = claim(job_id, token, n, seconds)
+    def counting(job_id, token, n, seconds, cap=None):
+        found = claim(job_id, token, n, seconds, cap)
         taken.append(len(found))
         return found
 
     monkeypatch.setattr(runner.claims, "claim", counting)
     runner.run_job(job.pk)
     assert statuses(job) == ["done"] * 24
-    assert sum(taken) == 24 and len([n for n in taken if n]) <= 24 // 2  # not one statement per line
+    assert sum(taken) == 24 and taken[0] == 4 and max(taken) == 4  # all four slots at once, never more
+
+
+def test_a_job_never_has_more_lines_claimed_than_its_concurrency_whichever_runs_claim(simulator, catalog, owner):
+    job = api_job(owner, [f"q{n}" for n in range(10)])
+    assert len(claims.claim(job.pk, "run-a", 10, 60, cap=3)) == 3
+    assert claims.claim(job.pk, "run-b", 10, 60, cap=3) == []
+    assert len(claims.claim(job.pk, "run-b", 10, 60, cap=5)) == 2
+
+
+def test_a_deterministic_line_is_not_claimed_while_another_run_asks_the_same(simulator, catalog, owner):
+    rows = [json.dumps({"prompt": p, "model": MINI, "temperature": 0}) for p in ("same", "same", "other")]
+    file = formats.store_upload(owner, SimpleUploadedFile("in.jsonl", ("\n".join(rows) + "\n").encode()))
+    job = jobs.create_job(owner, file, origin="api")
+    assert [line.number for line in claims.claim(job.pk, "run-a", 1, 60)] == [1]
+    assert [line.number for line in claims.claim(job.pk, "run-b", 10, 60)] == [3]  # line 2 waits for run-a
+    assert [line.number for line in claims.claim(job.pk, "run-a", 10, 60)] == [2]  # its own run may take it
+
+
+def test_two_runs_share_a_job_each_line_once_within_its_concurrency(simulator, catalog, owner, monkeypatch, settings):
+    settings.ORWEB_BATCH_RUNS_PER_JOB = 2
+    job = api_job(owner, [f"slow {n} [[sim ttft=0.1]]" for n in range(40)])
+    BatchJob.objects.filter(pk=job.pk).update(concurrency=4)
+    lock = threading.Lock()
+    now, most, threads = 0, 0, set()
+    complete = metered.complete
+
+    async def counting(*args, **kwargs):
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+            threads.add(threading.get_ident())
+        try:
+            return await complete(*args, **kwargs)
+        finally:
+            with lock:
+                now -= 1
+
+    monkeypatch.setattr(runner.metered, "complete", counting)
+    runs = [threading.Thread(target=_run_in_thread, args=(job.pk,)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    job.refresh_from_db()
+    assert job.status == "completed" and (job.completed, job.failed) == (40, 0)
+    assert len(threads) == 2 and most <= 4  # both runs worked it, never past its concurrency together
+    assert upstream_calls(simulator) == 40
+    assert_ledger_matches_simulator(simulator)
+
+
+def test_a_run_with_nothing_left_to_claim_leaves_the_last_lines_to_the_run_holding_them(simulator, catalog, owner):
+    job = api_job(owner, ["one", "two", "three"])
+    assert claims.take_run(job.pk, "other-run", 60, 2) == 0
+    assert len(claims.claim(job.pk, "other-run", 2, 60)) == 2  # in flight in the other run
+    runner.run_job(job.pk)  # returns at once instead of waiting for the other run's claims to lapse
+    job.refresh_from_db()
+    assert statuses(job) == ["running", "running", "done"] and job.status == "in_progress"
+    assert upstream_calls(simulator) == 1
+
+
+def _run_in_thread(job_id: str) -> None:
+    try:
+        runner.run_job(job_id)
+    finally:
+        connection.close()
 
 
 def test_counts_a_dead_run_settled_but_never_wrote_are_made_again_from_the_lines(simulator, catalog, owner):

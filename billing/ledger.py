@@ -154,76 +154,7 @@ charged AS (
     FROM locked l WHERE p.id = l.id
     RETURNING p.id
 ),
-rollup AS (
-    INSERT INTO billing_dailyusage
-        (day, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
-    SELECT %(day)s, %(user)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s,
-           %(completion_tokens)s, e.cost
-    FROM entry e
-    WHERE (SELECT count(*) FROM charged) >= 0
-    ON CONFLICT (day, user_id, model, source) DO UPDATE SET
-        requests = billing_dailyusage.requests + excluded.requests,
-        errors = billing_dailyusage.errors + excluded.errors,
-        prompt_tokens = billing_dailyusage.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = billing_dailyusage.completion_tokens + excluded.completion_tokens,
-        cost = billing_dailyusage.cost + excluded.cost
-    RETURNING 1
-),
-model_rollup AS (
-    INSERT INTO billing_dailymodelusage
-        (day, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
-    SELECT %(day)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
-    FROM entry e
-    WHERE (SELECT count(*) FROM rollup) >= 0
-    ON CONFLICT (day, model, source) DO UPDATE SET
-        requests = billing_dailymodelusage.requests + excluded.requests,
-        errors = billing_dailymodelusage.errors + excluded.errors,
-        prompt_tokens = billing_dailymodelusage.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = billing_dailymodelusage.completion_tokens + excluded.completion_tokens,
-        cost = billing_dailymodelusage.cost + excluded.cost
-    RETURNING 1
-),
-person_rollup AS (
-    INSERT INTO billing_dailypersonusage (day, user_id, requests, errors, prompt_tokens, completion_tokens, cost)
-    SELECT %(day)s, %(user)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
-    FROM entry e
-    WHERE (SELECT count(*) FROM model_rollup) >= 0
-    ON CONFLICT (day, user_id) DO UPDATE SET
-        requests = billing_dailypersonusage.requests + excluded.requests,
-        errors = billing_dailypersonusage.errors + excluded.errors,
-        prompt_tokens = billing_dailypersonusage.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = billing_dailypersonusage.completion_tokens + excluded.completion_tokens,
-        cost = billing_dailypersonusage.cost + excluded.cost
-    RETURNING 1
-),
-source_rollup AS (
-    INSERT INTO billing_dailypersonsourceusage
-        (day, user_id, source, requests, errors, prompt_tokens, completion_tokens, cost)
-    SELECT %(day)s, %(user)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost
-    FROM entry e
-    WHERE (SELECT count(*) FROM person_rollup) >= 0
-    ON CONFLICT (day, user_id, source) DO UPDATE SET
-        requests = billing_dailypersonsourceusage.requests + excluded.requests,
-        errors = billing_dailypersonsourceusage.errors + excluded.errors,
-        prompt_tokens = billing_dailypersonsourceusage.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = billing_dailypersonsourceusage.completion_tokens + excluded.completion_tokens,
-        cost = billing_dailypersonsourceusage.cost + excluded.cost
-    RETURNING 1
-),
-key_rollup AS (
-    INSERT INTO billing_dailykeyusage
-        (day, api_key_id, user_id, model, source, requests, errors, prompt_tokens, completion_tokens, cost)
-    SELECT %(day)s, %(key)s, %(user)s, %(model)s, %(source)s, 1, %(errors)s, %(prompt_tokens)s,
-           %(completion_tokens)s, e.cost
-    FROM entry e
-    WHERE %(key)s::bigint IS NOT NULL AND (SELECT count(*) FROM source_rollup) >= 0
-    ON CONFLICT (day, api_key_id, user_id, model, source) DO UPDATE SET
-        requests = billing_dailykeyusage.requests + excluded.requests,
-        errors = billing_dailykeyusage.errors + excluded.errors,
-        prompt_tokens = billing_dailykeyusage.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = billing_dailykeyusage.completion_tokens + excluded.completion_tokens,
-        cost = billing_dailykeyusage.cost + excluded.cost
-)
+{rollups}
 SELECT e.id, e.cost FROM (SELECT 1) one LEFT JOIN entry e ON true
 """
 
@@ -233,6 +164,41 @@ def _entry_fields() -> list[Any]:
     return [field for field in LedgerEntry._meta.concrete_fields if not field.primary_key]
 
 
+# The rollups in the order `settle` locks them: (CTE, table, key columns). Each adds the entry's counts to its
+# row of the key, after the one before it.
+_ROLLUPS = (
+    ("rollup", "billing_dailyusage", ("day", "user_id", "model", "source")),
+    ("model_rollup", "billing_dailymodelusage", ("day", "model", "source")),
+    ("person_rollup", "billing_dailypersonusage", ("day", "user_id")),
+    ("source_rollup", "billing_dailypersonsourceusage", ("day", "user_id", "source")),
+    ("key_rollup", "billing_dailykeyusage", ("day", "api_key_id", "user_id", "model", "source")),
+)
+_KEY_VALUES = {
+    "day": "%(day)s",
+    "user_id": "%(user)s",
+    "model": "%(model)s",
+    "source": "%(source)s",
+    "api_key_id": "%(key)s",
+}
+_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
+
+
+def _rollup_ctes() -> str:
+    ctes, after = [], "charged"
+    for name, table, keys in _ROLLUPS:
+        values = ", ".join(_KEY_VALUES[key] for key in keys)
+        only_keys = "%(key)s::bigint IS NOT NULL AND " if "api_key_id" in keys else ""
+        sums = ", ".join(f"{column} = r.{column} + excluded.{column}" for column in _SUMS)
+        ctes.append(
+            f"{name} AS (INSERT INTO {table} AS r ({', '.join(keys + _SUMS)})"
+            f" SELECT {values}, 1, %(errors)s, %(prompt_tokens)s, %(completion_tokens)s, e.cost FROM entry e"
+            f" WHERE {only_keys}(SELECT count(*) FROM {after}) >= 0"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums} RETURNING 1)"
+        )
+        after = name
+    return ",\n".join(ctes)
+
+
 @functools.cache
 def _settle_sql() -> str:
     """The statement with the ledger's columns taken from the model, so a new field can't be missed."""
@@ -240,6 +206,7 @@ def _settle_sql() -> str:
     return _SETTLE.format(
         columns=", ".join(connection.ops.quote_name(field.column) for field in fields),
         values=", ".join(f"%(entry_{field.column})s" for field in fields),
+        rollups=_rollup_ctes(),
     )
 
 

@@ -155,7 +155,8 @@ def ttft(user: object, samples: int) -> float:
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
-    """(current, peak) resident set of a process and its children started by it (the pool), in kB."""
+    """(current, peak) resident set in kB of a process and the children it started (the pool): current is
+    their sum, peak the largest one process reached."""
     total = peak = 0
     for child in [pid, *_children(pid)]:
         status = Path(f"/proc/{child}/status").read_text()
@@ -304,7 +305,7 @@ def main() -> int:
         print(spent.line(n, wall))
         print(machine_line(ticks))
         now, peak = rss_kb(worker.process.pid)
-        print(f"   worker RSS now / peak: {now / 1024:.0f} MB / {peak / 1024:.0f} MB")
+        print(f"   worker RSS now, all its processes: {now / 1024:.0f} MB; largest process peak: {peak / 1024:.0f} MB")
 
         if args.big_lines:
             big_memory(user, args, worker)

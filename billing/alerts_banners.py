@@ -23,7 +23,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from billing.budgets import period_end, period_start, today
-from billing.models import AlertBanner, BudgetAlert, BudgetPeriod, Period
+from billing.models import ADJECTIVE, AlertBanner, Budget, BudgetAlert, BudgetPeriod, Period
 
 WEBHOOK_TASK = "billing.tasks.deliver_alert_webhook"  # by name: the task module imports this one
 FULL = 100
@@ -118,8 +118,18 @@ def open_banners(user: Any) -> list[Banner]:
         end = period_end(budget.period, alert.period.start)
         if end <= day:
             continue
-        banners.append(Banner(row.pk, budget.label, alert.threshold, alert.spent, alert.limit_usd, end))
+        banners.append(Banner(row.pk, _as_theirs(budget, user.pk), alert.threshold, alert.spent, alert.limit_usd, end))
     return banners
+
+
+def _as_theirs(budget: Budget, user_id: int) -> str:
+    """The budget named as its person reads it on their own pages ("your monthly budget")."""
+    adjective = ADJECTIVE[budget.period]
+    if budget.person_id == user_id:
+        return f"your own {adjective} cap"
+    if budget.user_id == user_id:
+        return f"your {adjective} budget"
+    return f"the {adjective} budget of your group {budget.group}"
 
 
 def dismiss(user: Any, banner_id: int) -> None:

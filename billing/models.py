@@ -194,40 +194,44 @@ class DailyUsage(models.Model):
         ]
 
 
-class DailyModelUsage(models.Model):
+class RollupCounts(models.Model):
+    """What a rollup adds up per row (`billing.ledger` writes every rollup in the settle statement). DailyUsage
+    spells its own out: its counts of requests are 32-bit, from before the others."""
+
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal(0))
+
+    class Meta:
+        abstract = True
+
+
+class DailyModelUsage(RollupCounts):
     """The ledger rolled up per day, served model and source for the whole team: a few rows a day, so
     team-wide pages stay fast however many people the ledger holds."""
 
     day = models.DateField()
     model = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices)
-    requests = models.PositiveBigIntegerField(default=0)
-    errors = models.PositiveBigIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
-    completion_tokens = models.PositiveBigIntegerField(default=0)
-    cost = models.DecimalField(**USD, default=Decimal(0))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "model", "source"], name="one_model_rollup_row")]
 
 
-class DailyPersonUsage(models.Model):
+class DailyPersonUsage(RollupCounts):
     """The ledger rolled up per day and person, for per-person totals over long ranges."""
 
     day = models.DateField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    requests = models.PositiveBigIntegerField(default=0)
-    errors = models.PositiveBigIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
-    completion_tokens = models.PositiveBigIntegerField(default=0)
-    cost = models.DecimalField(**USD, default=Decimal(0))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "user"], name="one_person_rollup_row")]
         indexes = [models.Index(fields=["user", "day"], name="person_rollup_user_day")]
 
 
-class DailyPersonSourceUsage(models.Model):
+class DailyPersonSourceUsage(RollupCounts):
     """The ledger rolled up per day, person and source: people and groups filtered or stacked by source
     without the model's grain. Its own table, not a column of the person rollup, which it would make three
     to four times longer for every page that doesn't ask for the source."""
@@ -235,18 +239,13 @@ class DailyPersonSourceUsage(models.Model):
     day = models.DateField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     source = models.CharField(max_length=10, choices=Source.choices)
-    requests = models.PositiveBigIntegerField(default=0)
-    errors = models.PositiveBigIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
-    completion_tokens = models.PositiveBigIntegerField(default=0)
-    cost = models.DecimalField(**USD, default=Decimal(0))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "user", "source"], name="one_person_source_rollup_row")]
         indexes = [models.Index(fields=["user", "day"], name="person_source_user_day")]
 
 
-class DailyKeyUsage(models.Model):
+class DailyKeyUsage(RollupCounts):
     """The calls made with an API key rolled up per day, key, served model and source (with the key's owner,
     for filters by person or group): the console's views of one key read these rows, never the ledger."""
 
@@ -256,11 +255,6 @@ class DailyKeyUsage(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     model = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices)
-    requests = models.PositiveBigIntegerField(default=0)
-    errors = models.PositiveBigIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
-    completion_tokens = models.PositiveBigIntegerField(default=0)
-    cost = models.DecimalField(**USD, default=Decimal(0))
 
     class Meta:
         constraints = [

@@ -90,7 +90,9 @@ def test_a_group_budget_alerts_every_active_member(owner, teammate, team_group):
     spend(owner, "0.6")
     budget_alerts()  # the periodic e-mail task raises the banners too
     assert {banner.user.username for banner in AlertBanner.objects.select_related("user")} == {"olivia", "tomas"}
-    assert [banner.threshold for banner in open_banners(teammate)] == [50]
+    assert [(banner.threshold, banner.label) for banner in open_banners(teammate)] == [
+        (50, f"the monthly budget of your group {team_group.name}")
+    ]
 
 
 def test_the_banner_shows_on_the_persons_pages_until_dismissed(owner, teammate):
@@ -99,7 +101,8 @@ def test_the_banner_shows_on_the_persons_pages_until_dismissed(owner, teammate):
     raise_threshold_alerts()
     client = signed_in(owner)
     page = client.get(USAGE).content.decode()
-    assert 'data-testid="alert-banner"' in page and "has reached 80% of its limit: $8.50 of $10.00" in page
+    assert 'data-testid="alert-banner"' in page
+    assert "<strong>Your monthly budget</strong> has reached 80% of its limit: $8.50 of $10.00" in page
     [banner] = open_banners(owner)
     assert signed_in(teammate).post(reverse("account:dismiss_alert", args=[banner.id])).status_code == 404
     assert client.get(reverse("account:dismiss_alert", args=[banner.id])).status_code == 405

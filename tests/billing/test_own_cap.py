@@ -172,7 +172,7 @@ def test_the_caps_alerts_go_to_the_person_alone(owner, teammate, staff, django_u
     cap = set_own_cap(owner, Decimal("1"), "month")
     BudgetPeriod.objects.filter(pk=current_period(cap).pk).update(spent=Decimal("0.90"))
     assert raise_threshold_alerts() == 1
-    assert [b.label for b in open_banners(owner)] == ["personal monthly cap of user olivia"]
+    assert [b.label for b in open_banners(owner)] == ["your own monthly cap"]
     assert open_banners(teammate) == [] and open_banners(loner) == [] and open_banners(staff) == []
     assert send_budget_alerts() == 1
     [message] = mail.outbox

@@ -89,7 +89,7 @@ def test_a_member_sees_their_budget_alert_until_they_dismiss_it(new_tab, live_ap
     tab = new_tab(signed_in_as=owner)
     tab.goto("/account/usage/")
     banner = tab.page.get_by_test_id("alert-banner")
-    expect(banner).to_contain_text("monthly budget of user olivia has reached 80% of its limit: $3.50 of $4.00")
+    expect(banner).to_contain_text("Your monthly budget has reached 80% of its limit: $3.50 of $4.00")
     tab.screenshot("usage-budget-alert")
     banner.get_by_role("button", name="Dismiss").focus()
     tab.page.keyboard.press("Enter")

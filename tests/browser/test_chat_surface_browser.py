@@ -88,7 +88,8 @@ def test_an_image_reply_is_shown_from_our_own_url(tab, owner, simulator):
     image = reply.locator("img[data-reply-image]")
     expect(image).to_be_visible()
     assert re.fullmatch(r"/chat/attachments/\d+", image.get_attribute("src"))
-    assert tab.page.evaluate("(img) => img.naturalWidth > 0", image.element_handle())
+    # Decoded from our URL (visible comes first: the box shows while the bytes are still on their way).
+    tab.page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     tab.screenshot("chat-image-reply")
     assert tab.console_errors == []
     assert_ledger_matches_simulator(simulator)

@@ -43,6 +43,10 @@ def _swept() -> bool:
 SWEPT = [0.0]
 
 
+def _in_ledger(simulator) -> bool:
+    return set(simulator.billed()) <= set(LedgerEntry.objects.values_list("generation_id", flat=True))
+
+
 def _count(job: BatchJob, status: str) -> int:
     return BatchLine.objects.filter(job=job, status=status).count()
 
@@ -84,6 +88,14 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_next_exactly_once(
         "the dead worker's journal was never replayed",
     )
     wait_for_reconciled(timeout=60)
-    assert_ledger_matches_simulator(simulator)
+    # A line whose claim lapsed while its run was slow may have been asked twice: the slower call settles
+    # when it ends, after the job completed.
+    deadline = time.monotonic() + 30
+    while not _in_ledger(simulator) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # The dead worker's calls whose response headers it never read (killed between the request and them):
+    # nothing names their generations, so they are $0 rows that say so; on a busy machine there can be some.
+    unread = LedgerEntry.objects.filter(error=f"{attempts.PROCESS_STOPPED} before an answer").count()
+    assert_ledger_matches_simulator(simulator, unread=unread)
     charged = dict(LedgerEntry.objects.filter(generation_id__in=generations).values_list("generation_id", "cost"))
     assert {line.generation_id: line.cost for line in lines} == charged

@@ -35,16 +35,22 @@ def billed(simulator: Any, generation_id: str, wait: float = 5.0) -> Decimal:
     return Decimal(str(response.json()["data"]["total_cost"]))
 
 
-def assert_ledger_matches_simulator(simulator: Any) -> None:
+def assert_ledger_matches_simulator(simulator: Any, *, unread: int = 0) -> None:
     """The ledger holds exactly the generations the simulator billed, by generation id, each at the exact
     cost billed (to the ledger's 10 places, rounded as PostgreSQL rounds), and no hold is left open.
+
+    `unread`: how many generations may be missing because a process was killed after sending their request
+    and before reading the response's headers, the only place that names a generation (each such call is a
+    $0 row "... stopped before an answer"; the daily books check shows its cost as drift).
 
     A pure check: estimated rows must have been reconciled first (`wait_for_reconciled`); the simulator's
     own in-flight generations are waited for by `simulator.billed()`."""
     charged = {gid: cost.quantize(EXACT, ROUND_HALF_UP) for gid, cost in simulator.billed().items()}
     entries = {entry.generation_id: entry for entry in LedgerEntry.objects.exclude(generation_id=None)}
     missing, unbilled = sorted(charged.keys() - entries.keys()), sorted(entries.keys() - charged.keys())
-    assert not missing and not unbilled, f"billed, not in the ledger: {missing}; in the ledger, not billed: {unbilled}"
+    assert len(missing) <= unread and not unbilled, (
+        f"billed, not in the ledger: {missing}; in the ledger, not billed: {unbilled}"
+    )
     wrong = {
         gid: {"ledger": entry.cost, "billed": charged[gid], "cost_source": entry.cost_source}
         for gid, entry in entries.items()

@@ -204,12 +204,25 @@ def settle_failed(
     return _settle(line_id, token, counts, status=L.FAILED, error=error, generation_id=generation_id)
 
 
+_ENDED = (
+    BatchJob.Status.FINALIZING,
+    BatchJob.Status.COMPLETED,
+    BatchJob.Status.CANCELLED,
+    BatchJob.Status.EXPIRED,
+    BatchJob.Status.FAILED,
+)
+
+
 def add_counts(job_id: str, *, completed: int, failed: int, cost: Decimal) -> tuple[str, int]:
     """Count lines a run settled with `count=False` into their job, in one statement; the job's status (how
     a run learns that it was paused or cancelled meanwhile) and how many runs work it (they share it)."""
     jobs = BatchJob.objects.filter(pk=job_id)
     if completed or failed:
-        jobs.update(completed=F("completed") + completed, failed=F("failed") + failed, cost=F("cost") + cost)
+        # Not into a job that has ended: its end made the counts from the lines, these included (a run that
+        # handed over may write after the last run finished the job).
+        jobs.exclude(status__in=_ENDED).update(
+            completed=F("completed") + completed, failed=F("failed") + failed, cost=F("cost") + cost
+        )
     live = Count("runs", filter=Q(runs__until__gte=timezone.now()))
     found = jobs.annotate(live=live).values_list("status", "live").first()
     return found or ("", 0)

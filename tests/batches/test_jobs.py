@@ -201,6 +201,18 @@ def test_progress_counts_lines(catalog, owner):
     assert shown["per_minute"] > 0 and shown["eta_seconds"] > 0
 
 
+def test_counts_a_run_writes_after_the_job_ended_are_not_added_twice(catalog, owner):
+    job = make_job(owner, [{"prompt": f"q{n}", "model": MINI} for n in range(2)], origin="api")
+    for line in claims.claim(job.pk, "run", 2, 60):
+        claims.settle_done(
+            line.id, "run", response={}, generation_id=f"g{line.number}", cost=Decimal("0.5"), count=False
+        )
+    assert jobs.finish(job)  # the end counts the lines themselves
+    claims.add_counts(job.pk, completed=2, failed=0, cost=Decimal("1"))  # the run's own count, arriving late
+    job.refresh_from_db()
+    assert (job.status, job.completed, job.failed, job.cost) == ("completed", 2, 0, Decimal("1"))
+
+
 def test_jobs_and_files_are_their_owners_only(catalog, owner, teammate, outsider):
     job = make_job(owner, [{"prompt": "hi", "model": MINI}])
     assert jobs.get_for(owner, job.pk) == job
